@@ -1,0 +1,17 @@
+"""hierlm: hierarchical (mixed-effects) models with lme4's formulas and numbers.
+
+>>> import hierlm
+>>> fit = hierlm.lmer("Reaction ~ Days + (Days | Subject)", hierlm.datasets.load("sleepstudy"))
+>>> print(fit.summary())  # doctest: +SKIP
+"""
+
+from . import datasets
+from .errors import ConvergenceWarning, DataError, FormulaError, HierlmError, ModelError
+from .model import Model, lmer
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConvergenceWarning", "DataError", "FormulaError", "HierlmError", "Model", "ModelError",
+    "datasets", "lmer", "__version__",
+]

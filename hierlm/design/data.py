@@ -1,0 +1,208 @@
+"""Data checks and R-style factor coding.
+
+Before any matrix is built the data frame is reduced to the columns the
+formula uses, checked (unknown columns, empty data, infinite values), rows
+with missing values are dropped as lme4's ``na.omit`` does (with a warning
+that gives the count), and columns are coded as R would code them:
+
+* a pandas ``Categorical`` keeps its category order (first = reference level);
+  unused categories are dropped (lme4 uses ``drop.unused.levels = TRUE``);
+* an *ordered* ``Categorical`` gets polynomial contrasts (R's ``contr.poly``);
+* strings, objects and booleans become factors with sorted levels.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DataError, FormulaError
+from ..formula.parse import ParsedFormula
+
+_TOKEN = re.compile(r"`[^`]+`|[A-Za-z_.][A-Za-z0-9_.]*")
+_NUMBER = re.compile(r"\.?\d")
+# names that may appear in a formula without being columns
+_NOT_COLUMNS = {
+    "contr.poly", "contr.treatment", "contr.sum", "contr.helmert", "True", "False",
+    "None", "TRUE", "FALSE", "pi", "np",
+}
+
+
+def referenced_names(expr: str, columns: set | frozenset = frozenset()) -> list[tuple[str, int]]:
+    """Variable names used in an R expression, with their offsets.
+
+    Function names (followed by '('), keyword-argument names (followed by
+    '='), quoted strings, numbers and constants such as ``contr.poly`` (unless
+    ``columns`` has a column of that name) are skipped.
+    """
+    masked = re.sub(r"(['\"]).*?\1", lambda m: " " * len(m.group(0)), expr)
+    out = []
+    for m in _TOKEN.finditer(masked):
+        tok = m.group(0)
+        rest = masked[m.end():].lstrip()
+        if _NUMBER.match(tok) or (tok in _NOT_COLUMNS and tok not in columns):
+            continue
+        if rest.startswith("(") or (rest.startswith("=") and not rest.startswith("==")):
+            continue
+        out.append((tok.strip("`"), m.start()))
+    return out
+
+
+def _suggest(name: str, columns) -> str:
+    close = difflib.get_close_matches(name, [str(c) for c in columns], n=1, cutoff=0.6)
+    if not close:
+        lowered = {str(c).lower(): str(c) for c in columns}
+        if name.lower() in lowered:
+            close = [lowered[name.lower()]]
+    if close:
+        return f"; did you mean {close[0]!r}?"
+    cols = ", ".join(repr(str(c)) for c in list(columns)[:12])
+    return f"; the data has columns {cols}{' ...' if len(columns) > 12 else ''}"
+
+
+def natural_levels(values) -> list:
+    """Sorted unique values; numbers (or strings that all look like integers)
+    in numeric order, as R's ``factor()`` sorts numbers."""
+    uniq = pd.unique(pd.Series(values).dropna())
+    try:
+        as_int = [int(v) for v in uniq]
+        if all(str(v) == str(i) for v, i in zip(uniq, as_int)):
+            return [v for _, v in sorted(zip(as_int, uniq))]
+    except (TypeError, ValueError):
+        pass
+    try:
+        return sorted(uniq)
+    except TypeError:
+        return sorted(uniq, key=str)
+
+
+def as_factor(s: pd.Series) -> pd.Categorical:
+    """Code a column as an R factor (see module docstring)."""
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        return s.cat.remove_unused_categories().array
+    if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
+        return pd.Categorical(s, categories=sorted(pd.unique(s.dropna())))
+    return pd.Categorical(s, categories=_sorted_any(pd.unique(s.dropna())))
+
+
+def _sorted_any(values) -> list:
+    try:
+        return sorted(values)
+    except TypeError:
+        return sorted(values, key=str)
+
+
+@dataclass
+class PreparedData:
+    """The rows and columns a model uses, coded for formulaic.
+
+    Attributes
+    ----------
+    frame : pandas.DataFrame
+        Used columns only, rows without missing values, factors coded.
+    ordered : set of str
+        Columns to be given polynomial contrasts.
+    n_dropped : int
+        Rows removed for missing values.
+    rows : numpy.ndarray
+        Positions of the kept rows in the user's data.
+    """
+
+    frame: pd.DataFrame
+    ordered: set
+    n_dropped: int
+    rows: np.ndarray
+
+
+def prepare_data(data, parsed: ParsedFormula, na_action: str = "omit") -> PreparedData:
+    """Check and code the data for a parsed formula.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+    parsed : ParsedFormula
+    na_action : {"omit", "raise"}
+        ``"omit"`` drops incomplete rows with a warning (lme4's ``na.omit``);
+        ``"raise"`` refuses them.
+
+    Raises
+    ------
+    DataError
+        Not a data frame, empty, unknown column, missing values under
+        ``na_action="raise"``, infinite values, non-numeric response.
+    """
+    if not isinstance(data, pd.DataFrame):
+        if isinstance(data, dict):
+            data = pd.DataFrame(data)
+        else:
+            raise DataError(f"data must be a pandas DataFrame, not {type(data).__name__}")
+    if na_action not in ("omit", "raise"):
+        raise DataError(f"na_action must be 'omit' or 'raise', not {na_action!r}")
+    if data.shape[0] == 0:
+        raise DataError("the data has no rows")
+
+    text = parsed.text
+    columns = list(data.columns)
+    colset = {str(c) for c in columns}
+    used: list[str] = []
+    grouping: set[str] = set()
+    # scan the whole formula so positions refer to the user's text
+    for name, pos in referenced_names(text, colset):
+        if name not in colset:
+            raise FormulaError(f"unknown column {name!r}{_suggest(name, columns)}", text, pos)
+        if name not in used:
+            used.append(name)
+    for term in parsed.random:
+        grouping.update(term.factors)
+    frame = data.loc[:, [c for c in columns if str(c) in used]].copy()
+    frame.columns = [str(c) for c in frame.columns]
+
+    # missing values (lme4: na.omit over every variable of the formula)
+    incomplete = frame.isna().any(axis=1).to_numpy()
+    n_drop = int(incomplete.sum())
+    if n_drop:
+        bad_cols = [c for c in frame.columns if frame[c].isna().any()]
+        where = ", ".join(f"{c!r} ({int(frame[c].isna().sum())})" for c in bad_cols)
+        if na_action == "raise":
+            first = np.flatnonzero(incomplete)[:5].tolist()
+            raise DataError(
+                f"{n_drop} row(s) have missing values in {where}; first row positions {first}. "
+                "Remove or impute them, or use na_action='omit' to drop them."
+            )
+        if n_drop == len(frame):
+            raise DataError(f"every row has a missing value (columns {where}); nothing to fit")
+        warnings.warn(
+            f"dropped {n_drop} of {len(frame)} rows with missing values in {where}",
+            UserWarning,
+            stacklevel=3,
+        )
+    rows = np.flatnonzero(~incomplete)
+    frame = frame.iloc[rows].reset_index(drop=True)
+
+    ordered: set[str] = set()
+    for col in frame.columns:
+        s = frame[col]
+        if col in grouping:
+            if s.dtype.kind == "f" and not np.isfinite(s.to_numpy()).all():
+                raise DataError(f"grouping column {col!r} has infinite values")
+            continue  # grouping factors are coded by the random-effects design
+        if isinstance(s.dtype, pd.CategoricalDtype):
+            frame[col] = s.cat.remove_unused_categories()
+            if s.cat.ordered:
+                ordered.add(col)
+        elif pd.api.types.is_bool_dtype(s.dtype) or not pd.api.types.is_numeric_dtype(s.dtype):
+            frame[col] = as_factor(s)
+        else:
+            vals = s.to_numpy(dtype=float)
+            if not np.isfinite(vals).all():
+                bad = np.flatnonzero(~np.isfinite(vals))
+                raise DataError(
+                    f"column {col!r} has {bad.size} infinite value(s), first at row positions "
+                    f"{rows[bad[:5]].tolist()}; remove them or set them to NaN to have the rows dropped"
+                )
+    return PreparedData(frame=frame, ordered=ordered, n_dropped=n_drop, rows=rows)

@@ -1,0 +1,263 @@
+"""Parse lme4 model formulas.
+
+An lme4 formula is an R model formula whose right-hand side may hold
+random-effects terms in parentheses, ``(expr | group)``.  This module finds
+those terms (lme4's ``findbars``), expands the shorthands
+
+* ``(expr || g)``  -> one uncorrelated term per formula term of ``expr``
+  (``(1 + x || g)`` = ``(1 | g) + (0 + x | g)``; a factor stays one block, as
+  in lme4's ``expandDoubleVerts``),
+* ``(expr | a/b)`` -> ``(expr | a) + (expr | b:a)`` (lme4's naming),
+
+and leaves the fixed-effects part as text (lme4's ``nobars``) for formulaic to
+turn into a model matrix.  The grammar of the fixed part is formulaic's, with
+R's meaning of ``^`` restored (see :func:`to_formulaic`).
+
+Positions in error messages are 0-based offsets into the formula text,
+printed 1-based with a caret under the offending character.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from ..errors import FormulaError
+
+_IDENT = re.compile(r"[A-Za-z_.][A-Za-z0-9_.]*|`[^`]+`")
+
+
+@dataclass(frozen=True)
+class RandomTerm:
+    """One random-effects term ``(expr | g1:g2:...)``.
+
+    Attributes
+    ----------
+    expr : str
+        Left of the bar, in R syntax (``"1"``, ``"Days"``, ``"0 + Days"``).
+    factors : tuple of str
+        Columns whose interaction is the grouping factor.
+    position : int
+        Offset of the term in the formula text (for error messages).
+    """
+
+    expr: str
+    factors: tuple[str, ...]
+    position: int = field(default=0, compare=False)
+
+    @property
+    def group(self) -> str:
+        """Grouping factor name as lme4 prints it (``"cask:batch"``)."""
+        return ":".join(self.factors)
+
+    def __str__(self) -> str:
+        return f"({self.expr} | {self.group})"
+
+
+@dataclass(frozen=True)
+class ParsedFormula:
+    """A parsed lme4 formula.
+
+    Attributes
+    ----------
+    text : str
+        The formula as written.
+    response : str
+        Left-hand side (R syntax), e.g. ``"log(Reaction)"``.
+    fixed : str
+        Fixed-effects right-hand side without the bars (R syntax).
+    random : tuple of RandomTerm
+        Random-effects terms after expanding ``||`` and ``/``, in formula order.
+    """
+
+    text: str
+    response: str
+    fixed: str
+    random: tuple[RandomTerm, ...]
+
+
+def _check_parentheses(text: str) -> None:
+    stack: list[int] = []
+    for i, ch in enumerate(text):
+        if ch == "(":
+            stack.append(i)
+        elif ch == ")":
+            if not stack:
+                raise FormulaError("unbalanced parentheses: this ')' has no matching '('", text, i)
+            stack.pop()
+    if stack:
+        raise FormulaError(
+            "unbalanced parentheses: this '(' is never closed; add the missing ')'", text, stack[-1]
+        )
+
+
+def _split_top(text: str, seps: str, offset: int = 0) -> list[tuple[str, str, int]]:
+    """Split ``text`` at depth-0 characters in ``seps``.
+
+    Returns (separator before the piece or "", piece, offset of piece).
+    """
+    out: list[tuple[str, str, int]] = []
+    depth = 0
+    start = 0
+    sep = ""
+    for i, ch in enumerate(text):
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif depth == 0 and ch in seps:
+            out.append((sep, text[start:i], offset + start))
+            sep = ch
+            start = i + 1
+    out.append((sep, text[start:], offset + start))
+    return out
+
+
+def _strip(piece: str, pos: int) -> tuple[str, int]:
+    lead = len(piece) - len(piece.lstrip())
+    return piece.strip(), pos + lead
+
+
+def _enclosing_parens(s: str) -> bool:
+    """True when ``s`` is ``( ... )`` with the first '(' closed by the last ')'."""
+    if not (s.startswith("(") and s.endswith(")")):
+        return False
+    depth = 0
+    for i, ch in enumerate(s):
+        depth += ch == "("
+        depth -= ch == ")"
+        if depth == 0 and i < len(s) - 1:
+            return False
+    return True
+
+
+def to_formulaic(expr: str) -> str:
+    """Translate R formula syntax to formulaic's.
+
+    R's ``^`` (power inside ``I()``, crossing outside it) is ``**`` in
+    formulaic, whose ``^`` would be Python's bitwise xor inside ``I()``.
+    R's ``factor(x)`` is formulaic's ``C(x)``.
+    """
+    expr = expr.replace("^", "**")
+    return re.sub(r"(?<![\w.])(?:as\.)?factor\(", "C(", expr)
+
+
+def _split_terms(expr: str) -> tuple[bool, list[str]]:
+    """Formula terms of ``expr`` (R syntax) via formulaic: (has intercept, terms)."""
+    import formulaic
+
+    terms = [str(t) for t in formulaic.Formula(to_formulaic(expr))]
+    has_int = "1" in terms
+    others = [t.replace(" ** ", "^") for t in terms if t != "1"]
+    return has_int, others
+
+
+def _parse_group(text: str, formula: str, pos: int) -> list[tuple[str, ...]]:
+    """Grouping expression -> list of factor tuples (``a/b`` -> [(a,), (b, a)])."""
+    parts = _split_top(text, "/", pos)
+    groups: list[tuple[str, ...]] = []
+    outer: tuple[str, ...] = ()
+    for _, piece, ppos in parts:
+        piece, ppos = _strip(piece, ppos)
+        if not piece:
+            raise FormulaError("empty grouping factor after '|' or '/'", formula, ppos)
+        factors = []
+        for _, f, fpos in _split_top(piece, ":", ppos):
+            f, fpos = _strip(f, fpos)
+            if not _IDENT.fullmatch(f):
+                raise FormulaError(
+                    f"grouping factor {f!r} must be a column name (or a:b, a/b of column names)",
+                    formula,
+                    fpos,
+                )
+            factors.append(f.strip("`"))
+        # lme4 names the inner factor of a/b as "b:a"
+        current = tuple(factors) + outer
+        groups.append(current)
+        outer = current
+    return groups
+
+
+def _parse_bar(inner: str, formula: str, pos: int) -> list[RandomTerm]:
+    """Parse the inside of ``( expr | group )`` (or ``||``)."""
+    pieces = _split_top(inner, "|", pos)
+    if len(pieces) == 3 and pieces[1][1].strip() == "":
+        double = True
+        lhs, lpos = pieces[0][1], pieces[0][2]
+        rhs, rpos = pieces[2][1], pieces[2][2]
+    elif len(pieces) == 2:
+        double = False
+        lhs, lpos = pieces[0][1], pieces[0][2]
+        rhs, rpos = pieces[1][1], pieces[1][2]
+    else:
+        raise FormulaError("a random-effects term has the form (expr | group)", formula, pos)
+    lhs, lpos = _strip(lhs, lpos)
+    if not lhs:
+        raise FormulaError("nothing left of '|': write (1 | group) for a random intercept", formula, lpos)
+    groups = _parse_group(rhs, formula, rpos)
+    exprs: list[str]
+    if double:
+        has_int, others = _split_terms(lhs)
+        exprs = (["1"] if has_int else []) + [f"0 + {t}" for t in others]
+    else:
+        exprs = [lhs]
+    return [RandomTerm(e, g, lpos - 1) for g in groups for e in exprs]
+
+
+def parse_formula(text: str) -> ParsedFormula:
+    """Parse an lme4 formula.
+
+    Parameters
+    ----------
+    text : str
+        For example ``"Reaction ~ Days + (Days | Subject)"``.
+
+    Returns
+    -------
+    ParsedFormula
+
+    Raises
+    ------
+    FormulaError
+        With the position of the problem: unbalanced parentheses, no ``~``,
+        no response, a bar outside parentheses, an empty term.
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise FormulaError("the formula is empty; write e.g. 'y ~ x + (1 | group)'")
+    _check_parentheses(text)
+    sides = _split_top(text, "~")
+    if len(sides) != 2:
+        if len(sides) == 1:
+            raise FormulaError("the formula has no '~'; write 'response ~ predictors'", text, 0)
+        raise FormulaError("the formula has more than one '~'", text, sides[2][2] - 1)
+    response, rpos = _strip(sides[0][1], 0)
+    if not response:
+        raise FormulaError("the formula has no response left of '~'", text, rpos)
+    rhs_text, rhs_pos = sides[1][1], sides[1][2]
+    if not rhs_text.strip():
+        raise FormulaError("nothing right of '~'", text, rhs_pos)
+
+    fixed: list[str] = []
+    random: list[RandomTerm] = []
+    for sep, piece, pos in _split_top(rhs_text, "+-", rhs_pos):
+        piece, pos = _strip(piece, pos)
+        if not piece:
+            if sep == "-" or (sep == "" and pos == rhs_pos):
+                # leading '-' or '+' ("~ -1 + x"): nothing to keep
+                continue
+            raise FormulaError("empty term (two operators in a row?)", text, pos)
+        if _enclosing_parens(piece) and len(_split_top(piece[1:-1], "|")) > 1:
+            if sep == "-":
+                raise FormulaError("a random-effects term cannot be subtracted", text, pos)
+            random.extend(_parse_bar(piece[1:-1], text, pos + 1))
+        elif len(_split_top(piece, "|")) > 1:
+            bar = pos + piece.index("|")
+            raise FormulaError(
+                "random-effects terms must be in parentheses: write (expr | group)", text, bar
+            )
+        else:
+            fixed.append(f"{'- ' if sep == '-' else '+ ' if fixed else ''}{piece}")
+    fixed_text = " ".join(fixed) if fixed else "1"
+    if fixed_text.startswith("- "):
+        fixed_text = "1 " + fixed_text
+    return ParsedFormula(text=text, response=response, fixed=fixed_text, random=tuple(random))

@@ -1,0 +1,276 @@
+r"""The profiled deviance of a linear mixed model, by a blocked Cholesky factor.
+
+Model (Bates, Maechler, Bolker & Walker 2015, JSS 67(1), section 3)::
+
+    y | b ~ N(X beta + Z b, sigma^2 I),   b = Lambda_theta u,   u ~ N(0, sigma^2 I)
+
+For given theta let ``A = [Z Lambda, X, y]' [Z Lambda, X, y] + diag(I_q, 0, 0)``
+and ``A = L L'`` its lower Cholesky factor.  The y row of L holds
+``r = sqrt(penalized RSS)`` on its diagonal, the X block of L is ``R_X'``, and
+the Z block is lme4's L_theta.  With beta and sigma profiled out
+
+    ML:   d(theta) = log|L_Z|^2 + n (1 + log(2 pi r^2 / n))
+    REML: d(theta) = log|L_Z|^2 + log|R_X|^2 + (n - p)(1 + log(2 pi r^2 / (n - p)))
+
+Blocked algebra (as MixedModels.jl): terms are in lme4's order, largest
+first.  The first term's block of A is block diagonal (one p1 x p1 block per
+level, since each row belongs to one level), so it is eliminated level by
+level with batched small factorizations.  What remains (the other terms, X
+and y: m = q_rest + p + 1 columns) is the Schur complement
+
+    S = Lambda_r' (A_rr - A_r1 B A_1r) Lambda_r + diag(I, 0, 0),
+    B = blockdiag_i( T1 (T1' A11_i T1 + I)^{-1} T1' ),
+
+stored dense and factored by LAPACK ``dpotrf``.  ``A_r1 B A_1r`` is sparse
+and is evaluated as one sparse matrix-vector product: every (row j, col k,
+level i) contribution ``A[(i,a),j] A[(i,b),k]`` is precomputed once, so each
+evaluation is ``P @ vec(B)`` followed by a scatter into S.
+
+Nothing here ever forms a dense Z or an n x n matrix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.linalg import lapack, solve_triangular
+
+from ..design.build import Design
+
+_LOG2PI = np.log(2.0 * np.pi)
+
+
+@dataclass
+class Factorization:
+    """State of the blocked factor at one theta.
+
+    Attributes
+    ----------
+    theta : numpy.ndarray
+    L : numpy.ndarray
+        m x m, lower triangle holds the Cholesky factor of S.
+    Minv : numpy.ndarray
+        (levels, p1, p1) inverses of ``T1' A11_i T1 + I``.
+    T1 : numpy.ndarray
+        First term's T.
+    logdet_Z : float
+        log|L_Z|^2.
+    logdet_X : float
+        log|R_X|^2.
+    pwrss : float
+        Penalized residual sum of squares r^2.
+    """
+
+    theta: np.ndarray
+    L: np.ndarray
+    Minv: np.ndarray
+    T1: np.ndarray
+    logdet_Z: float
+    logdet_X: float
+    pwrss: float
+
+
+class ProfiledDeviance:
+    """Precomputed blocks of A and the deviance as a function of theta.
+
+    Parameters
+    ----------
+    design : Design
+    """
+
+    def __init__(self, design: Design):
+        self.design = design
+        remats = design.remats
+        self.re1, self.rest = remats[0], remats[1:]
+        X, y = design.X, design.y
+        self.n, self.p = X.shape
+        re1 = self.re1
+        p1, l1 = re1.p, re1.nlevels
+        self.slices = design.theta_slices()
+
+        # first term: per-level p1 x p1 blocks of Z1'Z1
+        A11 = np.empty((l1, p1, p1))
+        for a in range(p1):
+            for b in range(a + 1):
+                v = np.bincount(re1.codes, weights=re1.Xt[:, a] * re1.Xt[:, b], minlength=l1)
+                A11[:, a, b] = v
+                A11[:, b, a] = v
+        self.A11 = A11
+
+        # the rest: other terms, X, y
+        self.qr = sum(r.q for r in self.rest)
+        self.offsets = np.cumsum([0] + [r.q for r in self.rest])
+        m = self.m = self.qr + self.p + 1
+        XY = np.column_stack([X, y])
+        Zr = sp.hstack([r.sparse() for r in self.rest], format="csr") if self.rest else None
+        Arr = np.empty((m, m))
+        Arr[self.qr:, self.qr:] = XY.T @ XY
+        if Zr is not None:
+            Arr[: self.qr, : self.qr] = (Zr.T @ Zr).toarray()
+            Arr[self.qr:, : self.qr] = (Zr.T @ XY).T
+        self.Arr = np.tril(Arr)
+
+        Z1 = re1.sparse()
+        A1r = sp.hstack([Z1.T @ Zr, sp.csr_matrix(Z1.T @ XY)], format="csr") if Zr is not None \
+            else sp.csr_matrix(Z1.T @ XY)
+        A1r.eliminate_zeros()
+        A1r.sort_indices()
+        self.A1r = A1r
+        self._precompute_pairs()
+
+        # scaling of the rest by Lambda_r: scalar terms scale rows and columns
+        self.rest_scalar = all(r.p == 1 for r in self.rest)
+        self.diag_Z = np.arange(self.qr) * (m + 1)
+
+    def _precompute_pairs(self) -> None:
+        """Index every product A[(i,a),j] A[(i,b),k] with j >= k (see module doc)."""
+        A, p1, l1, m = self.A1r, self.re1.p, self.re1.nlevels, self.m
+        indptr, indices, data = A.indptr, A.indices, A.data
+        nnz = indptr[-1]
+        row_of = np.repeat(np.arange(A.shape[0]), np.diff(indptr))
+        lev, a = row_of // p1, row_of % p1
+        gstart = indptr[np.arange(l1) * p1]
+        gsize = indptr[(np.arange(l1) + 1) * p1] - gstart
+        cnt = gsize[lev]
+        first = np.repeat(np.arange(nnz), cnt)
+        offs = np.arange(first.size) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+        second = gstart[lev[first]] + offs
+        j1, j2 = indices[first], indices[second]
+        keep = j1 >= j2
+        first, second, j1, j2 = first[keep], second[keep], j1[keep], j2[keep]
+        flat = j1.astype(np.int64) * m + j2
+        self.pair_flat, inv = np.unique(flat, return_inverse=True)
+        col = lev[first] * (p1 * p1) + a[first] * p1 + a[second]
+        self.P = sp.csr_matrix(
+            (data[first] * data[second], (inv, col)), shape=(self.pair_flat.size, l1 * p1 * p1)
+        )
+
+    # ------------------------------------------------------------------
+    def _lambda_rest(self, S: np.ndarray, theta: np.ndarray) -> None:
+        """In place: S <- Lambda_r' S Lambda_r (X and y columns unscaled)."""
+        if self.rest_scalar:
+            lam = np.ones(self.m)
+            for k, r in enumerate(self.rest):
+                lam[self.offsets[k]: self.offsets[k + 1]] = theta[self.slices[k + 1]][0]
+            S *= lam[:, None]
+            S *= lam
+            return
+        # vector-valued terms mix rows within a level: use the full symmetric S
+        low = np.tril(S, -1)
+        S += low.T
+        m = self.m
+        for k, r in enumerate(self.rest):
+            blk = slice(self.offsets[k], self.offsets[k + 1])
+            T = r.T(theta[self.slices[k + 1]])
+            S[:, blk] = (S[:, blk].reshape(m, r.nlevels, r.p) @ T).reshape(m, r.q)
+            S[blk, :] = np.einsum("ba,lbj->laj", T, S[blk, :].reshape(r.nlevels, r.p, m)).reshape(r.q, m)
+
+    def factor(self, theta: np.ndarray) -> Factorization | None:
+        """Blocked Cholesky factor at theta (None if not positive definite)."""
+        theta = np.asarray(theta, dtype=float)
+        re1 = self.re1
+        T1 = re1.T(theta[self.slices[0]])
+        if re1.p == 1:
+            t2 = T1[0, 0] ** 2
+            Md = self.A11[:, 0, 0] * t2 + 1.0
+            logdet1 = np.log(Md).sum()
+            Minv = (1.0 / Md)[:, None, None]
+            B = t2 / Md
+        else:
+            M = T1.T @ self.A11 @ T1
+            M[:, np.arange(re1.p), np.arange(re1.p)] += 1.0
+            Lc = np.linalg.cholesky(M)
+            logdet1 = 2.0 * np.log(np.diagonal(Lc, axis1=1, axis2=2)).sum()
+            Minv = np.linalg.inv(M)
+            B = T1 @ Minv @ T1.T
+        S = self.Arr.copy()
+        S.ravel()[self.pair_flat] -= self.P @ B.ravel()
+        self._lambda_rest(S, theta)
+        S.ravel()[self.diag_Z] += 1.0
+        # S.T is Fortran-ordered: its upper factor, written in place, is L in S
+        _, info = lapack.dpotrf(S.T, lower=0, clean=0, overwrite_a=1)
+        if info != 0:
+            return None
+        d = np.diagonal(S)
+        qr, p = self.qr, self.p
+        return Factorization(
+            theta=theta,
+            L=S,
+            Minv=Minv,
+            T1=T1,
+            logdet_Z=logdet1 + 2.0 * np.log(d[:qr]).sum(),
+            logdet_X=2.0 * np.log(d[qr: qr + p]).sum(),
+            pwrss=d[-1] ** 2,
+        )
+
+    def objective(self, theta: np.ndarray, reml: bool) -> float:
+        """Profiled deviance (ML) or REML criterion at theta."""
+        f = self.factor(theta)
+        if f is None or not f.pwrss > 0:
+            return np.inf
+        return self.from_factor(f, reml)
+
+    def from_factor(self, f: Factorization, reml: bool) -> float:
+        n = self.n - self.p if reml else self.n
+        d = f.logdet_Z + n * (1.0 + _LOG2PI + np.log(f.pwrss / n))
+        return d + f.logdet_X if reml else d
+
+    # ------------------------------------------------------------------
+    def solve(self, f: Factorization) -> tuple[np.ndarray, list[np.ndarray]]:
+        """beta and the conditional modes b (one (levels, p) array per term)."""
+        L, qr, m = f.L, self.qr, self.m
+        c = L[m - 1, : m - 1]
+        x = solve_triangular(L[: m - 1, : m - 1], c, lower=True, trans="T", check_finite=False)
+        beta = x[qr:]
+        bs: list[np.ndarray] = []
+        resid = self.design.y - self.design.X @ beta
+        for k, r in enumerate(self.rest):
+            u = x[self.offsets[k]: self.offsets[k + 1]].reshape(r.nlevels, r.p)
+            b = u @ r.T(f.theta[self.slices[k + 1]]).T
+            bs.append(b)
+            resid = resid - r.Zb(b)
+        w = self.re1.Zt_vec(resid) @ f.T1  # rows: T1' w_i
+        u1 = np.einsum("lab,lb->la", f.Minv, w)
+        return beta, [u1 @ f.T1.T] + bs
+
+    def vcov_unscaled(self, f: Factorization) -> np.ndarray:
+        """(R_X' R_X)^{-1}: vcov(beta) / sigma^2."""
+        qr, p = self.qr, self.p
+        Linv = solve_triangular(f.L[qr: qr + p, qr: qr + p], np.eye(p), lower=True)
+        return Linv.T @ Linv
+
+    def condvar_unscaled(self, f: Factorization) -> list[np.ndarray]:
+        """Conditional covariance blocks of b per term and level, over sigma^2.
+
+        As lme4's ``condVar``: the blocks of Lambda (L_Z L_Z')^{-1} Lambda',
+        conditional on beta (the Z part of the factor only).
+        """
+        re1, qr = self.re1, self.qr
+        V1 = f.Minv.copy()
+        out_rest: list[np.ndarray] = []
+        if qr:
+            Lz = f.L[:qr, :qr]
+            Lzinv = solve_triangular(Lz, np.eye(qr), lower=True, check_finite=False)
+            # Q' P^{-1}, Q = T1' A_1Zr Lambda_r (block 1 rows, rest-Z columns)
+            l1, p1 = re1.nlevels, re1.p
+            Pinv = sp.bsr_matrix((f.Minv, np.arange(l1), np.arange(l1 + 1)), shape=(l1 * p1, l1 * p1))
+            T1blk = sp.kron(sp.identity(l1), f.T1.T, format="csr")
+            Lam_r = sp.block_diag(
+                [sp.kron(sp.identity(r.nlevels), r.T(f.theta[self.slices[k + 1]])) for k, r in enumerate(self.rest)],
+                format="csr",
+            )
+            QtPinv = (Pinv @ (T1blk @ self.A1r[:, :qr] @ Lam_r)).T
+            W = Lzinv @ QtPinv.toarray()
+            Wl = W.reshape(qr, l1, p1)
+            V1 += np.einsum("kla,klb->lab", Wl, Wl)
+            for k, r in enumerate(self.rest):
+                blk = Lzinv[:, self.offsets[k]: self.offsets[k + 1]].reshape(qr, r.nlevels, r.p)
+                out_rest.append(np.einsum("kla,klb->lab", blk, blk))
+        blocks = [V1] + out_rest
+        res = []
+        for k, (r, V) in enumerate(zip(self.design.remats, blocks)):
+            T = r.T(f.theta[self.slices[k]])
+            res.append(T @ V @ T.T)
+        return res

@@ -1,0 +1,150 @@
+"""Optimizer driver: minimize the profiled deviance over theta with BOBYQA.
+
+As lme4's default ``lmerControl(optimizer = "nloptwrap")``: NLopt's BOBYQA
+with ``xtol_abs = ftol_abs = 1e-8``, starting from theta with ones on the
+diagonals of the T blocks and zeros elsewhere, lower bound 0 on those
+diagonals.  After the fit, lme4's checks: a singular fit (a bounded theta
+below 1e-4) and, for n < 10000, the scaled gradient and the Hessian of the
+deviance by finite differences (lme4's ``deriv12`` / ``checkConv``).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import ConvergenceWarning, HierlmError
+from .deviance import ProfiledDeviance
+
+DEFAULT_CONTROL = {
+    "xtol_abs": 1e-8,
+    "ftol_abs": 1e-8,
+    "maxeval": 100000,
+    "calc_derivs": None,  # None: when n < 10000, as lme4
+    "check_singular_tol": 1e-4,
+    "check_conv_grad_tol": 2e-3,
+    "start": None,
+}
+
+
+@dataclass
+class OptInfo:
+    """What the optimizer did: evaluations, status, convergence messages."""
+
+    optimizer: str = "nloptwrap (NLOPT_LN_BOBYQA)"
+    feval: int = 0
+    status: str = ""
+    singular: bool = False
+    messages: list = field(default_factory=list)
+    gradient: np.ndarray | None = None
+    hessian: np.ndarray | None = None
+
+
+def check_control(control: dict) -> dict:
+    unknown = set(control) - set(DEFAULT_CONTROL)
+    if unknown:
+        raise HierlmError(
+            f"unknown control option(s) {sorted(unknown)}; valid: {sorted(DEFAULT_CONTROL)}"
+        )
+    return {**DEFAULT_CONTROL, **control}
+
+
+def deriv12(fun, x: np.ndarray, delta: float = 1e-4) -> tuple[np.ndarray, np.ndarray]:
+    """Central finite-difference gradient and Hessian (lme4's ``deriv12``)."""
+    k = x.size
+    fx = fun(x)
+    g = np.empty(k)
+    H = np.empty((k, k))
+    for i in range(k):
+        xa, xs = x.copy(), x.copy()
+        xa[i] += delta
+        xs[i] -= delta
+        fa, fs = fun(xa), fun(xs)
+        g[i] = (fa - fs) / (2 * delta)
+        H[i, i] = (fa - 2 * fx + fs) / delta**2
+        for j in range(i):
+            v = []
+            for si, sj in ((1, 1), (1, -1), (-1, 1), (-1, -1)):
+                xx = x.copy()
+                xx[i] += si * delta
+                xx[j] += sj * delta
+                v.append(fun(xx))
+            H[i, j] = H[j, i] = (v[0] - v[1] - v[2] + v[3]) / (4 * delta**2)
+    return g, H
+
+
+def optimize_theta(dev: ProfiledDeviance, reml: bool, control: dict) -> tuple[np.ndarray, OptInfo]:
+    """Minimize the profiled deviance; run lme4's convergence checks.
+
+    Returns
+    -------
+    theta, OptInfo
+    """
+    import nlopt
+
+    remats = dev.design.remats
+    lower = np.concatenate([r.theta_lower() for r in remats])
+    start = control["start"]
+    theta0 = np.concatenate([r.theta_init() for r in remats]) if start is None else np.asarray(start, float)
+    if theta0.shape != lower.shape:
+        raise HierlmError(f"start must have {lower.size} values (theta, lme4's order), not {theta0.size}")
+    theta0 = np.maximum(theta0, lower)
+    info = OptInfo()
+    best = {"f": np.inf, "x": theta0}
+
+    def f(x, grad):
+        info.feval += 1
+        val = dev.objective(x, reml)
+        if val < best["f"]:
+            best["f"], best["x"] = val, x.copy()
+        return val if np.isfinite(val) else 1e300
+
+    opt = nlopt.opt(nlopt.LN_BOBYQA, lower.size)
+    opt.set_lower_bounds(lower)
+    opt.set_min_objective(f)
+    opt.set_xtol_abs(control["xtol_abs"])
+    opt.set_ftol_abs(control["ftol_abs"])
+    opt.set_maxeval(int(control["maxeval"]))
+    try:
+        opt.optimize(theta0)
+        code = opt.last_optimize_result()
+        info.status = {
+            nlopt.SUCCESS: "success", nlopt.FTOL_REACHED: "ftol_abs reached",
+            nlopt.XTOL_REACHED: "xtol_abs reached", nlopt.MAXEVAL_REACHED: "maxeval reached",
+        }.get(code, f"nlopt code {code}")
+    except nlopt.RoundoffLimited:
+        info.status = "roundoff limited"
+    theta = best["x"]
+    if info.status == "maxeval reached":
+        info.messages.append(f"convergence code: maximum number of evaluations ({control['maxeval']}) reached")
+
+    # lme4's checks
+    diag = np.isfinite(lower)
+    info.singular = bool(np.any(theta[diag] < control["check_singular_tol"]))
+    if info.singular:
+        info.messages.append("boundary (singular) fit: see help('isSingular')")
+    calc = control["calc_derivs"]
+    if calc is None:
+        calc = dev.n < 10000
+    if calc and not info.singular:
+        g, H = deriv12(lambda x: dev.objective(x, reml), theta)
+        info.gradient, info.hessian = g, H
+        try:
+            scgrad = np.linalg.solve(np.linalg.cholesky(H).T, g)
+            maxgrad = float(np.max(np.minimum(np.abs(scgrad), np.abs(g))))
+            if maxgrad > control["check_conv_grad_tol"]:
+                comp = int(np.argmax(np.minimum(np.abs(scgrad), np.abs(g)))) + 1
+                info.messages.append(
+                    f"Model failed to converge with max|grad| = {maxgrad:.6g} "
+                    f"(tol = {control['check_conv_grad_tol']:g}, component {comp})"
+                )
+        except np.linalg.LinAlgError:
+            ev = np.linalg.eigvalsh(H)
+            info.messages.append(
+                f"Model failed to converge: degenerate Hessian with {(ev < 0).sum()} negative eigenvalues"
+            )
+    for msg in info.messages:
+        warnings.warn(msg, ConvergenceWarning, stacklevel=4)
+    return theta, info
