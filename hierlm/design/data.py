@@ -82,7 +82,10 @@ def natural_levels(values) -> list:
 
 
 def as_factor(s: pd.Series) -> pd.Categorical:
-    """Code a column as an R factor (see module docstring)."""
+    """Code a column as an R factor (see module docstring); booleans become
+    levels ``FALSE``, ``TRUE`` as R's logicals do in a model matrix."""
+    if pd.api.types.is_bool_dtype(s.dtype):
+        return pd.Categorical(s.map({False: "FALSE", True: "TRUE"}), categories=["FALSE", "TRUE"])
     if isinstance(s.dtype, pd.CategoricalDtype):
         return s.cat.remove_unused_categories().array
     if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):

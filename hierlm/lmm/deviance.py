@@ -129,23 +129,41 @@ class ProfiledDeviance:
         A, p1, l1, m = self.A1r, self.re1.p, self.re1.nlevels, self.m
         indptr, indices, data = A.indptr, A.indices, A.data
         nnz = indptr[-1]
-        row_of = np.repeat(np.arange(A.shape[0]), np.diff(indptr))
+        row_of = np.repeat(np.arange(A.shape[0], dtype=np.int64), np.diff(indptr))
         lev, a = row_of // p1, row_of % p1
-        gstart = indptr[np.arange(l1) * p1]
-        gsize = indptr[(np.arange(l1) + 1) * p1] - gstart
-        cnt = gsize[lev]
-        first = np.repeat(np.arange(nnz), cnt)
-        offs = np.arange(first.size) - np.repeat(np.cumsum(cnt) - cnt, cnt)
-        second = gstart[lev[first]] + offs
-        j1, j2 = indices[first], indices[second]
-        keep = j1 >= j2
-        first, second, j1, j2 = first[keep], second[keep], j1[keep], j2[keep]
-        flat = j1.astype(np.int64) * m + j2
-        self.pair_flat, inv = np.unique(flat, return_inverse=True)
-        col = lev[first] * (p1 * p1) + a[first] * p1 + a[second]
-        self.P = sp.csr_matrix(
-            (data[first] * data[second], (inv, col)), shape=(self.pair_flat.size, l1 * p1 * p1)
-        )
+        if p1 == 1:
+            # one row per level, columns sorted: pair each entry with the
+            # entries before it in its row (j1 >= j2 by construction)
+            cnt = np.arange(nnz) - indptr[row_of] + 1
+            first = np.repeat(np.arange(nnz), cnt)
+            second = indptr[row_of[first]] + (np.arange(first.size) - np.repeat(np.cumsum(cnt) - cnt, cnt))
+        else:
+            gstart = indptr[np.arange(l1) * p1]
+            gsize = indptr[(np.arange(l1) + 1) * p1] - gstart
+            cnt = gsize[lev]
+            first = np.repeat(np.arange(nnz), cnt)
+            second = gstart[lev[first]] + (np.arange(first.size) - np.repeat(np.cumsum(cnt) - cnt, cnt))
+            keep = indices[first] >= indices[second]
+            first, second = first[keep], second[keep]
+        flat = indices[first].astype(np.int64) * m + indices[second]
+        if m * m <= 1 << 26:
+            # distinct positions by a lookup table: linear time, no sort
+            lookup = np.zeros(m * m, dtype=np.int32)
+            lookup[flat] = 1
+            self.pair_flat = np.flatnonzero(lookup)
+            lookup[self.pair_flat] = np.arange(self.pair_flat.size, dtype=np.int32)
+            inv = lookup[flat]
+        else:
+            self.pair_flat, inv = np.unique(flat, return_inverse=True)
+        vals = data[first] * data[second]
+        shape = (self.pair_flat.size, l1 * p1 * p1)
+        if p1 == 1:
+            # pairs come grouped by level: that is CSC by column already
+            colptr = np.concatenate([[0], np.cumsum(np.bincount(row_of[first], minlength=l1))])
+            self.P = sp.csc_matrix((vals, inv, colptr), shape=shape).tocsr()
+        else:
+            col = lev[first] * (p1 * p1) + a[first] * p1 + a[second]
+            self.P = sp.csr_matrix((vals, (inv, col)), shape=shape)
 
     # ------------------------------------------------------------------
     def _lambda_rest(self, S: np.ndarray, theta: np.ndarray) -> None:

@@ -7,6 +7,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
+from ..design.data import as_factor
 from ..errors import DataError, FormulaError, HierlmError
 from ..formula.parse import parse_formula
 from .deviance import ProfiledDeviance
@@ -336,6 +337,8 @@ class LMMFit:
                 continue
             col = newdata[c].reset_index(drop=True)
             fitted_col = d.prepared.frame[c]
+            if pd.api.types.is_bool_dtype(col.dtype):
+                col = col.map({False: "FALSE", True: "TRUE"})
             if isinstance(fitted_col.dtype, pd.CategoricalDtype) and c not in group_cols:
                 col = pd.Categorical(col, categories=fitted_col.cat.categories, ordered=fitted_col.cat.ordered)
             frame[c] = col
@@ -346,7 +349,7 @@ class LMMFit:
 
     @staticmethod
     def _group_labels(frame: pd.DataFrame, factors: tuple[str, ...]) -> np.ndarray:
-        parts = [frame[f].astype(str).to_numpy() for f in factors]
+        parts = [np.asarray(pd.Series(as_factor(frame[f])).astype(str)) for f in factors]
         if len(parts) == 1:
             return parts[0]
         out = parts[0].astype(object)
