@@ -68,7 +68,9 @@ class MatrixBuilder:
         self._used_factor = bool(re.search(r"(?<![\w.])(?:as\.)?factor\(", expr))
         text = "~ " + _ordered_to_poly(to_formulaic(expr), ordered)
         try:
-            mm = formulaic.model_matrix(text, frame, context=CONTEXT, output="pandas")
+            # log(0) and the like are reported by the callers, naming the rows
+            with np.errstate(all="ignore"):
+                mm = formulaic.model_matrix(text, frame, context=CONTEXT, output="pandas")
         except Exception as exc:  # formulaic's errors are not ValueErrors
             raise FormulaError(f"cannot build the model matrix for '{expr}': {exc}", formula) from exc
         self.spec = mm.model_spec
