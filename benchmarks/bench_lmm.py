@@ -29,10 +29,14 @@ every fit. The table reports medians and the ratios hierlm/mixedlm and hierlm/lm
 
 Peak memory of the InstEval fit: hierlm and mixedlm each fit InstEval once in a fresh
 Python subprocess (data handed over as a pickle, so both children do identical
-loading); the child's ``ru_maxrss`` is reported (the number the parent would read
-from ``getrusage(RUSAGE_CHILDREN)`` for that child alone), together with the growth
-of the peak during the fit. For lme4 the VmHWM of the R server process at the end of
-the run is shown for orientation (it includes all its fits and all three datasets).
+loading), before any timing starts; the child reports its own peak RSS (whole
+process: interpreter, imports, data and fit) and how much that peak grew during the
+fit. On Linux the child reads VmHWM from /proc/self/status rather than ``ru_maxrss``
+(``getrusage`` RUSAGE_SELF in the child, or RUSAGE_CHILDREN in the parent): Linux
+carries ``ru_maxrss`` across execve, so a child of a big parent would report the
+parent's RSS at fork time (and RUSAGE_CHILDREN is a max over all children). For lme4
+the VmHWM of the R server process at the end of the run is shown for orientation (it
+includes all its fits and all three datasets).
 
 lme4 is skipped, with a note, when ``Rscript`` is not on PATH or lme4 does not load.
 """
@@ -194,8 +198,18 @@ _MEM_CHILD = textwrap.dedent("""
     import gc, pickle, resource, sys, warnings
     warnings.simplefilter("ignore")
     tool, formula, path = sys.argv[1:4]
-    scale = 1.0 if sys.platform == "darwin" else 1024.0          # ru_maxrss: bytes on macOS, KiB on Linux
-    peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
+    def peak():
+        # Peak RSS (MiB) of this process. Linux: VmHWM, because ru_maxrss survives execve
+        # and so would report the (larger) parent's RSS at fork time; elsewhere ru_maxrss.
+        try:
+            with open("/proc/self/status") as fh:
+                for line in fh:
+                    if line.startswith("VmHWM:"):
+                        return int(line.split()[1]) / 1024.0
+        except OSError:
+            pass
+        scale = 1.0 if sys.platform == "darwin" else 1024.0      # ru_maxrss: bytes on macOS, KiB on Linux
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
     import numpy, pandas
     if tool == "hierlm":
         import hierlm
@@ -267,6 +281,18 @@ def main(argv=None) -> int:
     cases = [c for c in CASES if c[0] in args.cases]
     data = {name: hierlm.datasets.load(name) for name, _, _ in cases}   # loading is not timed
 
+    # ------------------------------------------------------------ peak memory
+    mem = {}
+    if not args.no_memory and LARGE_CASE in data:
+        formula = next(f for c, f, _ in cases if c == LARGE_CASE)
+        with tempfile.TemporaryDirectory() as tmp:
+            pkl = os.path.join(tmp, "insteval.pkl")
+            with open(pkl, "wb") as fh:
+                pickle.dump(data[LARGE_CASE], fh, protocol=pickle.HIGHEST_PROTOCOL)
+            for name in ["hierlm"] + ([] if args.no_mixedlm else ["mixedlm"]):
+                print(f"[{time.perf_counter() - t_start:6.1f}s] peak memory: {name}", file=sys.stderr, flush=True)
+                mem[name] = measure_peak_memory(name, formula, pkl)
+
     notes: list[str] = []
     tools: list = [make_hierlm()]
     if not args.no_mixedlm:
@@ -321,18 +347,6 @@ def main(argv=None) -> int:
         if lme4 is not None:
             lme4.close()
 
-    # ------------------------------------------------------------ peak memory
-    mem = {}
-    if not args.no_memory and LARGE_CASE in data:
-        formula = next(f for c, f, _ in cases if c == LARGE_CASE)
-        with tempfile.TemporaryDirectory() as tmp:
-            pkl = os.path.join(tmp, "insteval.pkl")
-            with open(pkl, "wb") as fh:
-                pickle.dump(data[LARGE_CASE], fh, protocol=pickle.HIGHEST_PROTOCOL)
-            for name in [t.name for t in tools if t is not lme4]:
-                print(f"[{time.perf_counter() - t_start:6.1f}s] peak memory: {name}", file=sys.stderr, flush=True)
-                mem[name] = measure_peak_memory(name, formula, pkl)
-
     # ------------------------------------------------------------ report
     def med(case, tool):
         v = times[case].get(tool) or []
@@ -385,7 +399,7 @@ def main(argv=None) -> int:
 
     mem_table = ""
     if mem or (has_r and lme4_peak):
-        ml = ["| InstEval fit, fresh process | peak RSS MiB | peak growth during fit MiB | REML criterion |",
+        ml = ["| InstEval fit, fresh process | peak RSS MiB (whole process) | peak growth during fit MiB | REML criterion |",
               "|---|---:|---:|---:|"]
         for name, d in mem.items():
             if "error" in d:
