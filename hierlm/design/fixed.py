@@ -62,9 +62,16 @@ class MatrixBuilder:
     """
 
     def __init__(self, expr: str, frame: pd.DataFrame, ordered: set, formula: str = ""):
+        self.expr = expr
+        self.simple = _simple_terms(expr, frame)
+        if self.simple is not None:
+            intercept, cols = self.simple
+            self.spec = None
+            self.names = (["(Intercept)"] if intercept else []) + cols
+            self.matrix = self._simple_matrix(frame)
+            return
         import formulaic
 
-        self.expr = expr
         self._used_factor = bool(re.search(r"(?<![\w.])(?:as\.)?factor\(", expr))
         text = "~ " + _ordered_to_poly(to_formulaic(expr), ordered)
         try:
@@ -77,11 +84,50 @@ class MatrixBuilder:
         self.names = [r_name(c, self._used_factor) for c in mm.columns]
         self.matrix = np.ascontiguousarray(mm.to_numpy(dtype=float))
 
+    def _simple_matrix(self, frame: pd.DataFrame) -> np.ndarray:
+        intercept, cols = self.simple
+        X = np.empty((len(frame), len(cols) + intercept))
+        if intercept:
+            X[:, 0] = 1.0
+        for j, c in enumerate(cols):
+            X[:, j + intercept] = frame[c].to_numpy(dtype=float)
+        return X
+
     def rebuild(self, frame: pd.DataFrame) -> np.ndarray:
         """The same columns for new data (stateful transforms keep their
         training values: ``scale()`` uses the fit's mean and SD)."""
+        if self.simple is not None:
+            return self._simple_matrix(frame)
         mm = self.spec.get_model_matrix(frame, context=CONTEXT, output="pandas")
         return np.ascontiguousarray(mm.to_numpy(dtype=float))
+
+
+_PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _simple_terms(expr: str, frame: pd.DataFrame) -> tuple[int, list[str]] | None:
+    """(intercept, numeric columns) when ``expr`` is a sum of plain numeric
+    column names, ``1``, ``0`` or ``- 1``; None otherwise.
+
+    These (the common case: ``Days``, ``1``, ``0 + Days``) need no formulaic
+    call, which is most of the set-up time of a small model.
+    """
+    intercept, cols = 1, []
+    for k, raw in enumerate(re.split(r"(?=[+-])", expr.replace(" ", ""))):
+        sign = "-" if raw.startswith("-") else "+"
+        tok = raw.lstrip("+-")
+        if tok == "" and k == 0:
+            continue
+        if tok in ("0", "1"):
+            intercept = 0 if (tok == "0") != (sign == "-") else 1
+        elif sign == "+" and _PLAIN.fullmatch(tok) and tok in frame.columns and tok not in cols:
+            kind = frame[tok].dtype.kind
+            if kind not in "iuf":
+                return None
+            cols.append(tok)
+        else:
+            return None
+    return intercept, cols
 
 
 def rank_keep(X: np.ndarray, tol: float = 1e-7) -> np.ndarray:

@@ -196,6 +196,20 @@ class ProfiledDeviance:
             logdet1 = np.log(Md).sum()
             Minv = (1.0 / Md)[:, None, None]
             B = t2 / Md
+        elif re1.p == 2:
+            # closed form for 2 x 2 blocks: no per-level LAPACK calls
+            (t00, _), (t10, t11) = T1
+            a, b, c = self.A11[:, 0, 0], self.A11[:, 0, 1], self.A11[:, 1, 1]
+            m00 = a * t00 * t00 + 2.0 * b * t00 * t10 + c * t10 * t10 + 1.0
+            m01 = t11 * (b * t00 + c * t10)
+            m11 = c * t11 * t11 + 1.0
+            det = m00 * m11 - m01 * m01
+            logdet1 = np.log(det).sum()
+            Minv = np.empty((det.size, 2, 2))
+            Minv[:, 0, 0] = m11 / det
+            Minv[:, 0, 1] = Minv[:, 1, 0] = -m01 / det
+            Minv[:, 1, 1] = m00 / det
+            B = T1 @ Minv @ T1.T
         else:
             M = T1.T @ self.A11 @ T1
             M[:, np.arange(re1.p), np.arange(re1.p)] += 1.0
