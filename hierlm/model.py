@@ -59,7 +59,7 @@ class Model:
         -------
         LMMFit
         """
-        from .lmm.deviance import ProfiledDeviance
+        from .lmm.deviance import make_deviance
         from .lmm.fit import check_control, optimize_theta
         from .lmm.results import LMMFit
 
@@ -67,7 +67,7 @@ class Model:
         if key not in METHODS:
             raise HierlmError(f"method must be one of {METHODS}, not {method!r}")
         control = check_control(control)
-        dev = ProfiledDeviance(self.design)
+        dev = make_deviance(self.design)
         reml = key == "reml"
         theta, info = optimize_theta(dev, reml, control)
         return LMMFit(self, dev, theta, reml, info, data_name=self.data_name)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import ConvergenceWarning, HierlmError
-from .deviance import ProfiledDeviance
+from .deviance import ProfiledDeviance, make_deviance
 
 DEFAULT_CONTROL = {
     "xtol_abs": 1e-8,
@@ -96,7 +96,7 @@ def single_term_start(design, reml: bool) -> np.ndarray:
 
     out = []
     for r in design.remats:
-        dev1 = ProfiledDeviance(replace(design, remats=[r]))
+        dev1 = make_deviance(replace(design, remats=[r]))
         opt = nlopt.opt(nlopt.LN_BOBYQA, r.ntheta)
         opt.set_lower_bounds(r.theta_lower())
         opt.set_min_objective(lambda x, g: dev1.objective(x, reml))
