@@ -162,11 +162,15 @@ def prepare_data(data, parsed: ParsedFormula, na_action: str = "omit") -> Prepar
             used.append(name)
     for term in parsed.random:
         grouping.update(term.factors)
-    frame = data.loc[:, [c for c in columns if str(c) in used]].copy()
-    frame.columns = [str(c) for c in frame.columns]
+    # columns as arrays (Categoricals stay Categoricals): cheaper than a
+    # pandas sub-frame copy, which dominates small fits' set-up time
+    arrays = {str(c): data[c].array for c in columns if str(c) in used}
+    frame = pd.DataFrame(arrays, copy=False)
 
     # missing values (lme4: na.omit over every variable of the formula)
-    incomplete = frame.isna().any(axis=1).to_numpy()
+    incomplete = np.zeros(len(frame), dtype=bool)
+    for arr in arrays.values():
+        incomplete |= np.asarray(pd.isna(arr))
     n_drop = int(incomplete.sum())
     if n_drop:
         bad_cols = [c for c in frame.columns if frame[c].isna().any()]
@@ -185,7 +189,8 @@ def prepare_data(data, parsed: ParsedFormula, na_action: str = "omit") -> Prepar
             stacklevel=3,
         )
     rows = np.flatnonzero(~incomplete)
-    frame = frame.iloc[rows].reset_index(drop=True)
+    if n_drop:
+        frame = frame.iloc[rows].reset_index(drop=True)
 
     ordered: set[str] = set()
     for col in frame.columns:

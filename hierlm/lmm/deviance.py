@@ -340,19 +340,39 @@ class DenseProfiledDeviance(ProfiledDeviance):
         self.lam_theta = np.concatenate(tidx)
         self.diag_Z = np.arange(q) * (self.m + 1)
 
+        self._eye = np.eye(self.m)
+
     def Lambda(self, theta: np.ndarray) -> np.ndarray:
         """Dense Lambda of the whole system (identity on the X and y columns)."""
-        Lam = np.eye(self.m)
+        Lam = self._eye.copy()
         Lam.ravel()[self.lam_pos] = theta[self.lam_theta]
         return Lam
 
-    def factor(self, theta: np.ndarray) -> Factorization | None:
-        theta = np.asarray(theta, dtype=float)
+    def _cholesky(self, theta: np.ndarray) -> np.ndarray | None:
         Lam = self.Lambda(theta)
-        S = Lam.T @ self.A @ Lam
+        S = Lam.T @ (self.A @ Lam)
         S.ravel()[self.diag_Z] += 1.0
         _, info = lapack.dpotrf(S.T, lower=0, clean=0, overwrite_a=1)
-        if info != 0:
+        return None if info != 0 else S
+
+    def objective(self, theta: np.ndarray, reml: bool) -> float:
+        # the hot path of small fits: no Factorization object
+        S = self._cholesky(np.asarray(theta, dtype=float))
+        if S is None:
+            return np.inf
+        logd = np.log(np.diagonal(S))
+        q, p = self.qr, self.p
+        pwrss = S[-1, -1] ** 2
+        if not pwrss > 0:
+            return np.inf
+        nn = self.n - p if reml else self.n
+        dev = 2.0 * logd[:q].sum() + nn * (1.0 + _LOG2PI + np.log(pwrss / nn))
+        return dev + 2.0 * logd[q: q + p].sum() if reml else dev
+
+    def factor(self, theta: np.ndarray) -> Factorization | None:
+        theta = np.asarray(theta, dtype=float)
+        S = self._cholesky(theta)
+        if S is None:
             return None
         d = np.diagonal(S)
         q, p = self.qr, self.p
