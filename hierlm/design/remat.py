@@ -30,21 +30,29 @@ def grouping_factor(frame: pd.DataFrame, factors: tuple[str, ...]) -> tuple[np.n
     codes = np.zeros(len(frame), dtype=np.int64)
     cats: list[pd.Index] = []
     for f in factors:
-        fac = as_factor(frame[f])
+        col = frame[f]
+        if isinstance(col.dtype, pd.CategoricalDtype):
+            fac = col.array  # unused categories are dropped below
+        else:
+            fac = as_factor(col)
         codes = codes * len(fac.categories) + fac.codes
         cats.append(fac.categories)
-    if len(factors) == 1:
-        used, codes = np.unique(codes, return_inverse=True)
-        levels = pd.Index([str(c) for c in cats[0][used]])
-    else:
-        used, codes = np.unique(codes, return_inverse=True)
-        parts = []
-        rem = used.copy()
-        for cat in reversed(cats):
-            parts.append(np.asarray(cat.astype(str))[rem % len(cat)])
-            rem //= len(cat)
-        labels = parts[::-1]
-        levels = pd.Index([":".join(t) for t in zip(*labels)])
+    # keep the combinations that occur, in their (first factor slowest) order
+    ncomb = int(np.prod([len(c) for c in cats]))
+    used = np.flatnonzero(np.bincount(codes, minlength=ncomb))
+    if used.size < ncomb:
+        lookup = np.zeros(ncomb, dtype=np.int64)
+        lookup[used] = np.arange(used.size)
+        codes = lookup[codes]
+    parts = []
+    rem = used.copy()
+    for cat in reversed(cats):
+        parts.append(np.asarray(cat.astype(str), dtype=object)[rem % len(cat)])
+        rem //= len(cat)
+    labels = parts[0]
+    for part in parts[1:]:
+        labels = part + ":" + labels
+    levels = pd.Index(labels, dtype=object)
     return codes.astype(np.intp), levels
 
 

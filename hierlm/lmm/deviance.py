@@ -324,18 +324,23 @@ class DenseProfiledDeviance(ProfiledDeviance):
         self.slices = design.theta_slices()
         q = self.qr = sum(r.q for r in design.remats)
         self.m = q + self.p + 1
-        Zf = np.zeros((self.n, q))
         self.offsets = np.cumsum([0] + [r.q for r in design.remats])
         pos, tidx = [], []
         for k, r in enumerate(design.remats):
-            Zf[:, self.offsets[k]: self.offsets[k + 1]] = (r.sparse()).toarray()
             # Lambda = I_l (x) T_k: position of every T entry for every level
             base = self.offsets[k] + np.arange(r.nlevels)[:, None] * r.p
             for t, (i, j) in enumerate(zip(r.tril_rows, r.tril_cols)):
                 pos.append(((base + i) * self.m + base + j).ravel())
                 tidx.append(np.full(r.nlevels, self.slices[k].start + t))
-        W = np.column_stack([Zf, X, y])
-        self.A = W.T @ W
+        # A = [Z X y]'[Z X y] from the sparse Z: small (m x m), never n x q dense
+        Z = sp.hstack([r.sparse() for r in design.remats], format="csr")
+        XY = np.column_stack([X, y])
+        A = np.empty((self.m, self.m))
+        A[:q, :q] = (Z.T @ Z).toarray()
+        A[:q, q:] = Z.T @ XY
+        A[q:, :q] = A[:q, q:].T
+        A[q:, q:] = XY.T @ XY
+        self.A = A
         self.lam_pos = np.concatenate(pos)
         self.lam_theta = np.concatenate(tidx)
         self.diag_Z = np.arange(q) * (self.m + 1)
