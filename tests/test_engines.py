@@ -63,3 +63,20 @@ def test_engine_choice_by_size():
     ie = hierlm.datasets.load("InstEval").iloc[:20000]
     big = build_design("y ~ 1 + service + (1|s) + (1|d)", pd.DataFrame(ie))
     assert type(make_deviance(big)) is ProfiledDeviance
+
+
+def test_batched_objective_and_deriv12():
+    from hierlm.lmm.fit import deriv12
+
+    design = build_design("Reaction ~ Days + (Days|Subject)", hierlm.datasets.load("sleepstudy"))
+    dense, blocked = DenseProfiledDeviance(design), ProfiledDeviance(design)
+    thetas = np.array([[0.9, 0.02, 0.2], [1.0, 0.0, 1.0], [0.5, -0.3, 0.1]])
+    want = [blocked.objective(t, True) for t in thetas]
+    np.testing.assert_allclose(dense.objective_many(thetas, True), want, rtol=1e-11)
+    np.testing.assert_allclose(blocked.objective_many(thetas, False), [dense.objective(t, False) for t in thetas],
+                               rtol=1e-11)
+    # deriv12 on a quadratic: exact gradient and Hessian
+    A = np.array([[2.0, 0.5], [0.5, 1.0]])
+    g, H = deriv12(lambda xs: np.einsum("ni,ij,nj->n", xs, A, xs) / 2 + xs.sum(axis=1), np.array([0.3, -0.2]))
+    np.testing.assert_allclose(H, A, rtol=1e-6)
+    np.testing.assert_allclose(g, A @ [0.3, -0.2] + 1, rtol=1e-8)

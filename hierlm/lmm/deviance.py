@@ -237,6 +237,10 @@ class ProfiledDeviance:
             pwrss=d[-1] ** 2,
         )
 
+    def objective_many(self, thetas: np.ndarray, reml: bool) -> np.ndarray:
+        """The objective at each row of ``thetas``."""
+        return np.array([self.objective(t, reml) for t in thetas])
+
     def objective(self, theta: np.ndarray, reml: bool) -> float:
         """Profiled deviance (ML) or REML criterion at theta."""
         f = self.factor(theta)
@@ -373,6 +377,23 @@ class DenseProfiledDeviance(ProfiledDeviance):
         nn = self.n - p if reml else self.n
         dev = 2.0 * logd[:q].sum() + nn * (1.0 + _LOG2PI + np.log(pwrss / nn))
         return dev + 2.0 * logd[q: q + p].sum() if reml else dev
+
+    def objective_many(self, thetas: np.ndarray, reml: bool) -> np.ndarray:
+        """The objective at each row of ``thetas`` with batched LAPACK calls
+        (for the finite-difference convergence check)."""
+        k = thetas.shape[0]
+        Lam = np.broadcast_to(self._eye, (k, self.m, self.m)).copy()
+        Lam.reshape(k, -1)[:, self.lam_pos] = thetas[:, self.lam_theta]
+        S = np.swapaxes(Lam, 1, 2) @ self.A @ Lam
+        S.reshape(k, -1)[:, self.diag_Z] += 1.0
+        try:
+            logd = np.log(np.diagonal(np.linalg.cholesky(S), axis1=1, axis2=2))
+        except np.linalg.LinAlgError:
+            return np.array([self.objective(t, reml) for t in thetas])
+        q, p = self.qr, self.p
+        nn = self.n - p if reml else self.n
+        dev = 2.0 * logd[:, :q].sum(axis=1) + nn * (1.0 + _LOG2PI + np.log(np.exp(2.0 * logd[:, -1]) / nn))
+        return dev + 2.0 * logd[:, q: q + p].sum(axis=1) if reml else dev
 
     def factor(self, theta: np.ndarray) -> Factorization | None:
         theta = np.asarray(theta, dtype=float)
