@@ -336,14 +336,23 @@ class DenseProfiledDeviance(ProfiledDeviance):
             for t, (i, j) in enumerate(zip(r.tril_rows, r.tril_cols)):
                 pos.append(((base + i) * self.m + base + j).ravel())
                 tidx.append(np.full(r.nlevels, self.slices[k].start + t))
-        # A = [Z X y]'[Z X y] from the sparse Z: small (m x m), never n x q dense
-        Z = sp.hstack([r.sparse() for r in design.remats], format="csr")
+        # A = [Z X y]'[Z X y] accumulated from level codes (never an n x q Z)
         XY = np.column_stack([X, y])
-        A = np.empty((self.m, self.m))
-        A[:q, :q] = (Z.T @ Z).toarray()
-        A[:q, q:] = Z.T @ XY
-        A[q:, :q] = A[:q, q:].T
+        A = np.zeros((self.m, self.m))
         A[q:, q:] = XY.T @ XY
+        remats, off = design.remats, self.offsets
+        for k, rk in enumerate(remats):
+            for a in range(rk.p):
+                ia, wa = rk.codes * rk.p + a, rk.Xt[:, a]
+                for j in range(XY.shape[1]):
+                    A[q + j, off[k]: off[k + 1]] += np.bincount(ia, weights=wa * XY[:, j], minlength=rk.q)
+                for l_ in range(k + 1):
+                    rl = remats[l_]
+                    for b in range(rl.p):
+                        flat = ia * rl.q + rl.codes * rl.p + b
+                        A[off[k]: off[k + 1], off[l_]: off[l_ + 1]] += np.bincount(
+                            flat, weights=wa * rl.Xt[:, b], minlength=rk.q * rl.q).reshape(rk.q, rl.q)
+        A = np.tril(A) + np.tril(A, -1).T
         self.A = A
         self.lam_pos = np.concatenate(pos)
         self.lam_theta = np.concatenate(tidx)
