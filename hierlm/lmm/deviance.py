@@ -359,6 +359,7 @@ class DenseProfiledDeviance(ProfiledDeviance):
         self.diag_Z = np.arange(q) * (self.m + 1)
 
         self._eye = np.eye(self.m)
+        self._Iz = np.diag(np.r_[np.ones(q), np.zeros(self.p + 1)])
 
     def Lambda(self, theta: np.ndarray) -> np.ndarray:
         """Dense Lambda of the whole system (identity on the X and y columns)."""
@@ -369,23 +370,22 @@ class DenseProfiledDeviance(ProfiledDeviance):
     def _cholesky(self, theta: np.ndarray) -> np.ndarray | None:
         Lam = self.Lambda(theta)
         S = Lam.T @ (self.A @ Lam)
-        S.ravel()[self.diag_Z] += 1.0
+        S += self._Iz
         _, info = lapack.dpotrf(S.T, lower=0, clean=0, overwrite_a=1)
         return None if info != 0 else S
 
     def objective(self, theta: np.ndarray, reml: bool) -> float:
         # the hot path of small fits: no Factorization object
-        S = self._cholesky(np.asarray(theta, dtype=float))
+        S = self._cholesky(theta)
         if S is None:
             return np.inf
-        logd = np.log(np.diagonal(S))
         q, p = self.qr, self.p
-        pwrss = S[-1, -1] ** 2
-        if not pwrss > 0:
+        r = S[-1, -1]
+        if not r > 0:
             return np.inf
+        logd = np.log(np.diagonal(S)[: q + p if reml else q])
         nn = self.n - p if reml else self.n
-        dev = 2.0 * logd[:q].sum() + nn * (1.0 + _LOG2PI + np.log(pwrss / nn))
-        return dev + 2.0 * logd[q: q + p].sum() if reml else dev
+        return 2.0 * logd.sum() + nn * (1.0 + _LOG2PI + np.log(r * r / nn))
 
     def objective_many(self, thetas: np.ndarray, reml: bool) -> np.ndarray:
         """The objective at each row of ``thetas`` with batched LAPACK calls
