@@ -170,3 +170,21 @@ def test_numeric_grouping_column(sleepstudy):
     fit = hierlm.lmer(F, d)
     assert fit.reml_criterion == pytest.approx(1743.6282719599, rel=1e-9)
     assert list(fit.ranef()["Subject"].index[:2]) == ["308", "309"]
+
+
+def test_predict_newdata_needs_no_response_column(sleepstudy):
+    fit = hierlm.lmer("log(Reaction) ~ Days + (1|Subject)", sleepstudy)
+    new = sleepstudy[["Days", "Subject"]].iloc[:4]
+    np.testing.assert_allclose(fit.predict(new), fit.fitted().iloc[:4])
+    with pytest.raises(DataError, match=r"newdata lacks column\(s\) \['Days'\]"):
+        fit.predict(sleepstudy[["Subject"]])
+
+
+def test_string_and_bool_columns_both_fixed_and_grouping():
+    rng = np.random.default_rng(3)
+    d = pd.DataFrame({"g": np.repeat(list("abcdefgh"), 6), "s": np.tile([True, False], 24),
+                      "y": rng.standard_normal(48) + np.repeat(rng.standard_normal(8), 6)})
+    fit = hierlm.lmer("y ~ s + (1|g) + (1|s:g)", d)
+    assert list(fit.fixef.index) == ["(Intercept)", "sTRUE"]
+    assert fit.ngroups == {"s:g": 16, "g": 8}
+    np.testing.assert_allclose(fit.predict(d), fit.fitted())

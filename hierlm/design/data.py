@@ -153,15 +153,12 @@ def prepare_data(data, parsed: ParsedFormula, na_action: str = "omit") -> Prepar
     columns = list(data.columns)
     colset = {str(c) for c in columns}
     used: list[str] = []
-    grouping: set[str] = set()
     # scan the whole formula so positions refer to the user's text
     for name, pos in referenced_names(text, colset):
         if name not in colset:
             raise FormulaError(f"unknown column {name!r}{_suggest(name, columns)}", text, pos)
         if name not in used:
             used.append(name)
-    for term in parsed.random:
-        grouping.update(term.factors)
     # columns as arrays (Categoricals stay Categoricals): cheaper than a
     # pandas sub-frame copy, which dominates small fits' set-up time
     arrays = {str(c): data[c].array for c in columns if str(c) in used}
@@ -195,10 +192,6 @@ def prepare_data(data, parsed: ParsedFormula, na_action: str = "omit") -> Prepar
     ordered: set[str] = set()
     for col in frame.columns:
         s = frame[col]
-        if col in grouping:
-            if s.dtype.kind == "f" and not np.isfinite(s.to_numpy()).all():
-                raise DataError(f"grouping column {col!r} has infinite values")
-            continue  # grouping factors are coded by the random-effects design
         if isinstance(s.dtype, pd.CategoricalDtype):
             frame[col] = s.cat.remove_unused_categories()
             if s.cat.ordered:

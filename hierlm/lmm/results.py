@@ -7,7 +7,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from ..design.data import as_factor
+from ..design.data import as_factor, referenced_names
 from ..errors import DataError, FormulaError, HierlmError
 from ..formula.parse import parse_formula
 from .deviance import ProfiledDeviance
@@ -325,16 +325,17 @@ class LMMFit:
 
     def _newdata_frame(self, newdata: pd.DataFrame, keep: list[int]) -> pd.DataFrame:
         d = self.design
-        needed = [c for c in d.prepared.frame.columns if c != d.formula.response]
+        columns = set(d.prepared.frame.columns)
+        exprs = [d.formula.fixed] + [d.remats[k].term.expr for k in keep]
+        needed = {name for e in exprs for name, _ in referenced_names(e, columns)}
+        needed |= {f for k in keep for f in d.remats[k].term.factors}
         group_cols = {f for k in keep for f in d.remats[k].term.factors}
-        grouping_only = {f for r in d.remats for f in r.term.factors} - group_cols
-        missing = [c for c in needed if c not in newdata.columns and c not in grouping_only]
+        needed = [c for c in d.prepared.frame.columns if c in needed]
+        missing = [c for c in needed if c not in newdata.columns]
         if missing:
             raise DataError(f"newdata lacks column(s) {missing} that the model uses")
         frame = pd.DataFrame(index=range(len(newdata)))
         for c in needed:
-            if c not in newdata.columns:
-                continue
             col = newdata[c].reset_index(drop=True)
             fitted_col = d.prepared.frame[c]
             if pd.api.types.is_bool_dtype(col.dtype):
