@@ -356,8 +356,6 @@ class DenseProfiledDeviance(ProfiledDeviance):
         self.A = A
         self.lam_pos = np.concatenate(pos)
         self.lam_theta = np.concatenate(tidx)
-        self.diag_Z = np.arange(q) * (self.m + 1)
-
         self._eye = np.eye(self.m)
         self._Iz = np.diag(np.r_[np.ones(q), np.zeros(self.p + 1)])
 
@@ -393,15 +391,14 @@ class DenseProfiledDeviance(ProfiledDeviance):
         k = thetas.shape[0]
         Lam = np.broadcast_to(self._eye, (k, self.m, self.m)).copy()
         Lam.reshape(k, -1)[:, self.lam_pos] = thetas[:, self.lam_theta]
-        S = np.swapaxes(Lam, 1, 2) @ self.A @ Lam
-        S.reshape(k, -1)[:, self.diag_Z] += 1.0
+        S = np.swapaxes(Lam, 1, 2) @ self.A @ Lam + self._Iz
         try:
             logd = np.log(np.diagonal(np.linalg.cholesky(S), axis1=1, axis2=2))
         except np.linalg.LinAlgError:
             return np.array([self.objective(t, reml) for t in thetas])
         q, p = self.qr, self.p
         nn = self.n - p if reml else self.n
-        dev = 2.0 * logd[:, :q].sum(axis=1) + nn * (1.0 + _LOG2PI + np.log(np.exp(2.0 * logd[:, -1]) / nn))
+        dev = 2.0 * logd[:, :q].sum(axis=1) + nn * (1.0 + _LOG2PI + 2.0 * logd[:, -1] - np.log(nn))
         return dev + 2.0 * logd[:, q: q + p].sum(axis=1) if reml else dev
 
     def factor(self, theta: np.ndarray) -> Factorization | None:
