@@ -14,44 +14,13 @@ from .deviance import ProfiledDeviance
 from .fit import OptInfo
 
 
-class LMMFit:
-    """A linear mixed model fit by REML or ML.
+class MixedFitBase:
+    """What every fit of a mixed model offers, given estimates.
 
-    Created by :func:`hierlm.lmer` or ``Model(...).fit("reml" | "ml")``.
-    Names follow lme4: ``fixef``, ``vcov``, ``sigma``, ``theta``, ``varcorr``,
-    ``ranef()``, ``coef()``, ``loglik``, ``deviance``, ``reml_criterion``,
-    ``aic``, ``bic``, ``nobs``, ``ngroups``, ``fitted()``, ``residuals()``,
-    ``predict()``, ``simulate()``, ``summary()``.
-
-    Attributes
-    ----------
-    theta : numpy.ndarray
-        Relative covariance parameters in lme4's order (lower triangles of
-        the T blocks, column-major, terms largest first).
-    sigma : float
-        Residual standard deviation.
-    reml : bool
-        True for a REML fit.
-    optinfo : OptInfo
-        Optimizer status and convergence messages.
+    Subclasses set ``design``, ``model``, ``theta``, ``sigma``, ``_beta``
+    (fixed effects) and ``_b`` (random effects: one (levels, p) array per
+    term), and provide ``_condvar`` (conditional covariance blocks per term).
     """
-
-    def __init__(self, model, dev: ProfiledDeviance, theta: np.ndarray, reml: bool, optinfo: OptInfo,
-                 data_name: str | None = None):
-        self.model = model
-        self.design = dev.design
-        self._dev = dev
-        self.theta = np.asarray(theta, dtype=float)
-        self.reml = bool(reml)
-        self.optinfo = optinfo
-        self.data_name = data_name
-        f = dev.factor(self.theta)
-        if f is None:
-            raise HierlmError("the fitted theta gives a singular system; the model cannot be fit")
-        self._factor = f
-        self._beta, self._b = dev.solve(f)
-        d = self.design
-        self.sigma = float(np.sqrt(f.pwrss / (d.n - d.p if reml else d.n)))
 
     # ---- basic quantities -------------------------------------------------
     @property
@@ -69,51 +38,9 @@ class LMMFit:
         return self.design.groups()
 
     @property
-    def singular(self) -> bool:
-        """lme4's ``isSingular``: a bounded theta below 1e-4."""
-        return self.optinfo.singular
-
-    @property
     def fixef(self) -> pd.Series:
         """Fixed-effects estimates, named as lme4 names them."""
         return pd.Series(self._beta, index=self.design.xnames, name="Estimate")
-
-    @cached_property
-    def vcov(self) -> pd.DataFrame:
-        """Covariance matrix of the fixed-effects estimates."""
-        V = self.sigma**2 * self._dev.vcov_unscaled(self._factor)
-        names = self.design.xnames
-        return pd.DataFrame(V, index=names, columns=names)
-
-    @property
-    def df(self) -> int:
-        """Number of parameters: fixed effects, theta and sigma."""
-        return self.design.p + self.design.ntheta + 1
-
-    @property
-    def reml_criterion(self) -> float | None:
-        """REML criterion at convergence (-2 REML log-likelihood); None for ML fits."""
-        return self._dev.from_factor(self._factor, True) if self.reml else None
-
-    @property
-    def deviance(self) -> float:
-        """-2 log-likelihood at the estimates, profiled over sigma (lme4's
-        ``deviance(m, REML = FALSE)``: for REML fits, the ML deviance at the
-        REML theta)."""
-        return self._dev.from_factor(self._factor, False)
-
-    @property
-    def loglik(self) -> float:
-        """Log-likelihood: the REML log-likelihood for REML fits, as lme4's ``logLik``."""
-        return -0.5 * (self.reml_criterion if self.reml else self.deviance)
-
-    @property
-    def aic(self) -> float:
-        return -2.0 * self.loglik + 2.0 * self.df
-
-    @property
-    def bic(self) -> float:
-        return -2.0 * self.loglik + np.log(self.nobs) * self.df
 
     # ---- variance components ------------------------------------------------
     def _covariances(self) -> list[np.ndarray]:
@@ -155,10 +82,6 @@ class LMMFit:
         return pd.DataFrame(rows, columns=["group", "var1", "var2", "vcov", "sdcor"])
 
     # ---- conditional modes ----------------------------------------------
-    @cached_property
-    def _condvar(self) -> list[np.ndarray]:
-        return [self.sigma**2 * V for V in self._dev.condvar_unscaled(self._factor)]
-
     def ranef(self, condvar: bool = False) -> dict[str, pd.DataFrame]:
         """Conditional modes of the random effects (the BLUPs).
 
@@ -389,6 +312,91 @@ class LMMFit:
         return pd.DataFrame(out, index=self._index(), columns=[f"sim_{i + 1}" for i in range(nsim)])
 
     # ---- printing -----------------------------------------------------------
+class LMMFit(MixedFitBase):
+    """A linear mixed model fit by REML or ML.
+
+    Created by :func:`hierlm.lmer` or ``Model(...).fit("reml" | "ml")``.
+    Names follow lme4: ``fixef``, ``vcov``, ``sigma``, ``theta``, ``varcorr``,
+    ``ranef()``, ``coef()``, ``loglik``, ``deviance``, ``reml_criterion``,
+    ``aic``, ``bic``, ``nobs``, ``ngroups``, ``fitted()``, ``residuals()``,
+    ``predict()``, ``simulate()``, ``summary()``.
+
+    Attributes
+    ----------
+    theta : numpy.ndarray
+        Relative covariance parameters in lme4's order (lower triangles of
+        the T blocks, column-major, terms largest first).
+    sigma : float
+        Residual standard deviation.
+    reml : bool
+        True for a REML fit.
+    optinfo : OptInfo
+        Optimizer status and convergence messages.
+    """
+
+    def __init__(self, model, dev: ProfiledDeviance, theta: np.ndarray, reml: bool, optinfo: OptInfo,
+                 data_name: str | None = None):
+        self.model = model
+        self.design = dev.design
+        self._dev = dev
+        self.theta = np.asarray(theta, dtype=float)
+        self.reml = bool(reml)
+        self.optinfo = optinfo
+        self.data_name = data_name
+        f = dev.factor(self.theta)
+        if f is None:
+            raise HierlmError("the fitted theta gives a singular system; the model cannot be fit")
+        self._factor = f
+        self._beta, self._b = dev.solve(f)
+        d = self.design
+        self.sigma = float(np.sqrt(f.pwrss / (d.n - d.p if reml else d.n)))
+
+    @property
+    def singular(self) -> bool:
+        """lme4's ``isSingular``: a bounded theta below 1e-4."""
+        return self.optinfo.singular
+
+    @cached_property
+    def vcov(self) -> pd.DataFrame:
+        """Covariance matrix of the fixed-effects estimates."""
+        V = self.sigma**2 * self._dev.vcov_unscaled(self._factor)
+        names = self.design.xnames
+        return pd.DataFrame(V, index=names, columns=names)
+
+    @property
+    def df(self) -> int:
+        """Number of parameters: fixed effects, theta and sigma."""
+        return self.design.p + self.design.ntheta + 1
+
+    @property
+    def reml_criterion(self) -> float | None:
+        """REML criterion at convergence (-2 REML log-likelihood); None for ML fits."""
+        return self._dev.from_factor(self._factor, True) if self.reml else None
+
+    @property
+    def deviance(self) -> float:
+        """-2 log-likelihood at the estimates, profiled over sigma (lme4's
+        ``deviance(m, REML = FALSE)``: for REML fits, the ML deviance at the
+        REML theta)."""
+        return self._dev.from_factor(self._factor, False)
+
+    @property
+    def loglik(self) -> float:
+        """Log-likelihood: the REML log-likelihood for REML fits, as lme4's ``logLik``."""
+        return -0.5 * (self.reml_criterion if self.reml else self.deviance)
+
+    @property
+    def aic(self) -> float:
+        return -2.0 * self.loglik + 2.0 * self.df
+
+    @property
+    def bic(self) -> float:
+        return -2.0 * self.loglik + np.log(self.nobs) * self.df
+
+    @cached_property
+    def _condvar(self) -> list[np.ndarray]:
+        return [self.sigma**2 * V for V in self._dev.condvar_unscaled(self._factor)]
+
     def summary(self):
         """lme4's ``summary()``: print it, or show it in a notebook."""
         from ..summary import LMMSummary

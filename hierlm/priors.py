@@ -1,0 +1,230 @@
+"""Priors for Bayesian fits: distributions, brms-like data-scaled defaults, and
+the table a model prints as ``model.priors``.
+
+Defaults (Bürkner's brms, and rstanarm's autoscaling for slopes), with
+``s = max(2.5, mad(y))`` and R's ``mad`` (scaled by 1.4826):
+
+=====================  ==============================================
+parameter              default prior
+=====================  ==============================================
+``(Intercept)``        Student-t(3, median(y), 2.5 s)
+each slope ``x``       Normal(0, 2.5 sd(y) / sd(x))
+each SD ``sd|g``       half-Student-t(3, 0, s)
+correlations ``lkj``   LKJ(eta = 1)
+``sigma``              half-Student-t(3, 0, s)
+=====================  ==============================================
+
+Set them with :meth:`hierlm.Model.set_prior`, e.g.
+``model.set_prior("Days", Normal(0, 10))``; targets are ``"fixed"`` (all
+coefficients but the intercept), a coefficient name, ``"sd"`` (all SDs),
+``"sd|Subject"`` (one grouping factor's SDs), ``"lkj"``, ``"sigma"``.
+This module does not import PyMC; the backend turns priors into PyMC
+distributions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .errors import HierlmError
+
+
+class PriorError(HierlmError):
+    """A prior that cannot be used (bad scale, unknown target)."""
+
+
+@dataclass(frozen=True)
+class Prior:
+    """A prior distribution: a family name and its parameters."""
+
+    family: str
+    params: dict = field(default_factory=dict)
+    positive: bool = False  # a half-distribution, for SDs and sigma
+
+    def __post_init__(self):
+        for k in ("sigma", "beta", "lam", "eta", "nu"):
+            v = self.params.get(k)
+            if v is not None and not (np.isfinite(v) and v > 0):
+                raise PriorError(f"{self.family}: {k} must be a positive number, not {v!r}")
+
+    def __str__(self) -> str:
+        if self.family == "Flat":
+            return "Flat()"
+        args = ", ".join(f"{k}={_fmt(v)}" for k, v in self.params.items())
+        return f"{self.family}({args})"
+
+    def logpdf(self, x: np.ndarray) -> np.ndarray:
+        """Log density (for MAP; half-distributions on x >= 0)."""
+        p = self.params
+        x = np.asarray(x, dtype=float)
+        if self.family == "Flat":
+            return np.zeros_like(x)
+        if self.family == "Normal":
+            return stats.norm.logpdf(x, p["mu"], p["sigma"])
+        if self.family == "StudentT":
+            return stats.t.logpdf(x, p["nu"], p["mu"], p["sigma"])
+        if self.family == "HalfNormal":
+            return stats.halfnorm.logpdf(x, scale=p["sigma"])
+        if self.family == "HalfStudentT":
+            return np.log(2.0) + stats.t.logpdf(x, p["nu"], 0.0, p["sigma"])
+        if self.family == "HalfCauchy":
+            return stats.halfcauchy.logpdf(x, scale=p["beta"])
+        if self.family == "Exponential":
+            return stats.expon.logpdf(x, scale=1.0 / p["lam"])
+        raise PriorError(f"no density for {self.family}")  # pragma: no cover
+
+
+def _fmt(v) -> str:
+    return f"{v:.4g}" if isinstance(v, (float, np.floating)) else str(v)
+
+
+def Normal(mu: float = 0.0, sigma: float = 1.0) -> Prior:
+    """Normal(mu, sigma) prior for fixed effects."""
+    return Prior("Normal", {"mu": float(mu), "sigma": float(sigma)})
+
+
+def StudentT(nu: float, mu: float = 0.0, sigma: float = 1.0) -> Prior:
+    """Student-t(nu, mu, sigma) prior for fixed effects."""
+    return Prior("StudentT", {"nu": float(nu), "mu": float(mu), "sigma": float(sigma)})
+
+
+def HalfNormal(sigma: float = 1.0) -> Prior:
+    """Half-normal prior for an SD or sigma."""
+    return Prior("HalfNormal", {"sigma": float(sigma)}, positive=True)
+
+
+def HalfStudentT(nu: float, sigma: float = 1.0) -> Prior:
+    """Half-Student-t(nu, 0, sigma) prior for an SD or sigma (brms's default)."""
+    return Prior("HalfStudentT", {"nu": float(nu), "sigma": float(sigma)}, positive=True)
+
+
+def HalfCauchy(beta: float = 1.0) -> Prior:
+    """Half-Cauchy prior for an SD or sigma (Gelman 2006)."""
+    return Prior("HalfCauchy", {"beta": float(beta)}, positive=True)
+
+
+def Exponential(lam: float = 1.0) -> Prior:
+    """Exponential(rate lam) prior for an SD or sigma."""
+    return Prior("Exponential", {"lam": float(lam)}, positive=True)
+
+
+def Flat() -> Prior:
+    """Improper flat prior (MAP with flat priors is maximum likelihood)."""
+    return Prior("Flat", {})
+
+
+def LKJ(eta: float = 1.0) -> Prior:
+    """LKJ prior on a correlation matrix (eta = 1: uniform over correlations)."""
+    return Prior("LKJ", {"eta": float(eta)})
+
+
+def r_mad(y: np.ndarray) -> float:
+    """R's ``mad``: median absolute deviation scaled by 1.4826."""
+    return float(1.4826 * np.median(np.abs(y - np.median(y))))
+
+
+class PriorSet:
+    """The priors of one model: defaults from the data, user overrides on top.
+
+    Parameters
+    ----------
+    design : hierlm.design.Design
+    """
+
+    def __init__(self, design):
+        self.design = design
+        y = design.y
+        s = max(2.5, r_mad(y))
+        self.scale = s
+        sd_y = float(np.std(y, ddof=1)) if len(y) > 1 else 1.0
+        self.fixed: dict[str, Prior] = {}
+        for j, name in enumerate(design.xnames):
+            if name == "(Intercept)":
+                self.fixed[name] = StudentT(3, float(np.median(y)), 2.5 * s)
+            else:
+                sd_x = float(np.std(design.X[:, j], ddof=1))
+                self.fixed[name] = Normal(0.0, 2.5 * sd_y / sd_x if sd_x > 0 else 2.5 * sd_y)
+        self.sd: dict[str, Prior] = {g: HalfStudentT(3, s) for g in self.term_names()}
+        self.lkj = LKJ(1.0)
+        self.sigma = HalfStudentT(3, s)
+
+    def term_names(self) -> list[str]:
+        """lme4's group names per term (``Subject``, ``Subject.1`` for a second term)."""
+        seen: dict[str, int] = {}
+        out = []
+        for r in self.design.remats:
+            k = seen.get(r.group, 0)
+            out.append(r.group if k == 0 else f"{r.group}.{k}")
+            seen[r.group] = k + 1
+        return out
+
+    def targets(self) -> list[str]:
+        """Names that :meth:`set` accepts."""
+        groups = list(dict.fromkeys(r.group for r in self.design.remats))
+        return (["fixed"] + list(self.design.xnames) + ["sd"] + [f"sd|{g}" for g in groups]
+                + [f"sd|{t}" for t in self.term_names() if t not in groups] + ["lkj", "sigma"])
+
+    def set(self, target: str, prior) -> None:
+        """Set the prior of ``target`` (see the module docstring)."""
+        valid = self.targets()
+        if target not in valid:
+            raise PriorError(f"no parameter {target!r} in this model; valid prior targets: {', '.join(valid)}")
+        if target == "lkj":
+            if not isinstance(prior, Prior):
+                prior = LKJ(prior)
+            if prior.family != "LKJ":
+                raise PriorError("the 'lkj' target takes LKJ(eta) or a number eta > 0")
+            self.lkj = prior
+            return
+        if not isinstance(prior, Prior):
+            raise PriorError(f"a prior must be made by hierlm.priors (Normal, HalfStudentT, ...), not {prior!r}")
+        if target in ("sigma", "sd") or target.startswith("sd|"):
+            if not (prior.positive or prior.family == "Flat"):
+                raise PriorError(f"{target} is a standard deviation: use HalfNormal, HalfStudentT, "
+                                 f"HalfCauchy, Exponential or Flat, not {prior.family}")
+        elif prior.positive or prior.family == "LKJ":
+            raise PriorError(f"{target} is a coefficient: use Normal, StudentT or Flat, not {prior.family}")
+        if target == "sigma":
+            self.sigma = prior
+        elif target == "sd":
+            self.sd = {g: prior for g in self.sd}
+        elif target.startswith("sd|"):
+            g = target[3:]
+            for t, r in zip(self.term_names(), self.design.remats):
+                if t == g or r.group == g:
+                    self.sd[t] = prior
+        elif target == "fixed":
+            for name in self.fixed:
+                if name != "(Intercept)":
+                    self.fixed[name] = prior
+        else:
+            self.fixed[target] = prior
+
+    def flat(self) -> "PriorSet":
+        """A copy with flat priors everywhere (LKJ(1) is flat too)."""
+        out = PriorSet.__new__(PriorSet)
+        out.__dict__.update(self.__dict__)
+        out.fixed = {k: Flat() for k in self.fixed}
+        out.sd = {k: Flat() for k in self.sd}
+        out.sigma = Flat()
+        out.lkj = LKJ(1.0)
+        return out
+
+    def table(self) -> pd.DataFrame:
+        rows = [("fixed", k, str(v)) for k, v in self.fixed.items()]
+        for t, r in zip(self.term_names(), self.design.remats):
+            rows.append(("sd", f"{t}: {', '.join(r.cnames)}", str(self.sd[t])))
+            if r.p > 1:
+                rows.append(("cor", t, str(self.lkj)))
+        rows.append(("sigma", "Residual", str(self.sigma)))
+        return pd.DataFrame(rows, columns=["class", "parameter", "prior"])
+
+    def __repr__(self) -> str:
+        return self.table().to_string(index=False)
+
+    def _repr_html_(self) -> str:
+        return self.table().to_html(index=False)
