@@ -8,7 +8,9 @@ from .design.build import build_design
 from .errors import HierlmError
 
 FAMILIES = ("gaussian",)
-METHODS = ("reml", "ml")
+METHODS = ("reml", "ml", "nuts", "map")
+NUTS_OPTIONS = ("draws", "tune", "chains", "sampler", "random_seed", "progressbar", "marginalize",
+                "target_accept", "log_likelihood")
 
 
 class Model:
@@ -42,22 +44,69 @@ class Model:
         self.design = build_design(formula, data, na_action=na_action, family=family)
         self.data = data if isinstance(data, pd.DataFrame) else pd.DataFrame(data)
         self.data_name: str | None = None
+        self._priors = None
+
+    @property
+    def priors(self):
+        """The priors of Bayesian fits (a :class:`hierlm.priors.PriorSet`; print it to see them)."""
+        if self._priors is None:
+            from .priors import PriorSet
+
+            self._priors = PriorSet(self.design)
+        return self._priors
+
+    def set_prior(self, target: str, prior) -> "Model":
+        """Set a prior for Bayesian fits; returns the model (for chaining).
+
+        Parameters
+        ----------
+        target : str
+            ``"fixed"`` (all coefficients but the intercept), a coefficient
+            name (``"Days"``, ``"(Intercept)"``), ``"sd"`` (all random-effect
+            SDs), ``"sd|Subject"`` (one grouping factor's SDs), ``"lkj"``,
+            ``"sigma"``.
+        prior : hierlm.priors.Prior or float
+            e.g. ``hierlm.priors.Normal(0, 10)``; for ``"lkj"`` an eta.
+        """
+        self.priors.set(target, prior)
+        return self
+
+    def sample_prior_predictive(self, draws: int = 500, random_seed=None):
+        """Draws from the prior and the prior predictive (ArviZ InferenceData)."""
+        import pymc as pm
+
+        from .bayes.backend import build_pymc_model
+        from .bayes.sample import check_counts
+
+        check_counts(draws, 0, 1)
+        with build_pymc_model(self.design, self.priors, marginalize=False):
+            return pm.sample_prior_predictive(draws=draws, random_seed=random_seed)
 
     def fit(self, method: str = "reml", **control):
         """Fit the model.
 
         Parameters
         ----------
-        method : {"reml", "ml"}
-            Restricted or full maximum likelihood.
+        method : {"reml", "ml", "nuts", "map"}
+            Restricted or full maximum likelihood (lme4's numbers); NUTS
+            sampling of the posterior; or the mode of the marginal posterior.
         **control
-            Optimizer settings: ``xtol_abs``, ``ftol_abs``, ``maxeval``,
-            ``calc_derivs``, ``check_singular_tol``, ``check_conv_grad_tol``,
-            ``start`` (theta).
+            For ``"reml"``/``"ml"``, optimizer settings: ``xtol_abs``,
+            ``ftol_abs``, ``maxeval``, ``calc_derivs``,
+            ``check_singular_tol``, ``check_conv_grad_tol``, ``start``.
+            For ``"nuts"``: ``draws=1000``, ``tune=1000``, ``chains=4``,
+            ``sampler`` (``"nutpie"``, ``"pymc"``, ``"numpyro"``; default the
+            first installed in that order), ``random_seed``,
+            ``progressbar=True``, ``marginalize`` (default: integrate the
+            random effects out when every term is on one grouping factor),
+            ``target_accept=0.9``, ``log_likelihood`` (default: when it
+            fits in memory).
+            For ``"map"``: ``priors`` (``"flat"`` for maximum likelihood),
+            ``reml=False`` (integrate beta out too).
 
         Returns
         -------
-        LMMFit
+        LMMFit, BayesFit or MAPFit
         """
         from .lmm.deviance import make_deviance
         from .lmm.fit import check_control, optimize_theta
@@ -66,6 +115,21 @@ class Model:
         key = str(method).lower()
         if key not in METHODS:
             raise HierlmError(f"method must be one of {METHODS}, not {method!r}")
+        if key == "nuts":
+            unknown = set(control) - set(NUTS_OPTIONS)
+            if unknown:
+                raise HierlmError(f"unknown option(s) {sorted(unknown)} for NUTS; valid: {', '.join(NUTS_OPTIONS)}")
+            from .bayes.results import fit_nuts
+
+            return fit_nuts(self, **control)
+        if key == "map":
+            unknown = set(control) - {"priors", "reml"}
+            if unknown:
+                raise HierlmError(f"unknown option(s) {sorted(unknown)} for MAP; valid: priors, reml")
+            from .bayes.map import fit_map
+
+            priors = control.get("priors")
+            return fit_map(self, self.priors if priors is None else priors, reml=bool(control.get("reml", False)))
         control = check_control(control)
         dev = make_deviance(self.design)
         reml = key == "reml"

@@ -48,7 +48,7 @@ class Prior:
     def __post_init__(self):
         for k in ("sigma", "beta", "lam", "eta", "nu"):
             v = self.params.get(k)
-            if v is not None and not (np.isfinite(v) and v > 0):
+            if v is not None and not np.all(np.isfinite(v) & (np.asarray(v) > 0)):
                 raise PriorError(f"{self.family}: {k} must be a positive number, not {v!r}")
 
     def __str__(self) -> str:

@@ -215,3 +215,92 @@ def short_repr(fit) -> str:
     fe = fit.fixef
     lines.extend(_table([list(fe.index), format_r(fe.to_numpy(), 4)], ["r"] * len(fe)))
     return "\n".join(lines)
+
+
+def _posterior_rows(fit) -> tuple[list[list[str]], list[list[str]]]:
+    """(random-effects rows, fixed-effects rows) of a posterior summary."""
+    dg = fit.diagnostics
+    fmt = lambda v: f"{v:.4g}"  # noqa: E731
+    re_rows = [["Groups", "Name", "Std.Dev.", "l-95% CI", "u-95% CI", "Rhat", "Bulk_ESS"]]
+    for t, r in zip(fit.terms, fit.design.remats):
+        for j, c in enumerate(r.cnames):
+            row = dg.loc[f"sd_{t}[{c}]"]
+            re_rows.append([t if j == 0 else "", c, fmt(row["mean"]), fmt(row["2.5%"]), fmt(row["97.5%"]),
+                            f"{row['r_hat']:.3f}", f"{row['ess_bulk']:.0f}"])
+        for j in range(r.p):
+            for i in range(j + 1, r.p):
+                row = dg.loc[f"corr_{t}[{r.cnames[j]},{r.cnames[i]}]"]
+                re_rows.append(["", f"cor({r.cnames[j]},{r.cnames[i]})", f"{row['mean']:.3f}",
+                                f"{row['2.5%']:.3f}", f"{row['97.5%']:.3f}", f"{row['r_hat']:.3f}",
+                                f"{row['ess_bulk']:.0f}"])
+    row = dg.loc["sigma"]
+    re_rows.append(["Residual", "", fmt(row["mean"]), fmt(row["2.5%"]), fmt(row["97.5%"]),
+                    f"{row['r_hat']:.3f}", f"{row['ess_bulk']:.0f}"])
+    fe_rows = [["", "Estimate", "Est.Error", "l-95% CI", "u-95% CI", "Rhat", "Bulk_ESS"]]
+    for name in fit.design.xnames:
+        row = dg.loc[f"fixef[{name}]"]
+        fe_rows.append([name] + [fmt(row[k]) for k in ("mean", "sd", "2.5%", "97.5%")]
+                       + [f"{row['r_hat']:.3f}", f"{row['ess_bulk']:.0f}"])
+    return re_rows, fe_rows
+
+
+class BayesSummary(LMMSummary):
+    """Posterior summary in lme4's layout, with brms's interval and diagnostic columns."""
+
+    def __init__(self, fit):
+        self.fit = fit
+        post = fit.idata.posterior
+        how = "random effects integrated out, then drawn exactly" if fit.marginalized else "non-centered"
+        lines = [f"Bayesian linear mixed model fit by NUTS ({fit.sampler}; {post.sizes['chain']} chains x "
+                 f"{post.sizes['draw']} draws; {how})", f"Formula: {fit.formula}"]
+        if fit.data_name:
+            lines.append(f"   Data: {fit.data_name}")
+        re_rows, fe_rows = _posterior_rows(fit)
+        lines += ["", "Random effects (posterior mean, 95% interval):"]
+        lines += [" " + x for x in _table(re_rows, ["l", "l", "r", "r", "r", "r", "r"])]
+        groups = "; ".join(f"{g}, {n}" for g, n in fit.ngroups.items())
+        lines += [f"Number of obs: {fit.nobs}, groups:  {groups}", "", "Fixed effects:"]
+        lines += _table(fe_rows, ["l"] + ["r"] * 6)
+        dg = fit.diagnostics
+        lines += ["", f"Sampling: {fit.seconds:.1f} s (compilation included), {fit.divergences} divergent "
+                      f"transitions, max R-hat {dg['r_hat'].max():.3f}, min bulk ESS {dg['ess_bulk'].min():.0f}"]
+        if fit.warnings:
+            lines += ["Warnings:"] + [f"  {w}" for w in fit.warnings]
+        self.text = "\n".join(lines)
+
+
+class MAPSummary(LMMSummary):
+    """MAP fit: estimates at the mode with approximate posterior SDs."""
+
+    def __init__(self, fit):
+        self.fit = fit
+        what = "likelihood (flat priors)" if fit.flat else "posterior"
+        beta = "; fixed effects integrated out too (REML)" if fit.reml else ""
+        lines = [f"Mixed model fit by MAP: mode of the marginal {what}, random effects integrated out{beta}",
+                 f"Formula: {fit.formula}"]
+        if fit.data_name:
+            lines.append(f"   Data: {fit.data_name}")
+        lines += ["", f"log marginal likelihood at the mode: {fit.loglik:.4f}", "",
+                  "Random effects (mode, approximate posterior SD):"]
+        se = fit.se
+        rows = [["Groups", "Name", "Std.Dev.", "(SD)", "Corr"]]
+        vc = fit.varcorr
+        for t, r in zip(fit.model.priors.term_names(), fit.design.remats):
+            block = vc[vc["group"] == t]
+            for j, c in enumerate(r.cnames):
+                sd = block[(block["var1"] == c) & block["var2"].isna()]["sdcor"].iloc[0]
+                corr = []
+                for i in range(j):
+                    hit = block[(block["var1"] == r.cnames[i]) & (block["var2"] == c)]
+                    corr.append(f"{hit['sdcor'].iloc[0]:.2f}")
+                rows.append([t if j == 0 else "", c, f"{sd:.4g}", f"{se[f'sd_{t}[{c}]']:.3g}", " ".join(corr)])
+        rows.append(["Residual", "", f"{fit.sigma:.4g}", f"{se['sigma']:.3g}", ""])
+        lines += [" " + x for x in _table(rows, ["l", "l", "r", "r", "l"])]
+        groups = "; ".join(f"{g}, {n}" for g, n in fit.ngroups.items())
+        lines += [f"Number of obs: {fit.nobs}, groups:  {groups}", "", "Fixed effects:"]
+        est = fit.fixef.to_numpy()
+        s = np.array([se[n] for n in fit.design.xnames])
+        lines += coef_table(fit.fixef.index, est, s, est / s, "z value")
+        if not fit.converged:
+            lines += ["", f"optimizer: {fit.message}"]
+        self.text = "\n".join(lines)

@@ -19,6 +19,8 @@ _DATASETS = {
     "sleepstudy": ("sleepstudy.csv", ["Subject"],
                    "Reaction times (ms) over 10 days of sleep deprivation, 18 subjects"),
     "Dyestuff": ("Dyestuff.csv", ["Batch"], "Yield of dyestuff (g) from 6 batches of an intermediate product"),
+    "Dyestuff2": ("Dyestuff2.csv", ["Batch"],
+                  "Simulated yields of 6 batches with no batch effect: lme4's singular-fit example"),
     "Penicillin": ("Penicillin.csv", ["plate", "sample"],
                    "Diameter of growth-inhibition zones: 24 plates crossed with 6 penicillin samples"),
     "Pastes": ("Pastes.csv", ["batch", "cask", "sample"],

@@ -281,6 +281,31 @@ class MixedFitBase:
             out = out + ":" + p
         return out
 
+    def to_bambi(self, **kwargs):
+        """The same model as a (not yet fitted) ``bambi.Model``, for bambi's
+        ``interpret`` plots.
+
+        Only models bambi can express: bambi's group-specific terms have no
+        correlations, so every term must have one column (write
+        ``(x || g)`` instead of ``(x | g)``).  Priors are bambi's own.
+        ``kwargs`` go to ``bambi.Model``.
+        """
+        try:
+            import bambi as bmb
+        except ImportError as exc:
+            raise HierlmError("to_bambi needs bambi: pip install 'hierlm[bambi]'") from exc
+        d = self.design
+        corr = [str(r.term) for r in d.remats if r.p > 1]
+        if corr:
+            raise HierlmError(
+                f"bambi cannot express correlated random effects {corr}: refit with '||' "
+                "(uncorrelated terms) to hand the model to bambi"
+            )
+        terms = " + ".join(f"({r.term.expr} | {r.group})" for r in d.remats)
+        formula = f"{d.formula.response} ~ {d.formula.fixed} + {terms}"
+        data = self.model.data.iloc[d.prepared.rows]
+        return bmb.Model(formula, data, **kwargs)
+
     def simulate(self, nsim: int = 1, seed=None) -> pd.DataFrame:
         """Simulate responses from the fitted model (new random effects and
         new residuals, as lme4's ``simulate``).
@@ -311,7 +336,7 @@ class MixedFitBase:
             out[:, s] = y
         return pd.DataFrame(out, index=self._index(), columns=[f"sim_{i + 1}" for i in range(nsim)])
 
-    # ---- printing -----------------------------------------------------------
+
 class LMMFit(MixedFitBase):
     """A linear mixed model fit by REML or ML.
 

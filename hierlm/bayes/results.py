@@ -1,0 +1,367 @@
+"""Posterior (NUTS) and MAP fits: the accessors of an lme4 fit, Bayesian numbers."""
+
+from __future__ import annotations
+
+import warnings
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+
+from ..lmm.results import MixedFitBase
+from ..summary import coef_table, format_r, named_vector  # noqa: F401
+from .backend import (
+    build_pymc_model, draw_ranef, one_grouping_factor, sufficient_stats,
+)
+from .sample import check_counts, choose_sampler, run_nuts
+
+RHAT_MAX = 1.01
+ESS_MIN = 400  # Vehtari et al. (2021): 100 per chain for 4 chains
+
+
+def _theta_from(design, sigma: float, covs: list[np.ndarray]) -> np.ndarray:
+    out = []
+    for r, S in zip(design.remats, covs):
+        try:
+            T = np.linalg.cholesky(S) / sigma
+        except np.linalg.LinAlgError:
+            T = np.diag(np.sqrt(np.maximum(np.diag(S), 0))) / sigma
+        out.append(T[r.tril_rows, r.tril_cols])
+    return np.concatenate(out)
+
+
+def fit_nuts(model, draws: int = 1000, tune: int = 1000, chains: int = 4, sampler: str | None = None,
+             random_seed=None, progressbar: bool = True, marginalize: bool | None = None,
+             target_accept: float = 0.9, log_likelihood: bool | None = None) -> "BayesFit":
+    """Sample the posterior with NUTS (see :meth:`hierlm.Model.fit`)."""
+    check_counts(draws, tune, chains)
+    sampler = choose_sampler(sampler)
+    design = model.design
+    if marginalize is None:
+        marginalize = model.family == "gaussian" and one_grouping_factor(design)
+    elif marginalize and not one_grouping_factor(design):
+        from ..errors import HierlmError
+
+        raise HierlmError("marginalize=True needs every random-effects term on one grouping factor; "
+                          "use marginalize=False (the non-centered model) for crossed or nested terms")
+    pm_model = build_pymc_model(design, model.priors, marginalize)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        warnings.filterwarnings("ignore", category=UserWarning, module="pymc")
+        idata, seconds = run_nuts(pm_model, sampler, draws, tune, chains, random_seed, progressbar, target_accept)
+    return BayesFit(model, idata, sampler=sampler, marginalized=marginalize, seconds=seconds,
+                    random_seed=random_seed, log_likelihood=log_likelihood)
+
+
+class BayesFit(MixedFitBase):
+    """A posterior sample of a mixed model (NUTS).
+
+    Point accessors (``fixef``, ``varcorr``, ``ranef()``, ``coef()``,
+    ``predict()``) give posterior means; ``idata`` holds everything
+    (ArviZ InferenceData: posterior, sample_stats, observed_data,
+    log_likelihood).  Posterior variables: ``fixef``, ``sigma``,
+    ``sd_<group>``, ``corr_<group>`` (terms with correlations) and
+    ``ranef_<group>`` (levels x terms), named by lme4's group names.
+
+    Attributes
+    ----------
+    idata : arviz.InferenceData
+    sampler : str
+    marginalized : bool
+        True when the random effects were integrated out while sampling and
+        drawn exactly afterwards.
+    seconds : float
+        Wall time of compilation and sampling.
+    """
+
+    def __init__(self, model, idata, sampler: str, marginalized: bool, seconds: float, random_seed=None,
+                 log_likelihood: bool | None = None):
+        self.model = model
+        self.design = model.design
+        self.sampler = sampler
+        self.marginalized = marginalized
+        self.seconds = seconds
+        self.data_name = model.data_name
+        self.terms = model.priors.term_names()
+        self.idata = self._tidy(idata, random_seed, log_likelihood)
+        post = self.idata.posterior
+        self._beta = post["fixef"].mean(("chain", "draw")).to_numpy()
+        self._b = [post[f"ranef_{t}"].mean(("chain", "draw")).to_numpy() for t in self.terms]
+        self.sigma = float(post["sigma"].mean())
+        self.theta = _theta_from(self.design, self.sigma, self._mean_covs())
+        self.warnings = self._diagnose()
+        for w in self.warnings:
+            warnings.warn(w, UserWarning, stacklevel=3)
+
+    # ---- construction ------------------------------------------------------
+    def _tidy(self, idata, random_seed, log_likelihood):
+        import arviz as az
+        import xarray as xr
+
+        post = idata.posterior
+        d = self.design
+        rng = np.random.default_rng(None if random_seed is None else int(random_seed) + 7919)
+        if self.marginalized:
+            # exact draws of b | y, beta, sigma, Sigma for every posterior draw
+            nc, nd = post.sizes["chain"], post.sizes["draw"]
+            beta = post["fixef"].to_numpy().reshape(nc * nd, -1)
+            sigma = post["sigma"].to_numpy().reshape(-1)
+            blocks = []
+            for t, r in zip(self.terms, d.remats):
+                sd = post[f"sd_{t}"].to_numpy().reshape(nc * nd, r.p)
+                if r.p == 1:
+                    blocks.append(sd[:, :, None])
+                else:
+                    C = post[f"corr_{t}"].to_numpy().reshape(nc * nd, r.p, r.p)
+                    blocks.append(sd[:, :, None] * np.linalg.cholesky(C))
+            P = sum(r.p for r in d.remats)
+            L = np.zeros((nc * nd, P, P))
+            o = 0
+            for B in blocks:
+                k = B.shape[1]
+                L[:, o: o + k, o: o + k] = B
+                o += k
+            b = draw_ranef(beta, sigma, L, sufficient_stats(d), rng)
+            o = 0
+            new = {}
+            for t, r in zip(self.terms, d.remats):
+                new[f"ranef_{t}"] = (("chain", "draw", f"{r.group}__level", f"{t}__term"),
+                                     b[:, :, o: o + r.p].reshape(nc, nd, r.nlevels, r.p))
+                o += r.p
+            post = post.assign(**{k: xr.DataArray(v[1], dims=v[0]) for k, v in new.items()})
+            post = post.assign_coords({f"{r.group}__level": list(r.levels) for r in d.remats})
+            post = post.assign_coords({f"{t}__term": list(r.cnames) for t, r in zip(self.terms, d.remats)})
+        keep = ["fixef", "sigma"] + [v for t in self.terms for v in (f"sd_{t}", f"corr_{t}", f"ranef_{t}")]
+        post = post[[v for v in keep if v in post]]
+        groups = {"posterior": post}
+        if "sample_stats" in idata.groups():
+            groups["sample_stats"] = idata.sample_stats
+        groups["observed_data"] = xr.Dataset({"y": xr.DataArray(d.y, dims=["obs_id"])})
+        S = post.sizes["chain"] * post.sizes["draw"]
+        if log_likelihood or (log_likelihood is None and S * d.n <= 2e7):
+            groups["log_likelihood"] = xr.Dataset({"y": self._pointwise_loglik(post)})
+        return az.InferenceData(**groups)
+
+    def _pointwise_loglik(self, post):
+        """Conditional log-likelihood of each observation for each draw (for LOO)."""
+        import xarray as xr
+        from scipy import stats
+
+        d = self.design
+        beta = post["fixef"].to_numpy()
+        mu = np.einsum("cdk,nk->cdn", beta, d.X)
+        for t, r in zip(self.terms, d.remats):
+            b = post[f"ranef_{t}"].to_numpy()  # (c, d, levels, p)
+            mu += np.einsum("cdnp,np->cdn", b[:, :, r.codes, :], r.Xt)
+        sig = post["sigma"].to_numpy()[:, :, None]
+        ll = stats.norm.logpdf(d.y[None, None, :], mu, sig)
+        return xr.DataArray(ll, dims=["chain", "draw", "obs_id"])
+
+    def _mean_covs(self) -> list[np.ndarray]:
+        post = self.idata.posterior
+        covs = []
+        for t, r in zip(self.terms, self.design.remats):
+            sd = post[f"sd_{t}"].to_numpy().reshape(-1, r.p)
+            C = post[f"corr_{t}"].to_numpy().reshape(-1, r.p, r.p) if r.p > 1 else np.ones((sd.shape[0], 1, 1))
+            covs.append(np.mean(sd[:, :, None] * C * sd[:, None, :], axis=0))
+        return covs
+
+    # ---- diagnostics -----------------------------------------------------------
+    def _summary_vars(self) -> list[str]:
+        return ["fixef", "sigma"] + [v for t in self.terms for v in (f"sd_{t}", f"corr_{t}")
+                                     if v in self.idata.posterior]
+
+    @cached_property
+    def diagnostics(self) -> pd.DataFrame:
+        """Posterior mean, sd, 2.5% and 97.5% quantiles, R-hat, bulk and tail ESS
+        of fixed effects, sigma, SDs and correlations (each correlation once)."""
+        import arviz as az
+
+        post = self.idata.posterior
+        rows = []
+        for v in self._summary_vars():
+            da = post[v]
+            extra = [dim for dim in da.dims if dim not in ("chain", "draw")]
+            if v.startswith("corr_"):
+                p = da.sizes[extra[0]]
+                idx = [(i, j) for j in range(p) for i in range(j + 1, p)]
+                items = [(f"{v}[{da[extra[0]].values[j]},{da[extra[1]].values[i]}]",
+                          da.isel({extra[0]: i, extra[1]: j})) for i, j in idx]
+            elif extra:
+                items = [(f"{v}[{c}]", da.isel({extra[0]: k})) for k, c in enumerate(da[extra[0]].values)]
+            else:
+                items = [(v, da)]
+            for name, x in items:
+                arr = x.to_numpy()
+                rows.append({
+                    "parameter": name, "mean": arr.mean(), "sd": arr.std(ddof=1),
+                    "2.5%": np.quantile(arr, 0.025), "97.5%": np.quantile(arr, 0.975),
+                    "r_hat": float(az.rhat(arr)) if arr.shape[0] > 1 else np.nan,
+                    "ess_bulk": float(az.ess(arr, method="bulk")),
+                    "ess_tail": float(az.ess(arr, method="tail")),
+                })
+        return pd.DataFrame(rows).set_index("parameter")
+
+    @property
+    def divergences(self) -> int:
+        st = self.idata.get("sample_stats")
+        if st is None or "diverging" not in st:
+            return 0
+        return int(st["diverging"].sum())
+
+    def _diagnose(self) -> list[str]:
+        out = []
+        if self.divergences:
+            out.append(f"{self.divergences} divergent transitions after tuning: raise target_accept "
+                       "(e.g. 0.95) or use stronger priors")
+        dg = self.diagnostics
+        bad = dg.index[dg["r_hat"] > RHAT_MAX].tolist()
+        if bad:
+            out.append(f"R-hat > {RHAT_MAX} for {', '.join(bad[:5])}: run longer chains")
+        low = dg.index[dg["ess_bulk"] < min(ESS_MIN, 100 * self.idata.posterior.sizes["chain"])].tolist()
+        if low:
+            out.append(f"bulk ESS below {min(ESS_MIN, 100 * self.idata.posterior.sizes['chain'])} for "
+                       f"{', '.join(low[:5])}: draw more samples")
+        return out
+
+    # ---- accessors ------------------------------------------------------------
+    @cached_property
+    def vcov(self) -> pd.DataFrame:
+        """Posterior covariance of the fixed effects."""
+        b = self.idata.posterior["fixef"].to_numpy().reshape(-1, self.design.p)
+        names = self.design.xnames
+        return pd.DataFrame(np.cov(b, rowvar=False).reshape(len(names), len(names)), index=names, columns=names)
+
+    @cached_property
+    def varcorr(self) -> pd.DataFrame:
+        """Posterior means of the variance components, lme4's layout."""
+        post = self.idata.posterior
+        rows = []
+        for t, r in zip(self.terms, self.design.remats):
+            sd = post[f"sd_{t}"].to_numpy().reshape(-1, r.p)
+            for j, c in enumerate(r.cnames):
+                rows.append((t, c, None, np.mean(sd[:, j] ** 2), np.mean(sd[:, j])))
+            if r.p > 1:
+                C = post[f"corr_{t}"].to_numpy().reshape(-1, r.p, r.p)
+                for j in range(r.p):
+                    for i in range(j + 1, r.p):
+                        rows.append((t, r.cnames[j], r.cnames[i], np.mean(C[:, i, j] * sd[:, i] * sd[:, j]),
+                                     np.mean(C[:, i, j])))
+        s = post["sigma"].to_numpy().ravel()
+        rows.append(("Residual", None, None, np.mean(s**2), np.mean(s)))
+        return pd.DataFrame(rows, columns=["group", "var1", "var2", "vcov", "sdcor"])
+
+    @cached_property
+    def _condvar(self) -> list[np.ndarray]:
+        post = self.idata.posterior
+        out = []
+        for t, r in zip(self.terms, self.design.remats):
+            b = post[f"ranef_{t}"].to_numpy().reshape(-1, r.nlevels, r.p)
+            c = b - b.mean(axis=0)
+            out.append(np.einsum("sla,slb->lab", c, c) / (b.shape[0] - 1))
+        return out
+
+    def draws(self, name: str) -> np.ndarray:
+        """All draws of a posterior variable, chains stacked first."""
+        da = self.idata.posterior[name]
+        return da.to_numpy().reshape((-1,) + da.shape[2:])
+
+    def loo(self, **kw):
+        """ArviZ LOO-CV (conditional on the random effects' draws)."""
+        import arviz as az
+
+        return az.loo(self.idata, **kw)
+
+    def summary(self):
+        from ..summary import BayesSummary
+
+        return BayesSummary(self)
+
+    def __repr__(self) -> str:
+        return str(self.summary())
+
+    def _repr_html_(self) -> str:
+        return self.summary()._repr_html_()
+
+
+class MAPFit(MixedFitBase):
+    """Mode of the marginal posterior (random effects integrated out).
+
+    ``fixef``, ``sigma``, ``varcorr`` are at the mode; ``ranef()`` gives the
+    conditional modes of the random effects there; ``se`` the approximate
+    posterior SDs from the Hessian (delta method on the reported scale).
+    """
+
+    def __init__(self, model, post, phi, cov_phi, flat: bool, reml: bool, converged: bool, message: str,
+                 nfev: int):
+        from .map import conditional_modes
+
+        self.model = model
+        self.design = d = model.design
+        self.data_name = model.data_name
+        self.flat, self.reml = flat, reml
+        self.converged, self.message, self.nfev = converged, message, nfev
+        self._post, self.phi, self._cov_phi = post, phi, cov_phi
+        beta, sigma, sds, Ls = post.natural(phi)[:4]
+        self.sigma = float(sigma)
+        self.theta = post.theta_of(sigma, sds, Ls)
+        ll, f = post.loglik(self.theta, beta, sigma)
+        self.loglik = float(ll)
+        if beta is None:  # REML: beta integrated out; report its conditional mode
+            beta, _ = post.dev.solve(f)
+            self._vcov = self.sigma**2 * post.dev.vcov_unscaled(f)
+        else:
+            self._vcov = cov_phi[: d.p, : d.p]
+        self._beta = np.asarray(beta)
+        self._b, cv = conditional_modes(d, self.theta, self._beta)
+        self._condvar = [self.sigma**2 * c for c in cv]
+        self.logpost = -float(post(phi))
+        if not converged:
+            warnings.warn(f"MAP optimizer: {message}", UserWarning, stacklevel=3)
+
+    @property
+    def vcov(self) -> pd.DataFrame:
+        n = self.design.xnames
+        return pd.DataFrame(self._vcov, index=n, columns=n)
+
+    def _natural_vector(self, phi) -> np.ndarray:
+        beta, sigma, sds, Ls = self._post.natural(phi)[:4]
+        out = [] if beta is None else list(beta)
+        out.append(sigma)
+        for sd, L in zip(sds, Ls):
+            out.extend(sd)
+            C = L @ L.T
+            out.extend(C[i, j] for j in range(len(sd)) for i in range(j + 1, len(sd)))
+        return np.asarray(out, dtype=float)
+
+    @cached_property
+    def se(self) -> pd.Series:
+        """Approximate posterior SDs (inverse Hessian, delta method)."""
+        f0 = self._natural_vector(self.phi)
+        J = np.empty((f0.size, self.phi.size))
+        h = 1e-6
+        for k in range(self.phi.size):
+            e = np.zeros_like(self.phi)
+            e[k] = h
+            J[:, k] = (self._natural_vector(self.phi + e) - self._natural_vector(self.phi - e)) / (2 * h)
+        cov = J @ self._cov_phi @ J.T
+        names = [] if self.reml else list(self.design.xnames)
+        names.append("sigma")
+        for t, r in zip(self.model.priors.term_names(), self.design.remats):
+            names.extend(f"sd_{t}[{c}]" for c in r.cnames)
+            names.extend(f"corr_{t}[{r.cnames[j]},{r.cnames[i]}]" for j in range(r.p) for i in range(j + 1, r.p))
+        se = pd.Series(np.sqrt(np.maximum(np.diag(cov), 0)), index=names)
+        if self.reml:
+            se = pd.concat([pd.Series(np.sqrt(np.diag(self._vcov)), index=self.design.xnames), se])
+        return se
+
+    def summary(self):
+        from ..summary import MAPSummary
+
+        return MAPSummary(self)
+
+    def __repr__(self) -> str:
+        return str(self.summary())
+
+    def _repr_html_(self) -> str:
+        return self.summary()._repr_html_()

@@ -1,0 +1,66 @@
+"""NUTS sampling of a mixed model with PyMC, nutpie or numpyro."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import time
+
+import numpy as np
+
+from ..errors import HierlmError
+
+# sampler -> package that provides it
+SAMPLERS = {"nutpie": "nutpie", "pymc": "pymc", "numpyro": "numpyro"}
+# nutpie compiles the model with numba once and samples all chains in
+# threads; measured on sleepstudy it is the fastest here (benchmarks/bench_bayes.py)
+DEFAULT_ORDER = ("nutpie", "pymc", "numpyro")
+
+
+class SamplerError(HierlmError):
+    """A sampler that is unknown or not installed, or bad sampling arguments."""
+
+
+def installed(package: str) -> bool:
+    return importlib.util.find_spec(package) is not None
+
+
+def choose_sampler(sampler: str | None) -> str:
+    if sampler is None:
+        for s in DEFAULT_ORDER:
+            if installed(SAMPLERS[s]):
+                return s
+        raise SamplerError("no NUTS sampler is installed: pip install 'hierlm[bayes]' (pymc, nutpie)")
+    if sampler not in SAMPLERS:
+        raise SamplerError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
+    if not installed(SAMPLERS[sampler]) or not installed("pymc"):
+        pkg = SAMPLERS[sampler] if installed("pymc") else "pymc"
+        raise SamplerError(f"sampler {sampler!r} needs the package {pkg!r}: pip install {pkg}")
+    return sampler
+
+
+def check_counts(draws, tune, chains) -> None:
+    for name, v, lo in (("draws", draws, 1), ("chains", chains, 1), ("tune", tune, 0)):
+        if not isinstance(v, (int, np.integer)) or v < lo:
+            raise SamplerError(f"{name} must be an integer >= {lo}, not {v!r}")
+
+
+def run_nuts(pm_model, sampler: str, draws: int, tune: int, chains: int, random_seed, progressbar: bool,
+             target_accept: float):
+    """Sample ``pm_model``; returns (InferenceData, seconds)."""
+    t0 = time.perf_counter()
+    seed = None if random_seed is None else int(random_seed)
+    if sampler == "nutpie":
+        import nutpie
+
+        compiled = nutpie.compile_pymc_model(pm_model)
+        idata = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, seed=seed,
+                              progress_bar=progressbar, target_accept=target_accept)
+    else:
+        import pymc as pm
+
+        kw = {"nuts_sampler": "numpyro"} if sampler == "numpyro" else {"cores": min(chains, os.cpu_count() or 1)}
+        idata = pm.sample(draws=draws, tune=tune, chains=chains, random_seed=seed, progressbar=progressbar,
+                          model=pm_model, target_accept=target_accept, compute_convergence_checks=False,
+                          **kw)
+    return idata, time.perf_counter() - t0

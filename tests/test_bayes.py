@@ -1,0 +1,248 @@
+"""Bayesian fits: priors, MAP, the marginalized likelihood, NUTS (few draws).
+
+References: ML/REML fits (which are themselves checked against lme4), closed
+forms (the exact conditional distribution of b), and Monte Carlo agreement
+between the marginalized and the non-centered parameterizations.
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+
+import hierlm
+from hierlm import priors as P
+from hierlm.bayes.sample import SamplerError
+from hierlm.priors import PriorError
+
+F = "Reaction ~ Days + (Days | Subject)"
+
+
+@pytest.fixture(scope="module")
+def model(sleepstudy):
+    return hierlm.Model(F, sleepstudy)
+
+
+# ---- priors -----------------------------------------------------------------
+def test_default_priors_are_data_scaled(model, sleepstudy):
+    y = sleepstudy["Reaction"].to_numpy()
+    s = max(2.5, 1.4826 * np.median(np.abs(y - np.median(y))))
+    pr = model.priors
+    assert pr.sigma == P.HalfStudentT(3, s)
+    assert pr.sd["Subject"] == P.HalfStudentT(3, s)
+    assert pr.fixed["Days"] == P.Normal(0, 2.5 * y.std(ddof=1) / sleepstudy["Days"].std(ddof=1))
+    assert pr.fixed["(Intercept)"].params["mu"] == pytest.approx(np.median(y))
+    text = repr(pr)
+    assert "LKJ(eta=1)" in text and "HalfStudentT" in text and "Days" in text
+
+
+def test_set_prior_targets_and_errors(sleepstudy):
+    m = hierlm.Model(F, sleepstudy)
+    m.set_prior("fixed", P.Normal(0, 5)).set_prior("sd|Subject", P.HalfNormal(30)).set_prior("lkj", 2.0)
+    m.set_prior("sigma", P.Exponential(0.1))
+    assert m.priors.fixed["Days"] == P.Normal(0, 5)
+    assert m.priors.fixed["(Intercept)"].family == "StudentT"  # "fixed" leaves the intercept alone
+    assert m.priors.sd["Subject"] == P.HalfNormal(30)
+    assert m.priors.lkj == P.LKJ(2.0)
+    with pytest.raises(PriorError, match=r"no parameter 'Dayz'.*valid prior targets: fixed, \(Intercept\), Days, sd"):
+        m.set_prior("Dayz", P.Normal(0, 1))
+    with pytest.raises(PriorError, match="sigma must be a positive number"):
+        P.Normal(0, -1)
+    with pytest.raises(PriorError, match="sigma must be a positive number"):
+        P.HalfStudentT(3, 0)
+    with pytest.raises(PriorError, match="standard deviation: use HalfNormal"):
+        m.set_prior("sd", P.Normal(0, 1))
+    with pytest.raises(PriorError, match="coefficient: use Normal"):
+        m.set_prior("Days", P.HalfNormal(1))
+    assert issubclass(PriorError, ValueError)
+
+
+# ---- bad sampling arguments: refused before any compilation ----------------------
+@pytest.mark.parametrize("kw, match", [
+    ({"sampler": "stan"}, "unknown sampler 'stan'; choose one of nutpie, pymc, numpyro"),
+    ({"draws": 0}, "draws must be an integer >= 1"),
+    ({"chains": 0}, "chains must be an integer >= 1"),
+    ({"tune": -1}, "tune must be an integer >= 0"),
+])
+def test_bad_sampling_arguments(model, kw, match):
+    with pytest.raises(SamplerError, match=match):
+        model.fit("nuts", **kw)
+
+
+def test_sampler_not_installed_names_package(model, monkeypatch):
+    from hierlm.bayes import sample
+
+    monkeypatch.setattr(sample, "installed", lambda pkg: pkg != "numpyro")
+    with pytest.raises(SamplerError, match="needs the package 'numpyro': pip install numpyro"):
+        model.fit("nuts", sampler="numpyro")
+
+
+def test_unknown_option(model):
+    with pytest.raises(hierlm.HierlmError, match="unknown option"):
+        model.fit("nuts", iterations=10)
+
+
+# ---- MAP --------------------------------------------------------------------------
+def test_map_flat_equals_ml(model):
+    ml = model.fit("ml")
+    mp = model.fit("map", priors="flat")
+    assert mp.loglik == pytest.approx(ml.loglik, rel=1e-6)
+    np.testing.assert_allclose(mp.fixef, ml.fixef, rtol=1e-4)
+    assert mp.sigma == pytest.approx(ml.sigma, rel=1e-4)
+    np.testing.assert_allclose(mp.varcorr["sdcor"], ml.varcorr["sdcor"], rtol=1e-4, atol=1e-4)
+    # Hessian-based SDs of the fixed effects equal the ML standard errors
+    np.testing.assert_allclose(mp.se[["(Intercept)", "Days"]], np.sqrt(np.diag(ml.vcov)), rtol=1e-3)
+    # conditional modes at the ML estimates are lme4's
+    np.testing.assert_allclose(mp.ranef()["Subject"], ml.ranef()["Subject"], rtol=1e-3, atol=1e-3)
+
+
+def test_map_flat_reml_equals_reml(model):
+    reml = model.fit("reml")
+    mp = model.fit("map", priors="flat", reml=True)
+    assert mp.loglik == pytest.approx(reml.loglik, rel=1e-6)
+    np.testing.assert_allclose(mp.fixef, reml.fixef, rtol=1e-4)
+    np.testing.assert_allclose(mp.varcorr["sdcor"], reml.varcorr["sdcor"], rtol=1e-4, atol=1e-4)
+
+
+def test_map_default_priors_off_the_boundary():
+    d2 = hierlm.datasets.load("Dyestuff2")
+    m = hierlm.Model("Yield ~ 1 + (1|Batch)", d2)
+    with pytest.warns(hierlm.ConvergenceWarning, match="singular"):
+        assert m.fit("reml").theta[0] < 1e-4  # lme4: batch SD estimate 0
+    mp = m.fit("map")
+    sd = mp.varcorr.loc[0, "sdcor"]
+    assert sd > 0.1 and mp.converged
+    assert "Std.Dev." in str(mp.summary())
+
+
+def test_map_does_not_collapse_on_sleepstudy(model):
+    """The failure a naive joint find_MAP shows (SDs -> 0, beta far off)."""
+    reml = model.fit("reml")
+    mp = model.fit("map")
+    sds = mp.varcorr["sdcor"].iloc[:2].to_numpy()
+    assert np.all(sds > 0.5 * reml.varcorr["sdcor"].iloc[:2].to_numpy())
+    assert np.all(np.abs(mp.fixef - reml.fixef) < 0.2 * np.sqrt(np.diag(reml.vcov)))
+
+
+# ---- the marginalized likelihood and exact draws of b ---------------------------------
+def test_marginal_loglik_matches_engine(model):
+    """PyTensor's marginal log-likelihood equals the ML engine's at any (theta, beta, sigma)."""
+    import pytensor.tensor as pt
+
+    from hierlm.bayes.backend import marginal_loglik, sufficient_stats
+    from hierlm.bayes.map import MarginalPosterior
+
+    st = sufficient_stats(model.design)
+    post = MarginalPosterior(model.design, None, reml=False)
+    for Lm, beta, sigma in [(np.array([[20.0, 0.0], [1.5, 5.0]]), np.array([250.0, 11.0]), 26.0),
+                            (np.array([[3.0, 0.0], [-2.0, 0.5]]), np.array([240.0, 9.0]), 30.0)]:
+        got = marginal_loglik(pt.as_tensor(beta), pt.as_tensor(np.float64(sigma)), pt.as_tensor(Lm), st).eval()
+        theta = (Lm / sigma)[[0, 1, 1], [0, 0, 1]]
+        want, _ = post.loglik(theta, beta, sigma)
+        assert got == pytest.approx(want, rel=1e-10)
+
+
+def test_exact_ranef_draws_match_conditional_distribution(model):
+    from hierlm.bayes.backend import draw_ranef, sufficient_stats
+    from hierlm.bayes.map import conditional_modes
+
+    Lm, beta, sigma = np.array([[24.0, 0.0], [1.0, 5.8]]), np.array([251.0, 10.5]), 25.6
+    S = 20000
+    b = draw_ranef(np.tile(beta, (S, 1)), np.full(S, sigma), np.tile(Lm, (S, 1, 1)),
+                   sufficient_stats(model.design), np.random.default_rng(0))
+    theta = (Lm / sigma)[[0, 1, 1], [0, 0, 1]]
+    (mean,), (cv,) = conditional_modes(model.design, theta, beta)
+    cov = sigma**2 * cv
+    se = np.sqrt(np.diagonal(cov, axis1=1, axis2=2) / S)
+    assert np.all(np.abs(b.mean(axis=0) - mean) < 5 * se)
+    emp = np.einsum("sla,slb->lab", b - b.mean(0), b - b.mean(0)) / (S - 1)
+    np.testing.assert_allclose(emp, cov, rtol=0.05, atol=0.05 * np.abs(cov).max())
+
+
+# ---- NUTS -----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def wide_fits(sleepstudy):
+    m = hierlm.Model(F, sleepstudy)
+    m.set_prior("fixed", P.Normal(0, 1e4)).set_prior("(Intercept)", P.Normal(0, 1e4))
+    kw = dict(draws=600, tune=600, chains=4, random_seed=11, progressbar=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        marg = m.fit("nuts", **kw)
+        full = m.fit("nuts", marginalize=False, **kw)
+    return m, marg, full
+
+
+def test_nuts_posterior_matches_reml_with_wide_priors(wide_fits, sleepstudy):
+    m, marg, _ = wide_fits
+    reml = m.fit("reml")
+    se = np.sqrt(np.diag(reml.vcov))
+    med = np.median(marg.draws("fixef"), axis=0)
+    assert np.all(np.abs(med - reml.fixef.to_numpy()) < 0.2 * se)
+    post_sd = marg.draws("fixef").std(axis=0)
+    assert np.all(np.abs(post_sd / se - 1) < 0.25)
+    assert marg.divergences == 0
+    assert marg.diagnostics["r_hat"].max() <= 1.01
+
+
+def test_marginalized_and_noncentered_agree(wide_fits):
+    _, marg, full = wide_fits
+    assert marg.marginalized and not full.marginalized
+    a, b = marg.diagnostics, full.diagnostics
+    for name in ["fixef[(Intercept)]", "fixef[Days]", "sigma", "sd_Subject[(Intercept)]", "sd_Subject[Days]"]:
+        mcse = np.hypot(a.loc[name, "sd"] / np.sqrt(a.loc[name, "ess_bulk"]),
+                        b.loc[name, "sd"] / np.sqrt(b.loc[name, "ess_bulk"]))
+        assert abs(a.loc[name, "mean"] - b.loc[name, "mean"]) < 4 * mcse, name
+    ra, rb = marg.ranef()["Subject"], full.ranef()["Subject"]
+    assert np.max(np.abs(ra - rb).to_numpy() / marg.ranef(condvar=True)["Subject"]["condsd"].to_numpy()) < 0.5
+
+
+def test_posterior_fit_accessors(wide_fits, sleepstudy):
+    _, marg, _ = wide_fits
+    idata = marg.idata
+    assert {"posterior", "sample_stats", "observed_data", "log_likelihood"} <= set(idata.groups())
+    post = idata.posterior
+    assert list(post["fixef"].coords["fixed"].values) == ["(Intercept)", "Days"]
+    assert post["ranef_Subject"].shape[2:] == (18, 2)
+    assert list(post["ranef_Subject"].coords["Subject__level"].values[:2]) == ["308", "309"]
+    assert idata.log_likelihood["y"].shape[2] == 180
+    vc = marg.varcorr
+    assert list(vc["group"]) == ["Subject", "Subject", "Subject", "Residual"]
+    assert vc.loc[2, "var2"] == "Days" and -1 < vc.loc[2, "sdcor"] < 1
+    co = marg.coef()["Subject"]
+    np.testing.assert_allclose(co["Days"], marg.fixef["Days"] + marg.ranef()["Subject"]["Days"])
+    pred = marg.predict(sleepstudy.iloc[:3])
+    np.testing.assert_allclose(pred, marg.fitted().iloc[:3])
+    text = str(marg.summary())
+    for part in ("Bayesian linear mixed model fit by NUTS", "Random effects (posterior mean, 95% interval):",
+                 "Fixed effects:", "Rhat", "Bulk_ESS", "0 divergent transitions"):
+        assert part in text
+    loo = marg.loo()
+    assert np.isfinite(loo.elpd_loo)
+
+
+def test_crossed_model_samples_noncentered():
+    pen = hierlm.datasets.load("Penicillin")
+    m = hierlm.Model("diameter ~ 1 + (1|plate) + (1|sample)", pen)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = m.fit("nuts", draws=300, tune=300, chains=2, random_seed=3, progressbar=False)
+    assert not fit.marginalized
+    assert set(fit.ranef()) == {"plate", "sample"}
+    reml = m.fit("reml")
+    assert abs(fit.fixef.iloc[0] - reml.fixef.iloc[0]) < 2 * np.sqrt(reml.vcov.iloc[0, 0])
+    with pytest.raises(hierlm.HierlmError, match="marginalize=True needs every random-effects term on one"):
+        m.fit("nuts", marginalize=True)
+
+
+def test_prior_predictive(model):
+    idata = model.sample_prior_predictive(draws=50, random_seed=1)
+    assert idata.prior_predictive["y"].shape == (1, 50, 180)
+
+
+def test_to_bambi(sleepstudy):
+    pytest.importorskip("bambi", reason="bambi is in the test extras; install hierlm[test]")
+    fit = hierlm.lmer("Reaction ~ Days + (Days || Subject)", sleepstudy)
+    bm = fit.to_bambi()
+    assert "1|Subject" in str(bm) and "Days|Subject" in str(bm)
+    with pytest.raises(hierlm.HierlmError, match="cannot express correlated"):
+        hierlm.lmer(F, sleepstudy).to_bambi()
