@@ -7,12 +7,19 @@ Defaults (Bürkner's brms, and rstanarm's autoscaling for slopes), with
 =====================  ==============================================
 parameter              default prior
 =====================  ==============================================
-``(Intercept)``        Student-t(3, median(y), 2.5 s)
-each slope ``x``       Normal(0, 2.5 sd(y) / sd(x))
+``(Intercept)``        Normal(median(y), 2.5 sqrt(s^2 + sd(y)^2 sum_j (mean(x_j) / sd(x_j))^2))
+each slope ``x_j``     Normal(0, 2.5 sd(y) / sd(x_j))
 each SD ``sd|g``       half-Student-t(3, 0, s)
 correlations ``lkj``   LKJ(eta = 1)
 ``sigma``              half-Student-t(3, 0, s)
 =====================  ==============================================
+
+The intercept's scale is brms's 2.5 s widened by what the slope priors imply
+for the intercept of uncentered predictors (brms and rstanarm put their
+intercept prior on centered predictors; hierlm does not center, so the
+prior must allow for ``mean(x_j) * beta_j``).  All fixed-effect priors being
+Normal keeps the PyMC graph small (one vector), which makes it compile
+faster.
 
 Set them with :meth:`hierlm.Model.set_prior`, e.g.
 ``model.set_prior("Days", Normal(0, 10))``; targets are ``"fixed"`` (all
@@ -142,12 +149,16 @@ class PriorSet:
         self.scale = s
         sd_y = float(np.std(y, ddof=1)) if len(y) > 1 else 1.0
         self.fixed: dict[str, Prior] = {}
+        shift = 0.0  # sum_j (mean(x_j) / sd(x_j))^2 over the slopes
         for j, name in enumerate(design.xnames):
-            if name == "(Intercept)":
-                self.fixed[name] = StudentT(3, float(np.median(y)), 2.5 * s)
-            else:
-                sd_x = float(np.std(design.X[:, j], ddof=1))
+            if name != "(Intercept)":
+                x = design.X[:, j]
+                sd_x = float(np.std(x, ddof=1)) if len(x) > 1 else 0.0
                 self.fixed[name] = Normal(0.0, 2.5 * sd_y / sd_x if sd_x > 0 else 2.5 * sd_y)
+                shift += (float(np.mean(x)) / sd_x) ** 2 if sd_x > 0 else 0.0
+        if "(Intercept)" in design.xnames:
+            scale = 2.5 * np.sqrt(s**2 + sd_y**2 * shift)
+            self.fixed = {"(Intercept)": Normal(float(np.median(y)), float(scale)), **self.fixed}
         self.sd: dict[str, Prior] = {g: HalfStudentT(3, s) for g in self.term_names()}
         self.lkj = LKJ(1.0)
         self.sigma = HalfStudentT(3, s)

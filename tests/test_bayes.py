@@ -32,6 +32,9 @@ def test_default_priors_are_data_scaled(model, sleepstudy):
     assert pr.sd["Subject"] == P.HalfStudentT(3, s)
     assert pr.fixed["Days"] == P.Normal(0, 2.5 * y.std(ddof=1) / sleepstudy["Days"].std(ddof=1))
     assert pr.fixed["(Intercept)"].params["mu"] == pytest.approx(np.median(y))
+    d = sleepstudy["Days"]
+    scale = 2.5 * np.sqrt(s**2 + y.var(ddof=1) * (d.mean() / d.std(ddof=1)) ** 2)
+    assert pr.fixed["(Intercept)"].params["sigma"] == pytest.approx(scale)
     text = repr(pr)
     assert "LKJ(eta=1)" in text and "HalfStudentT" in text and "Days" in text
 
@@ -41,7 +44,7 @@ def test_set_prior_targets_and_errors(sleepstudy):
     m.set_prior("fixed", P.Normal(0, 5)).set_prior("sd|Subject", P.HalfNormal(30)).set_prior("lkj", 2.0)
     m.set_prior("sigma", P.Exponential(0.1))
     assert m.priors.fixed["Days"] == P.Normal(0, 5)
-    assert m.priors.fixed["(Intercept)"].family == "StudentT"  # "fixed" leaves the intercept alone
+    assert m.priors.fixed["(Intercept)"].params["sigma"] > 5  # "fixed" leaves the intercept alone
     assert m.priors.sd["Subject"] == P.HalfNormal(30)
     assert m.priors.lkj == P.LKJ(2.0)
     with pytest.raises(PriorError, match=r"no parameter 'Dayz'.*valid prior targets: fixed, \(Intercept\), Days, sd"):

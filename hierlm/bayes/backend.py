@@ -89,6 +89,16 @@ def _term_scale(t, r, priors: PriorSet):
     if r.p == 1:
         sd = pm_dist(prior, f"sd_{t}", positive=True, dims=f"{t}__term", shape=1)
         return sd, None
+    if r.p == 2:
+        # LKJ(eta) on a 2 x 2 correlation matrix is (rho + 1) / 2 ~ Beta(eta, eta):
+        # the same prior with a much smaller graph (faster to compile)
+        eta = priors.lkj.params["eta"]
+        sd = pm_dist(prior, f"sd_{t}", positive=True, dims=f"{t}__term", shape=2)
+        rho = 2.0 * pm.Beta(f"corr01_{t}", eta, eta) - 1.0
+        corr = pt.stack([pt.stack([1.0, rho]), pt.stack([rho, 1.0])])
+        pm.Deterministic(f"corr_{t}", corr, dims=(f"{t}__term", f"{t}__term_bis"))
+        chol = pt.stack([pt.stack([sd[0], 0.0]), pt.stack([sd[1] * rho, sd[1] * pt.sqrt(1.0 - rho**2)])])
+        return sd, chol
     chol, corr, sds = pm.LKJCholeskyCov(
         f"chol_{t}", n=r.p, eta=priors.lkj.params["eta"],
         sd_dist=pm_dist(prior, None, positive=True, shape=r.p), compute_corr=True,
@@ -170,23 +180,32 @@ def marginal_loglik(beta, sigma, L, st: dict):
     s2 = sigma**2
     P, lv, n = st["P"], st["levels"], st["n"]
     rss = st["yty"] - 2.0 * pt.dot(beta, st["Xty"]) + pt.dot(beta, pt.dot(st["XtX"], beta))
-    w = st["Zy"] - pt.tensordot(pt.as_tensor_variable(st["ZX"]), beta, axes=[[2], [0]])  # (l, P)
-    LtA = pt.tensordot(L.T, pt.as_tensor_variable(st["A"]), axes=[[1], [1]]).dimshuffle(1, 0, 2)  # (l,P,P): L'A_i
-    K = pt.tensordot(LtA, L, axes=[[2], [0]]) + s2 * pt.eye(P)  # L'A_i L + s2 I
-    v = pt.dot(w, L)  # rows: (L' w_i)'
+    w = st["Zy"] - pt.dot(st["ZX"].reshape(lv * P, -1), beta).reshape((lv, P))  # Z_i'(y_i - X_i beta)
+    A = st["A"]
     if P == 1:
-        k = K[:, 0, 0]
+        l2 = L[0, 0] ** 2
+        k = A[:, 0, 0] * l2 + s2
         logdet = pt.log(k).sum()
-        quad = (v[:, 0] ** 2 / k).sum()
+        quad = (l2 * w[:, 0] ** 2 / k).sum()
     elif P == 2:
-        k00, k01, k11 = K[:, 0, 0], K[:, 0, 1], K[:, 1, 1]
+        # K_i = L' A_i L + s2 I and v_i = L' w_i written out for 2 x 2 blocks:
+        # a few elementwise ops, quick to compile for every backend
+        l00, l10, l11 = L[0, 0], L[1, 0], L[1, 1]
+        a, b, c = A[:, 0, 0], A[:, 0, 1], A[:, 1, 1]
+        k00 = a * l00**2 + 2.0 * b * l00 * l10 + c * l10**2 + s2
+        k01 = l11 * (b * l00 + c * l10)
+        k11 = c * l11**2 + s2
+        v0 = l00 * w[:, 0] + l10 * w[:, 1]
+        v1 = l11 * w[:, 1]
         det = k00 * k11 - k01**2
         logdet = pt.log(det).sum()
-        quad = ((k11 * v[:, 0] ** 2 - 2.0 * k01 * v[:, 0] * v[:, 1] + k00 * v[:, 1] ** 2) / det).sum()
+        quad = ((k11 * v0**2 - 2.0 * k01 * v0 * v1 + k00 * v1**2) / det).sum()
     else:
+        LtA = pt.tensordot(L.T, pt.as_tensor_variable(A), axes=[[1], [1]]).dimshuffle(1, 0, 2)  # L'A_i
+        K = pt.tensordot(LtA, L, axes=[[2], [0]]) + s2 * pt.eye(P)
         C = pt.linalg.cholesky(K)
         logdet = 2.0 * pt.log(pt.diagonal(C, axis1=1, axis2=2)).sum()
-        u = pt.linalg.solve_triangular(C, v[:, :, None], lower=True)
+        u = pt.linalg.solve_triangular(C, pt.dot(w, L)[:, :, None], lower=True)
         quad = (u**2).sum()
     return -0.5 * (n * np.log(2 * np.pi) + (n - lv * P) * pt.log(s2) + logdet + (rss - quad) / s2)
 

@@ -1,0 +1,121 @@
+"""NUTS efficiency: hierlm vs bambi, bulk ESS per second of wall time.
+
+Run (from the repository root)::
+
+    python benchmarks/bench_bayes.py                  # sleepstudy, 4 chains x 1000 draws, 1000 tuning
+    python benchmarks/bench_bayes.py --cold           # numba/pytensor caches emptied first
+    python benchmarks/bench_bayes.py --insteval       # also the InstEval crossed model (minutes)
+
+Each fit runs in a fresh Python process, timed from the fit call to the
+InferenceData (model construction, compilation and sampling included; data
+loading and imports excluded).  Efficiency = minimum bulk ESS over the fixed
+effects, random-effect SDs, correlations and sigma, divided by that wall
+time.  bambi is fitted as its users call it: ``bmb.Model(formula,
+data).fit(draws, tune, chains)`` (pymc's sampler; its group-specific terms
+have no correlation parameter).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+
+CHILD = textwrap.dedent(r'''
+    import json, sys, time, warnings
+    warnings.simplefilter("ignore")
+    import numpy as np, arviz as az
+    import hierlm
+    tool, dataset, formula, draws, tune, chains, seed, extra = sys.argv[1:9]
+    draws, tune, chains, seed = int(draws), int(tune), int(chains), int(seed)
+    extra = json.loads(extra)
+    data = hierlm.datasets.load(dataset)
+    if tool == "hierlm":
+        t0 = time.perf_counter()
+        fit = hierlm.Model(formula, data).fit("nuts", draws=draws, tune=tune, chains=chains,
+                                              random_seed=seed, progressbar=False, **extra)
+        secs = time.perf_counter() - t0
+        dg = fit.diagnostics
+        out = {"seconds": secs, "min_ess_bulk": float(dg["ess_bulk"].min()), "max_rhat": float(dg["r_hat"].max()),
+               "divergences": fit.divergences, "sampler": fit.sampler, "marginalized": fit.marginalized,
+               "fixef": fit.fixef.round(3).to_dict()}
+    else:
+        import bambi as bmb
+        t0 = time.perf_counter()
+        idata = bmb.Model(formula, data).fit(draws=draws, tune=tune, chains=chains, random_seed=seed,
+                                             progressbar=False)
+        secs = time.perf_counter() - t0
+        post = idata.posterior
+        names = [v for v in post.data_vars if not (("|" in v) and not v.endswith("_sigma"))]
+        ess = az.ess(post[names], method="bulk")
+        rhat = az.rhat(post[names])
+        out = {"seconds": secs, "min_ess_bulk": float(min(float(ess[v].min()) for v in names)),
+               "max_rhat": float(max(float(rhat[v].max()) for v in names)),
+               "divergences": int(idata.sample_stats["diverging"].sum()), "sampler": "pymc (bambi)",
+               "params": names}
+    print("RESULT " + json.dumps(out))
+''')
+
+
+def run(tool, dataset, formula, draws, tune, chains, seed, extra, env):
+    res = subprocess.run([sys.executable, "-c", CHILD, tool, dataset, formula, str(draws), str(tune), str(chains),
+                          str(seed), json.dumps(extra)], capture_output=True, text=True, env=env)
+    line = [x for x in res.stdout.splitlines() if x.startswith("RESULT ")]
+    if not line:
+        raise RuntimeError(f"{tool} failed:\n{res.stderr[-3000:]}")
+    return json.loads(line[0][7:])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--draws", type=int, default=1000)
+    ap.add_argument("--tune", type=int, default=1000)
+    ap.add_argument("--chains", type=int, default=4)
+    ap.add_argument("--seed", type=int, default=2026)
+    ap.add_argument("--cold", action="store_true", help="empty numba/pytensor caches before each fit")
+    ap.add_argument("--no-bambi", action="store_true")
+    ap.add_argument("--insteval", action="store_true", help="also sample InstEval with hierlm")
+    ap.add_argument("--insteval-draws", type=int, default=500)
+    args = ap.parse_args()
+
+    rows = []
+    cases = [("sleepstudy", "Reaction ~ Days + (Days|Subject)")]
+    for dataset, formula in cases:
+        tools = ["hierlm"] + ([] if args.no_bambi else ["bambi"])
+        for tool in tools:
+            env = dict(os.environ)
+            if args.cold:
+                env["NUMBA_CACHE_DIR"] = tempfile.mkdtemp()
+                env["PYTENSOR_FLAGS"] = f"compiledir={tempfile.mkdtemp()}"
+            r = run(tool, dataset, formula, args.draws, args.tune, args.chains, args.seed, {}, env)
+            r.update(tool=tool, case=dataset, ess_per_s=r["min_ess_bulk"] / r["seconds"])
+            rows.append(r)
+            print(f"{tool:7s} {dataset}: {r['seconds']:.1f} s, min bulk ESS {r['min_ess_bulk']:.0f}, "
+                  f"{r['ess_per_s']:.1f} ESS/s, max R-hat {r['max_rhat']:.3f}, divergences {r['divergences']}",
+                  flush=True)
+    if args.insteval:
+        r = run("hierlm", "InstEval", "y ~ 1 + service + (1|s) + (1|d) + (1|dept:service)",
+                args.insteval_draws, args.insteval_draws, args.chains, args.seed, {"log_likelihood": False},
+                dict(os.environ))
+        r.update(tool="hierlm", case="InstEval", ess_per_s=r["min_ess_bulk"] / r["seconds"])
+        rows.append(r)
+        print(f"hierlm  InstEval: {r['seconds']:.1f} s, min bulk ESS {r['min_ess_bulk']:.0f}, "
+              f"max R-hat {r['max_rhat']:.3f}, divergences {r['divergences']}", flush=True)
+
+    print("\n| tool | case | sampler | wall s | min bulk ESS | ESS/s | max R-hat | divergences |")
+    print("|---|---|---|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['tool']} | {r['case']} | {r['sampler']} | {r['seconds']:.1f} | {r['min_ess_bulk']:.0f} | "
+              f"{r['ess_per_s']:.1f} | {r['max_rhat']:.3f} | {r['divergences']} |")
+    h = [r for r in rows if r["tool"] == "hierlm" and r["case"] == "sleepstudy"]
+    b = [r for r in rows if r["tool"] == "bambi"]
+    if h and b:
+        print(f"\nhierlm / bambi ESS per second: {h[0]['ess_per_s'] / b[0]['ess_per_s']:.1f}x")
+
+
+if __name__ == "__main__":
+    main()
