@@ -74,3 +74,10 @@ def test_datasets_have_r_levels():
     assert isinstance(hierlm.datasets.load("SLEEPSTUDY"), pd.DataFrame)
     with pytest.raises(hierlm.DataError, match="no bundled dataset"):
         hierlm.datasets.load("iris")
+
+
+def test_import_and_reml_fit_do_not_import_pymc():
+    code = ("import sys, hierlm; hierlm.lmer('Reaction ~ Days + (Days|Subject)', hierlm.datasets.load('sleepstudy'));"
+            "bad = [m for m in ('pymc', 'pytensor', 'arviz', 'nutpie') if m in sys.modules]; print(bad)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -3,9 +3,11 @@ r"""PyMC models of a mixed model's design (the only module that imports PyMC).
 Two parameterizations of the same model,
 ``y = X beta + sum_k Z_k b_k + e``, ``b_k,i ~ N(0, Sigma_k)``, ``e ~ N(0, sigma^2)``:
 
-* **non-centered** (``marginalize=False``): ``b_k,i = L_k z_k,i``, ``z ~ N(0, 1)``,
-  ``L_k = diag(sd_k) Omega_k`` with an LKJ prior on the correlation factor
-  ``Omega_k`` (``pm.LKJCholeskyCov``); scalar and ``||`` terms get an SD each.
+* **b sampled** (``marginalize=False``): ``b_k,i = L_k z_k,i``, ``z ~ N(0, 1)``
+  (non-centered), ``L_k = diag(sd_k) Omega_k`` with an LKJ prior on the
+  correlation factor ``Omega_k`` (``pm.LKJCholeskyCov``); scalar and ``||``
+  terms get an SD each.  Terms with many observations per level are
+  sampled centered instead (:func:`centered_term`).
 * **marginalized** (Gaussian, every term on one grouping factor): b is
   integrated out exactly.  For level i with ``A_i = Z_i'Z_i``,
   ``w_i = Z_i'(y_i - X_i beta)`` and ``K_i = sigma^2 I + L' A_i L``,
@@ -108,6 +110,16 @@ def _term_scale(t, r, priors: PriorSet):
     return sds, chol
 
 
+# observations per level from which a term is sampled centered (b ~ N(0, Sigma))
+# rather than non-centered (b = L z): with this much data per level the
+# posterior of each b is dominated by its data (Betancourt & Girolami 2015).
+CENTERED_MIN_OBS_PER_LEVEL = 20
+
+
+def centered_term(r, n: int) -> bool:
+    return n / r.nlevels >= CENTERED_MIN_OBS_PER_LEVEL
+
+
 def one_grouping_factor(design) -> bool:
     """True when every random-effects term is on the same grouping factor."""
     return len({r.group for r in design.remats}) == 1
@@ -134,9 +146,18 @@ def build_pymc_model(design, priors: PriorSet, marginalize: bool):
         else:
             mu = pt.as_tensor_variable(design.X) @ beta
             for t, r, (sd, chol) in zip(terms, design.remats, scales):
-                z = pm.Normal(f"z_{t}", 0.0, 1.0, dims=(f"{r.group}__level", f"{t}__term"))
-                b = z * sd if chol is None else z @ chol.T
-                b = pm.Deterministic(f"ranef_{t}", b, dims=(f"{r.group}__level", f"{t}__term"))
+                dims = (f"{r.group}__level", f"{t}__term")
+                if centered_term(r, design.n):
+                    # many observations per level: the likelihood pins each b
+                    # down and the centered form mixes better (no funnel)
+                    if chol is None:
+                        b = pm.Normal(f"ranef_{t}", 0.0, sd, dims=dims)
+                    else:
+                        b = pm.MvNormal(f"ranef_{t}", mu=pt.zeros(r.p), chol=chol, dims=dims)
+                else:
+                    z = pm.Normal(f"z_{t}", 0.0, 1.0, dims=dims)
+                    b = z * sd if chol is None else z @ chol.T
+                    b = pm.Deterministic(f"ranef_{t}", b, dims=dims)
                 mu = mu + (pt.as_tensor_variable(r.Xt) * b[r.codes]).sum(axis=1)
             pm.Normal("y", mu=mu, sigma=sigma, observed=design.y, dims="obs_id")
     return model
@@ -215,7 +236,7 @@ def draw_ranef(beta: np.ndarray, sigma: np.ndarray, L: np.ndarray, st: dict, rng
 
     beta (S, p), sigma (S,), L (S, P, P) -> b (S, levels, P).
     """
-    S, P = L.shape[0], st["P"]
+    P = st["P"]
     w = st["Zy"][None] - np.einsum("lak,sk->sla", st["ZX"], beta)  # (S, l, P)
     LtAL = np.einsum("sba,lbc,scd->slad", L, st["A"], L)
     K = LtAL + (sigma**2)[:, None, None, None] * np.eye(P)

@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 
 from ..lmm.results import MixedFitBase
-from ..summary import coef_table, format_r, named_vector  # noqa: F401
 from .backend import (
     build_pymc_model, draw_ranef, one_grouping_factor, sufficient_stats,
 )
