@@ -26,9 +26,15 @@ Two parameterizations of the same model,
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from ..priors import Prior, PriorSet
+
+# PyTensor's C backend warns at import when it finds no BLAS to link; nutpie
+# (the default sampler) compiles with numba and never uses that path
+warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS installation")
 
 
 def pm_dist(prior: Prior, name: str | None, **kw):

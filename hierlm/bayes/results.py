@@ -47,7 +47,8 @@ def fit_nuts(model, draws: int = 1000, tune: int = 1000, chains: int = 4, sample
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=FutureWarning)
         warnings.filterwarnings("ignore", category=UserWarning, module="pymc")
-        idata, seconds = run_nuts(pm_model, sampler, draws, tune, chains, random_seed, progressbar, target_accept)
+        idata, seconds = run_nuts(pm_model, sampler, draws, tune, chains, random_seed, progressbar, target_accept,
+                                  cheap_gradient=marginalize)
     return BayesFit(model, idata, sampler=sampler, marginalized=marginalize, seconds=seconds,
                     random_seed=random_seed, log_likelihood=log_likelihood)
 
