@@ -68,8 +68,13 @@ def run_nuts(pm_model, sampler: str, draws: int, tune: int, chains: int, random_
             compiled = nutpie.compile_pymc_model(pm_model)
         finally:
             numba.config.OPT = opt
+        # when b is sampled, the intercept trades off against the mean of each
+        # term's effects (a narrow ridge in one direction); nutpie's low-rank
+        # mass-matrix adaptation learns that direction (InstEval: intercept
+        # R-hat 1.028 -> 1.00 with 4 x 500 draws, same wall time)
         idata = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, seed=seed,
-                              progress_bar=progressbar, target_accept=target_accept, save_warmup=False)
+                              progress_bar=progressbar, target_accept=target_accept, save_warmup=False,
+                              low_rank_modified_mass_matrix=not cheap_gradient)
     else:
         import pymc as pm
 
