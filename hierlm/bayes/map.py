@@ -214,7 +214,6 @@ def fit_map(model, priors, reml: bool = False):
     -------
     MAPFit
     """
-    from ..lmm.deviance import make_deviance as _mk
     from ..lmm.fit import check_control, optimize_theta
     from ..lmm.results import LMMFit
     from .results import MAPFit
@@ -226,7 +225,7 @@ def fit_map(model, priors, reml: bool = False):
     post = MarginalPosterior(design, None if flat else priors, reml)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a singular start is expected and fine here
-        dev = _mk(design)
+        dev = make_deviance(design)
         theta0, info = optimize_theta(dev, reml, check_control({"calc_derivs": False}))
         start_fit = LMMFit(model, dev, theta0, reml, info)
     # optimize in coordinates of order one: fixed effects in units of their
