@@ -223,17 +223,52 @@ def test_posterior_fit_accessors(wide_fits, sleepstudy):
     assert np.isfinite(loo.elpd_loo)
 
 
-def test_crossed_model_samples_noncentered():
+def test_dense_marginal_loglik_matches_engine():
+    import pytensor.tensor as pt
+
+    from hierlm.bayes.backend import dense_stats, marginal_loglik_dense
+    from hierlm.bayes.map import MarginalPosterior
+
+    pen = hierlm.Model("diameter ~ 1 + (1|plate) + (1|sample)", hierlm.datasets.load("Penicillin"))
+    st = dense_stats(pen.design)
+    post = MarginalPosterior(pen.design, None, reml=False)
+    for sds, beta, sigma in [((0.8, 1.9), 23.0, 0.55), ((2.0, 0.3), 22.0, 1.0)]:
+        Lb = np.diag(np.r_[np.full(24, sds[0]), np.full(6, sds[1])])
+        got = marginal_loglik_dense(pt.as_tensor(np.array([beta])), pt.as_tensor(np.float64(sigma)),
+                                    pt.as_tensor(Lb), st).eval()
+        want, _ = post.loglik(np.array(sds) / sigma, np.array([beta]), sigma)
+        assert got == pytest.approx(want, rel=1e-10)
+
+
+@pytest.fixture(scope="module")
+def penicillin_fits():
     pen = hierlm.datasets.load("Penicillin")
     m = hierlm.Model("diameter ~ 1 + (1|plate) + (1|sample)", pen)
+    kw = dict(draws=500, tune=500, chains=4, random_seed=3, progressbar=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fit = m.fit("nuts", draws=300, tune=300, chains=2, random_seed=3, progressbar=False)
-    assert not fit.marginalized
-    assert set(fit.ranef()) == {"plate", "sample"}
+        return m, m.fit("nuts", **kw), m.fit("nuts", marginalize=False, **kw)
+
+
+def test_crossed_model_marginalized_and_sampled_agree(penicillin_fits):
+    m, marg, full = penicillin_fits
+    assert marg.marginalized and not full.marginalized
+    assert set(marg.ranef()) == {"plate", "sample"}
+    a, b = marg.diagnostics, full.diagnostics
+    for name in ["fixef[(Intercept)]", "sigma", "sd_plate[(Intercept)]", "sd_sample[(Intercept)]"]:
+        mcse = np.hypot(a.loc[name, "sd"] / np.sqrt(a.loc[name, "ess_bulk"]),
+                        b.loc[name, "sd"] / np.sqrt(b.loc[name, "ess_bulk"]))
+        assert abs(a.loc[name, "mean"] - b.loc[name, "mean"]) < 4 * mcse, name
+    ra, rb = marg.ranef()["plate"], full.ranef()["plate"]
+    assert np.max(np.abs(ra - rb).to_numpy() / marg.ranef(condvar=True)["plate"]["condsd"].to_numpy()) < 0.5
     reml = m.fit("reml")
-    assert abs(fit.fixef.iloc[0] - reml.fixef.iloc[0]) < 2 * np.sqrt(reml.vcov.iloc[0, 0])
-    with pytest.raises(hierlm.HierlmError, match="marginalize=True needs every random-effects term on one"):
+    assert abs(marg.fixef.iloc[0] - reml.fixef.iloc[0]) < 2 * np.sqrt(reml.vcov.iloc[0, 0])
+
+
+def test_marginalize_refused_for_large_crossed_models():
+    ie = hierlm.datasets.load("InstEval").iloc[:3000]
+    m = hierlm.Model("y ~ 1 + (1|s) + (1|d)", ie)
+    with pytest.raises(hierlm.HierlmError, match="at most 200 random effects"):
         m.fit("nuts", marginalize=True)
 
 

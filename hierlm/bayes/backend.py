@@ -126,6 +126,16 @@ def centered_term(r, n: int) -> bool:
     return n / r.nlevels >= CENTERED_MIN_OBS_PER_LEVEL
 
 
+# largest number of random effects for which crossed or nested terms are
+# integrated out with one dense q x q Cholesky factor per gradient
+DENSE_MARGINAL_MAX_Q = 200
+
+
+def can_marginalize(design) -> bool:
+    """Gaussian designs whose random effects the marginalized path handles."""
+    return one_grouping_factor(design) or sum(r.q for r in design.remats) <= DENSE_MARGINAL_MAX_Q
+
+
 def one_grouping_factor(design) -> bool:
     """True when every random-effects term is on the same grouping factor."""
     return len({r.group for r in design.remats}) == 1
@@ -146,9 +156,12 @@ def build_pymc_model(design, priors: PriorSet, marginalize: bool):
         beta = _fixed_effects(design, priors)
         sigma = pm_dist(priors.sigma, "sigma", positive=True)
         scales = [_term_scale(t, r, priors) for t, r in zip(terms, design.remats)]
-        if marginalize:
+        if marginalize and one_grouping_factor(design):
             L = _joint_cholesky(scales)
             pm.Potential("marginal_loglik", marginal_loglik(beta, sigma, L, sufficient_stats(design)))
+        elif marginalize:
+            Lb = _dense_lambda(scales, design.remats)
+            pm.Potential("marginal_loglik", marginal_loglik_dense(beta, sigma, Lb, dense_stats(design)))
         else:
             mu = pt.as_tensor_variable(design.X) @ beta
             for t, r, (sd, chol) in zip(terms, design.remats, scales):
@@ -254,3 +267,61 @@ def draw_ranef(beta: np.ndarray, sigma: np.ndarray, L: np.ndarray, st: dict, rng
     dev = np.linalg.solve(np.swapaxes(C, -1, -2), z[..., None])[..., 0]
     u = mean_u + sigma[:, None, None] * dev
     return np.einsum("sab,slb->sla", L, u)
+
+
+# ---- crossed and nested terms: one dense factor -------------------------------------
+def dense_stats(design) -> dict:
+    """Z'Z, Z'y, Z'X (Z of all terms, q columns) and X'X, X'y, y'y."""
+    import scipy.sparse as sp
+
+    Z = sp.hstack([r.sparse() for r in design.remats], format="csr")
+    X, y = design.X, design.y
+    return {"ZtZ": (Z.T @ Z).toarray(), "Zy": Z.T @ y, "ZX": np.asarray(Z.T @ X), "XtX": X.T @ X,
+            "Xty": X.T @ y, "yty": float(y @ y), "n": design.n, "q": Z.shape[1]}
+
+
+def _dense_lambda(scales, remats):
+    """Lambda = blockdiag_k(I_levels (x) L_k) as a dense q x q tensor."""
+    import pytensor.tensor as pt
+
+    blocks = []
+    for (sd, chol), r in zip(scales, remats):
+        if chol is None:
+            blocks.append(pt.diag(pt.repeat(sd, r.nlevels)))
+        else:
+            blocks.append(pt.linalg.kron(pt.eye(r.nlevels), chol))
+    return blocks[0] if len(blocks) == 1 else pt.linalg.block_diag(*blocks)
+
+
+def marginal_loglik_dense(beta, sigma, Lb, st: dict):
+    """log p(y | beta, sigma, Lambda) with all of b integrated out:
+    ``K = Lambda' Z'Z Lambda + sigma^2 I_q`` factored densely (Woodbury)."""
+    import pytensor.tensor as pt
+
+    s2 = sigma**2
+    n, q = st["n"], st["q"]
+    rss = st["yty"] - 2.0 * pt.dot(beta, st["Xty"]) + pt.dot(beta, pt.dot(st["XtX"], beta))
+    v = pt.dot(Lb.T, st["Zy"] - pt.dot(st["ZX"], beta))
+    K = pt.dot(Lb.T, pt.dot(st["ZtZ"], Lb)) + s2 * pt.eye(q)
+    C = pt.linalg.cholesky(K)
+    u = pt.linalg.solve_triangular(C, v, lower=True)
+    logdet = 2.0 * pt.log(pt.diag(C)).sum()
+    return -0.5 * (n * np.log(2 * np.pi) + (n - q) * pt.log(s2) + logdet + (rss - pt.dot(u, u)) / s2)
+
+
+def draw_ranef_dense(beta, sigma, Lb, st: dict, rng, chunk: int = 256) -> np.ndarray:
+    """Exact draws of all of b for each posterior draw: beta (S, p), sigma (S,),
+    Lb (S, q, q) -> b (S, q)."""
+    S, q = Lb.shape[0], st["q"]
+    out = np.empty((S, q))
+    for a in range(0, S, chunk):
+        L = Lb[a: a + chunk]
+        w = st["Zy"][None] - beta[a: a + chunk] @ st["ZX"].T
+        K = np.swapaxes(L, 1, 2) @ st["ZtZ"] @ L + (sigma[a: a + chunk] ** 2)[:, None, None] * np.eye(q)
+        C = np.linalg.cholesky(K)
+        v = np.einsum("sba,sb->sa", L, w)
+        mean = np.linalg.solve(K, v[..., None])[..., 0]
+        z = rng.standard_normal(mean.shape)
+        u = mean + sigma[a: a + chunk, None] * np.linalg.solve(np.swapaxes(C, 1, 2), z[..., None])[..., 0]
+        out[a: a + chunk] = np.einsum("sab,sb->sa", L, u)
+    return out

@@ -10,7 +10,8 @@ import pandas as pd
 
 from ..lmm.results import MixedFitBase
 from .backend import (
-    build_pymc_model, draw_ranef, one_grouping_factor, sufficient_stats,
+    build_pymc_model, can_marginalize, dense_stats, draw_ranef, draw_ranef_dense, one_grouping_factor,
+    sufficient_stats,
 )
 from .sample import check_counts, choose_sampler, run_nuts
 
@@ -37,12 +38,13 @@ def fit_nuts(model, draws: int = 1000, tune: int = 1000, chains: int = 4, sample
     sampler = choose_sampler(sampler)
     design = model.design
     if marginalize is None:
-        marginalize = model.family == "gaussian" and one_grouping_factor(design)
-    elif marginalize and not one_grouping_factor(design):
+        marginalize = model.family == "gaussian" and can_marginalize(design)
+    elif marginalize and not can_marginalize(design):
         from ..errors import HierlmError
 
-        raise HierlmError("marginalize=True needs every random-effects term on one grouping factor; "
-                          "use marginalize=False (the non-centered model) for crossed or nested terms")
+        q = sum(r.q for r in design.remats)
+        raise HierlmError(f"marginalize=True handles crossed or nested terms with at most 200 random effects "
+                          f"in all (this model has {q}); use marginalize=False to sample them")
     pm_model = build_pymc_model(design, model.priors, marginalize)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=FutureWarning)
@@ -114,20 +116,38 @@ class BayesFit(MixedFitBase):
                 else:
                     C = post[f"corr_{t}"].to_numpy().reshape(nc * nd, r.p, r.p)
                     blocks.append(sd[:, :, None] * np.linalg.cholesky(C))
-            P = sum(r.p for r in d.remats)
-            L = np.zeros((nc * nd, P, P))
-            o = 0
-            for B in blocks:
-                k = B.shape[1]
-                L[:, o: o + k, o: o + k] = B
-                o += k
-            b = draw_ranef(beta, sigma, L, sufficient_stats(d), rng)
-            o = 0
             new = {}
-            for t, r in zip(self.terms, d.remats):
+            if one_grouping_factor(d):
+                P = sum(r.p for r in d.remats)
+                L = np.zeros((nc * nd, P, P))
+                o = 0
+                for B in blocks:
+                    k = B.shape[1]
+                    L[:, o: o + k, o: o + k] = B
+                    o += k
+                b = draw_ranef(beta, sigma, L, sufficient_stats(d), rng)
+                parts = []
+                o = 0
+                for r in d.remats:
+                    parts.append(b[:, :, o: o + r.p])
+                    o += r.p
+            else:
+                q = sum(r.q for r in d.remats)
+                Lb = np.zeros((nc * nd, q, q))
+                o = 0
+                for B, r in zip(blocks, d.remats):
+                    for i in range(r.nlevels):
+                        Lb[:, o + i * r.p: o + (i + 1) * r.p, o + i * r.p: o + (i + 1) * r.p] = B
+                    o += r.q
+                b = draw_ranef_dense(beta, sigma, Lb, dense_stats(d), rng)
+                parts = []
+                o = 0
+                for r in d.remats:
+                    parts.append(b[:, o: o + r.q].reshape(-1, r.nlevels, r.p))
+                    o += r.q
+            for t, r, part in zip(self.terms, d.remats, parts):
                 new[f"ranef_{t}"] = (("chain", "draw", f"{r.group}__level", f"{t}__term"),
-                                     b[:, :, o: o + r.p].reshape(nc, nd, r.nlevels, r.p))
-                o += r.p
+                                     part.reshape(nc, nd, r.nlevels, r.p))
             post = post.assign(**{k: xr.DataArray(v[1], dims=v[0]) for k, v in new.items()})
             post = post.assign_coords({f"{r.group}__level": list(r.levels) for r in d.remats})
             post = post.assign_coords({f"{t}__term": list(r.cnames) for t, r in zip(self.terms, d.remats)})
