@@ -284,3 +284,14 @@ def test_to_bambi(sleepstudy):
     assert "1|Subject" in str(bm) and "Days|Subject" in str(bm)
     with pytest.raises(hierlm.HierlmError, match="cannot express correlated"):
         hierlm.lmer(F, sleepstudy).to_bambi()
+
+
+def test_pymc_sampler_compiles_the_marginalized_model(sleepstudy):
+    """The same PyTensor graph through PyMC's own NUTS (C backend)."""
+    m = hierlm.Model("Reaction ~ Days + (1 | Subject)", sleepstudy)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = m.fit("nuts", sampler="pymc", draws=300, tune=300, chains=2, random_seed=5, progressbar=False)
+    assert fit.sampler == "pymc" and fit.marginalized
+    reml = m.fit("reml")
+    assert abs(fit.fixef["Days"] - reml.fixef["Days"]) < 0.5 * np.sqrt(reml.vcov.loc["Days", "Days"])
