@@ -22,6 +22,10 @@ Two parameterizations of the same model,
   for numpyro).  The random effects are then drawn exactly from
   ``b_i | y, beta, sigma, L ~ N(L K_i^{-1} L' w_i, sigma^2 L K_i^{-1} L')`` for each
   draw (:func:`draw_ranef`).
+* **marginalized, crossed or nested** (at most ``DENSE_MARGINAL_MAX_Q``
+  random effects in all): the same with one dense q x q factor of
+  ``Lambda' Z'Z Lambda + sigma^2 I`` (:func:`marginal_loglik_dense`,
+  :func:`draw_ranef_dense`).
 """
 
 from __future__ import annotations
