@@ -165,13 +165,9 @@ class PriorSet:
 
     def term_names(self) -> list[str]:
         """lme4's group names per term (``Subject``, ``Subject.1`` for a second term)."""
-        seen: dict[str, int] = {}
-        out = []
-        for r in self.design.remats:
-            k = seen.get(r.group, 0)
-            out.append(r.group if k == 0 else f"{r.group}.{k}")
-            seen[r.group] = k + 1
-        return out
+        from .design.remat import term_names
+
+        return term_names(self.design.remats)
 
     def targets(self) -> list[str]:
         """Names that :meth:`set` accepts."""

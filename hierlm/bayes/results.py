@@ -297,11 +297,6 @@ class BayesFit(MixedFitBase):
 
         return BayesSummary(self)
 
-    def __repr__(self) -> str:
-        return str(self.summary())
-
-    def _repr_html_(self) -> str:
-        return self.summary()._repr_html_()
 
 
 class MAPFit(MixedFitBase):
@@ -380,8 +375,3 @@ class MAPFit(MixedFitBase):
 
         return MAPSummary(self)
 
-    def __repr__(self) -> str:
-        return str(self.summary())
-
-    def _repr_html_(self) -> str:
-        return self.summary()._repr_html_()

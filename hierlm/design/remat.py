@@ -148,6 +148,18 @@ class ReMat:
         return f"ReMat({self.term}, levels={self.nlevels}, columns={self.cnames})"
 
 
+def term_names(remats) -> list[str]:
+    """Group names per term as lme4's ``VarCorr`` prints them: a second term
+    on the same grouping factor is ``Subject.1``."""
+    seen: dict[str, int] = {}
+    out = []
+    for r in remats:
+        k = seen.get(r.group, 0)
+        out.append(r.group if k == 0 else f"{r.group}.{k}")
+        seen[r.group] = k + 1
+    return out
+
+
 def lme4_order(remats: list[ReMat]) -> list[ReMat]:
     """Order terms as lme4's ``mkReTrms``: if any term has more levels than the
     one before it, sort by decreasing number of levels (``rev(order(nl))``,

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ..design.data import as_factor, referenced_names
+from ..design.remat import term_names
 from ..errors import DataError, FormulaError, HierlmError
 from ..formula.parse import parse_formula
 from .deviance import ProfiledDeviance
@@ -53,13 +54,7 @@ class MixedFitBase:
 
     def _term_names(self) -> list[str]:
         """Group names per term, with lme4's ``.1`` suffix for repeated groups."""
-        seen: dict[str, int] = {}
-        out = []
-        for r in self.design.remats:
-            k = seen.get(r.group, 0)
-            out.append(r.group if k == 0 else f"{r.group}.{k}")
-            seen[r.group] = k + 1
-        return out
+        return term_names(self.design.remats)
 
     @cached_property
     def varcorr(self) -> pd.DataFrame:
@@ -306,6 +301,12 @@ class MixedFitBase:
         data = self.model.data.iloc[d.prepared.rows]
         return bmb.Model(formula, data, **kwargs)
 
+    def __repr__(self) -> str:
+        return str(self.summary())
+
+    def _repr_html_(self) -> str:
+        return self.summary()._repr_html_()
+
     def simulate(self, nsim: int = 1, seed=None) -> pd.DataFrame:
         """Simulate responses from the fitted model (new random effects and
         new residuals, as lme4's ``simulate``).
@@ -432,6 +433,3 @@ class LMMFit(MixedFitBase):
         from ..summary import short_repr
 
         return short_repr(self)
-
-    def _repr_html_(self) -> str:
-        return self.summary()._repr_html_()
