@@ -211,16 +211,6 @@ class PriorSet:
         else:
             self.fixed[target] = prior
 
-    def flat(self) -> "PriorSet":
-        """A copy with flat priors everywhere (LKJ(1) is flat too)."""
-        out = PriorSet.__new__(PriorSet)
-        out.__dict__.update(self.__dict__)
-        out.fixed = {k: Flat() for k in self.fixed}
-        out.sd = {k: Flat() for k in self.sd}
-        out.sigma = Flat()
-        out.lkj = LKJ(1.0)
-        return out
-
     def table(self) -> pd.DataFrame:
         rows = [("fixed", k, str(v)) for k, v in self.fixed.items()]
         for t, r in zip(self.term_names(), self.design.remats):

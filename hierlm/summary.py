@@ -86,7 +86,7 @@ def _rjust(strings: list[str]) -> list[str]:
     return [t.rjust(w) for t in strings]
 
 
-def coef_table(names, est, se, stat, stat_name: str, pvals=None, pname: str = "Pr(>|t|)") -> list[str]:
+def coef_table(names, est, se, stat, stat_name: str) -> list[str]:
     """printCoefmat's layout: Estimate and Std. Error share decimals."""
     both = np.abs(np.concatenate([est, se]))
     both = both[np.isfinite(both) & (both > 0)]
@@ -97,17 +97,7 @@ def coef_table(names, est, se, stat, stat_name: str, pvals=None, pname: str = "P
     st_s = [f"{v:.3f}" for v in stat]
     header = ["", "Estimate", "Std. Error", stat_name]
     rows = [header] + [[n, e, s, t] for n, e, s, t in zip(names, est_s, se_s, st_s)]
-    if pvals is not None:
-        rows[0].append(pname)
-        for r, p in zip(rows[1:], pvals):
-            r.append(format_pvalue(p))
     return _table(rows, ["l"] + ["r"] * (len(rows[0]) - 1))
-
-
-def format_pvalue(p: float) -> str:
-    if not np.isfinite(p):
-        return "NA"
-    return "<2e-16" if p < 2e-16 else f"{p:.3g}"
 
 
 def zapsmall(x: np.ndarray, digits: int) -> np.ndarray:

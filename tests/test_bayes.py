@@ -278,7 +278,6 @@ def test_prior_predictive(model):
 
 
 def test_to_bambi(sleepstudy):
-    pytest.importorskip("bambi", reason="bambi is in the test extras; install hierlm[test]")
     fit = hierlm.lmer("Reaction ~ Days + (Days || Subject)", sleepstudy)
     bm = fit.to_bambi()
     assert "1|Subject" in str(bm) and "Days|Subject" in str(bm)

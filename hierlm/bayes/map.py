@@ -186,20 +186,6 @@ class MarginalPosterior:
         return phi
 
 
-def hessian(f, x: np.ndarray, h: float = 1e-4) -> np.ndarray:
-    """Central finite-difference Hessian."""
-    k = x.size
-    H = np.empty((k, k))
-    E = np.eye(k) * h
-    f0 = f(x)
-    for i in range(k):
-        H[i, i] = (f(x + E[i]) - 2 * f0 + f(x - E[i])) / h**2
-        for j in range(i):
-            H[i, j] = H[j, i] = (f(x + E[i] + E[j]) - f(x + E[i] - E[j]) - f(x - E[i] + E[j])
-                                 + f(x - E[i] - E[j])) / (4 * h * h)
-    return H
-
-
 def fit_map(model, priors, reml: bool = False):
     """Mode of the marginal posterior (see module docstring).
 
@@ -214,7 +200,7 @@ def fit_map(model, priors, reml: bool = False):
     -------
     MAPFit
     """
-    from ..lmm.fit import check_control, optimize_theta
+    from ..lmm.fit import check_control, deriv12, optimize_theta
     from ..lmm.results import LMMFit
     from .results import MAPFit
 
@@ -246,7 +232,8 @@ def fit_map(model, priors, reml: bool = False):
     grad = optimize.approx_fprime(res.x, scaled, 1e-6)
     converged = bool(np.max(np.abs(grad)) < 1e-3)
     message = "converged" if converged else f"{res.message} (max |gradient| {np.max(np.abs(grad)):.2g})"
-    H = hessian(scaled, res.x) / np.outer(scale, scale)
+    _, H = deriv12(lambda xs: np.array([scaled(x) for x in xs]), res.x)
+    H = H / np.outer(scale, scale)
     try:
         cov_phi = np.linalg.inv(H)
     except np.linalg.LinAlgError:

@@ -75,10 +75,7 @@ def natural_levels(values) -> list:
             return [v for _, v in sorted(zip(as_int, uniq))]
     except (TypeError, ValueError):
         pass
-    try:
-        return sorted(uniq)
-    except TypeError:
-        return sorted(uniq, key=str)
+    return _sorted_any(uniq)
 
 
 def as_factor(s: pd.Series) -> pd.Categorical:
