@@ -75,11 +75,11 @@ class Model:
         """Draws from the prior and the prior predictive (ArviZ InferenceData)."""
         import pymc as pm
 
-        from .bayes.backend import build_pymc_model
+        from .bayes.backend import MarginalPlan, build_pymc_model
         from .bayes.sample import check_counts
 
         check_counts(draws, 0, 1)
-        with build_pymc_model(self.design, self.priors, marginalize=False):
+        with build_pymc_model(self.design, self.priors, MarginalPlan("none")):
             return pm.sample_prior_predictive(draws=draws, random_seed=random_seed)
 
     def fit(self, method: str = "reml", **control):
@@ -97,8 +97,11 @@ class Model:
             For ``"nuts"``: ``draws=1000``, ``tune=1000``, ``chains=4``,
             ``sampler`` (``"nutpie"``, ``"pymc"``, ``"numpyro"``; default the
             first installed in that order), ``random_seed``,
-            ``progressbar=True``, ``marginalize`` (default: integrate the
-            random effects out when every term is on one grouping factor),
+            ``progressbar=True``, ``marginalize`` (default ``None``: integrate
+            out all random effects when every term is on one grouping factor
+            or there are at most 200; otherwise the fixed effects and the
+            smallest terms, sampling the large ones; ``False`` samples
+            everything),
             ``target_accept=0.9``, ``log_likelihood`` (default: when it
             fits in memory).
             For ``"map"``: ``priors`` (``"flat"`` for maximum likelihood),

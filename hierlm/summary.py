@@ -240,7 +240,7 @@ class BayesSummary(LMMSummary):
     def __init__(self, fit):
         self.fit = fit
         post = fit.idata.posterior
-        how = "random effects integrated out, then drawn exactly" if fit.marginalized else "non-centered"
+        how = fit.plan.describe(fit.terms)
         lines = [f"Bayesian linear mixed model fit by NUTS ({fit.sampler}; {post.sizes['chain']} chains x "
                  f"{post.sizes['draw']} draws; {how})", f"Formula: {fit.formula}"]
         if fit.data_name:

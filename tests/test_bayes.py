@@ -245,31 +245,138 @@ def penicillin_fits():
     pen = hierlm.datasets.load("Penicillin")
     m = hierlm.Model("diameter ~ 1 + (1|plate) + (1|sample)", pen)
     kw = dict(draws=500, tune=500, chains=4, random_seed=3, progressbar=False)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), pytest.MonkeyPatch.context() as mp:
         warnings.simplefilter("ignore")
-        return m, m.fit("nuts", **kw), m.fit("nuts", marginalize=False, **kw)
+        dense, full = m.fit("nuts", **kw), m.fit("nuts", marginalize=False, **kw)
+        # a lower dense limit makes the large-model plan testable on a small
+        # data set: beta and (1|sample) dense, (1|plate) level by level ...
+        mp.setattr("hierlm.bayes.backend.DENSE_MARGINAL_MAX_Q", 10)
+        blocked = m.fit("nuts", **kw)
+        # ... or (1|plate) sampled
+        mp.setattr("hierlm.bayes.backend.BLOCKED_MAX_P", 0)
+        sampled = m.fit("nuts", **kw)
+    return m, {"dense": dense, "partial, blocked": blocked, "partial, sampled": sampled}, full
 
 
-def test_crossed_model_marginalized_and_sampled_agree(penicillin_fits):
-    m, marg, full = penicillin_fits
-    assert marg.marginalized and not full.marginalized
+@pytest.mark.parametrize("which", ["dense", "partial, blocked", "partial, sampled"])
+def test_crossed_model_marginalized_and_sampled_agree(penicillin_fits, which):
+    m, fits, full = penicillin_fits
+    marg = fits[which]
+    assert marg.plan.kind == which.split(",")[0] and not full.marginalized
+    assert marg.plan.sampled(2) == ([0] if which == "partial, sampled" else [])
     assert set(marg.ranef()) == {"plate", "sample"}
     a, b = marg.diagnostics, full.diagnostics
     for name in ["fixef[(Intercept)]", "sigma", "sd_plate[(Intercept)]", "sd_sample[(Intercept)]"]:
         mcse = np.hypot(a.loc[name, "sd"] / np.sqrt(a.loc[name, "ess_bulk"]),
                         b.loc[name, "sd"] / np.sqrt(b.loc[name, "ess_bulk"]))
         assert abs(a.loc[name, "mean"] - b.loc[name, "mean"]) < 4 * mcse, name
-    ra, rb = marg.ranef()["plate"], full.ranef()["plate"]
-    assert np.max(np.abs(ra - rb).to_numpy() / marg.ranef(condvar=True)["plate"]["condsd"].to_numpy()) < 0.5
+    for g in ("plate", "sample"):
+        ra, rb = marg.ranef()[g], full.ranef()[g]
+        assert np.max(np.abs(ra - rb).to_numpy() / marg.ranef(condvar=True)[g]["condsd"].to_numpy()) < 0.5, g
     reml = m.fit("reml")
     assert abs(marg.fixef.iloc[0] - reml.fixef.iloc[0]) < 2 * np.sqrt(reml.vcov.iloc[0, 0])
+    assert marg.divergences == 0
 
 
-def test_marginalize_refused_for_large_crossed_models():
-    ie = hierlm.datasets.load("InstEval").iloc[:3000]
-    m = hierlm.Model("y ~ 1 + (1|s) + (1|d)", ie)
-    with pytest.raises(hierlm.HierlmError, match="at most 200 random effects"):
-        m.fit("nuts", marginalize=True)
+def test_marginal_plan_for_large_crossed_models(monkeypatch):
+    from hierlm.bayes import backend
+
+    ie = hierlm.datasets.load("InstEval")
+    m = hierlm.Model("y ~ 1 + service + (1|s) + (1|d) + (1|dept:service)", ie)
+    plan = backend.plan_marginalization(m.design, m.priors, None)
+    assert plan.kind == "partial" and plan.fixef_integrated
+    assert [m.priors.term_names()[k] for k in plan.integrated] == ["dept:service"]
+    assert [m.priors.term_names()[k] for k in plan.blocked] == ["s"]  # the factor with the most levels
+    assert plan.sampled(3) == [1]
+    assert plan.describe(m.priors.term_names()) == "s, dept:service, fixed effects integrated out, then drawn exactly; d sampled"
+    assert backend.plan_marginalization(m.design, m.priors, False).kind == "none"
+    pen = hierlm.Model("diameter ~ 1 + (1|plate) + (1|sample)", hierlm.datasets.load("Penicillin"))
+    assert backend.plan_marginalization(pen.design, pen.priors, None).kind == "dense"
+    # nothing small enough and a non-conjugate prior on beta: refused when asked for
+    monkeypatch.setattr(backend, "DENSE_MARGINAL_MAX_Q", 5)
+    monkeypatch.setattr(backend, "BLOCKED_MAX_P", 0)
+    pen.set_prior("(Intercept)", P.StudentT(3, 20, 10))
+    assert backend.plan_marginalization(pen.design, pen.priors, None).kind == "none"
+    with pytest.raises(hierlm.HierlmError, match="no term of this model is small enough"):
+        pen.fit("nuts", marginalize=True)
+
+
+def _collapsed_case(formula, data, plan, given, sds, sigma, seed=4):
+    """A partial plan written out densely: returns (stats, r0, Lam, G, mean and
+    covariance of y0 - sampled part, joint A and its prior covariance)."""
+    from scipy.linalg import block_diag
+
+    from hierlm.bayes.backend import collapsed_stats
+
+    m = hierlm.Model(formula, data.assign(day=data["Days"].astype(str))
+                     if "day" in formula else data)
+    d = m.design
+    st = collapsed_stats(d, m.priors, plan)
+    rng = np.random.default_rng(seed)
+    r0 = st["y0"].copy()
+    for k in given:  # sampled terms: fixed values here
+        rm = d.remats[k]
+        r0 -= (rm.Xt * rng.normal(0, 1.0, (rm.nlevels, rm.p))[rm.codes]).sum(axis=1)
+    covs = {k: (np.diag(np.atleast_1d(sds[k])) ** 2 if np.ndim(sds[k]) <= 1 else sds[k]) for k in sds}
+    G = np.diag(np.r_[st["s0"], np.concatenate([np.repeat(np.sqrt(np.diag(covs[k])), d.remats[k].nlevels)
+                                                 for k in plan.integrated])])
+    Lam = np.linalg.cholesky(block_diag(*[covs[k] for k in plan.blocked])) if plan.blocked else None
+    cols = [st["A"].toarray()] + [d.remats[k].sparse().toarray() for k in plan.blocked]
+    D = [G @ G.T] + [np.kron(np.eye(d.remats[k].nlevels), covs[k]) for k in plan.blocked]
+    return st, r0, Lam, G, np.hstack(cols), block_diag(*D), sigma
+
+
+COLLAPSED_CASES = {
+    # beta and (1|sample) dense, (1|plate) given (sampled)
+    "dense+sampled": ("diameter ~ 1 + (1|plate) + (1|sample)", "Penicillin", ((1,), True, ()), (0,),
+                      {1: 1.7}, 0.6),
+    # beta and (1|sample) dense, (1|plate) level by level, nothing sampled
+    "dense+blocked": ("diameter ~ 1 + (1|plate) + (1|sample)", "Penicillin", ((1,), True, (0,)), (),
+                      {0: 0.8, 1: 1.7}, 0.6),
+    # a 2 x 2 blocked factor with a correlation, a crossed factor dense
+    "blocked 2x2": ("Reaction ~ Days + (Days|Subject) + (1|day)", "sleepstudy", ((1,), True, (0,)), (),
+                    {0: np.array([[500.0, 20.0], [20.0, 30.0]]), 1: 4.0}, 25.0),
+}
+
+
+@pytest.mark.parametrize("case", list(COLLAPSED_CASES))
+def test_collapsed_loglik_matches_dense_gaussian(case):
+    import pytensor.tensor as pt
+    from scipy import stats
+
+    from hierlm.bayes.backend import MarginalPlan, collapsed_loglik
+
+    formula, ds, plan, given, sds, sigma = COLLAPSED_CASES[case]
+    plan = MarginalPlan("partial", *plan)
+    st, r0, Lam, G, AZ, D, sigma = _collapsed_case(formula, hierlm.datasets.load(ds), plan, given, sds, sigma)
+    got = collapsed_loglik(pt.as_tensor(r0), pt.as_tensor(np.float64(sigma)), pt.as_tensor(G),
+                           None if Lam is None else pt.as_tensor(Lam), st).eval()
+    want = stats.multivariate_normal(np.zeros(len(r0)), sigma**2 * np.eye(len(r0)) + AZ @ D @ AZ.T).logpdf(r0)
+    assert got == pytest.approx(want, rel=1e-10)
+
+
+@pytest.mark.parametrize("case", ["dense+sampled", "blocked 2x2"])
+def test_collapsed_draws_match_conditional_distribution(case):
+    from hierlm.bayes.backend import MarginalPlan, draw_collapsed
+
+    formula, ds, plan, given, sds, sigma = COLLAPSED_CASES[case]
+    plan = MarginalPlan("partial", *plan)
+    st, r0, Lam, G, AZ, D, sigma = _collapsed_case(formula, hierlm.datasets.load(ds), plan, given, sds, sigma)
+    S = 20000
+
+    def resid(sl):
+        return np.repeat(r0[:, None], len(range(S)[sl]), axis=1)
+
+    dense_blocks = [np.broadcast_to(G[None, -1:, -1:], (S, 1, 1))]  # the dense term's SD (scalar terms)
+    lam = None if Lam is None else np.broadcast_to(Lam, (S,) + Lam.shape)
+    beta, parts, b_bl = draw_collapsed(st, resid, np.full(S, sigma), dense_blocks, lam, np.random.default_rng(1))
+    c = np.column_stack([beta - st["mu0"]] + parts + ([] if b_bl is None else [b_bl.reshape(S, -1)]))
+    # closed form: everything integrated is Gaussian given r0, precision D^-1 + AZ'AZ / sigma^2
+    cov = np.linalg.inv(np.linalg.inv(D) + AZ.T @ AZ / sigma**2)
+    mean = cov @ AZ.T @ r0 / sigma**2
+    se = np.sqrt(np.diag(cov) / S)
+    assert np.all(np.abs(c.mean(axis=0) - mean) < 5 * se)
+    np.testing.assert_allclose(np.cov(c.T), cov, rtol=0.05, atol=0.05 * np.abs(cov).max())
 
 
 def test_prior_predictive(model):

@@ -31,6 +31,7 @@ Two parameterizations of the same model,
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -135,18 +136,112 @@ def centered_term(r, n: int) -> bool:
 DENSE_MARGINAL_MAX_Q = 200
 
 
-def can_marginalize(design) -> bool:
-    """Gaussian designs whose random effects the marginalized path handles."""
-    return one_grouping_factor(design) or sum(r.q for r in design.remats) <= DENSE_MARGINAL_MAX_Q
-
-
 def one_grouping_factor(design) -> bool:
     """True when every random-effects term is on the same grouping factor."""
     return len({r.group for r in design.remats}) == 1
 
 
-def build_pymc_model(design, priors: PriorSet, marginalize: bool):
-    """The PyMC model of ``design`` under ``priors``.
+@dataclass(frozen=True)
+class MarginalPlan:
+    """What the sampler integrates out.
+
+    ``kind``: ``"none"`` (everything sampled), ``"per_level"`` (one grouping
+    factor: all of b, per-level closed form), ``"dense"`` (all of b, one dense
+    factor) or ``"partial"``: the terms in ``integrated`` (one dense factor)
+    and, when ``fixef_integrated``, beta; the terms in ``blocked`` (all on
+    one grouping factor) level by level; the other terms are sampled.
+    """
+
+    kind: str
+    integrated: tuple[int, ...] = ()
+    fixef_integrated: bool = False
+    blocked: tuple[int, ...] = ()
+
+    @property
+    def marginalized(self) -> bool:
+        return self.kind != "none"
+
+    def sampled(self, nterms: int) -> list[int]:
+        """Indices of the terms whose effects NUTS samples."""
+        if self.kind in ("per_level", "dense"):
+            return []
+        return [k for k in range(nterms) if k not in self.integrated and k not in self.blocked]
+
+    def describe(self, terms: list[str]) -> str:
+        if self.kind == "none":
+            return "random effects sampled"
+        if self.kind != "partial":
+            return "random effects integrated out, then drawn exactly"
+        out = [terms[k] for k in self.blocked + self.integrated] + (["fixed effects"] if self.fixef_integrated else [])
+        rest = [terms[k] for k in self.sampled(len(terms))]
+        return f"{', '.join(out)} integrated out, then drawn exactly" + (f"; {', '.join(rest)} sampled" if rest else "")
+
+
+# most columns per level of a grouping factor integrated level by level in the
+# partial plan (its per-level blocks are P x P)
+BLOCKED_MAX_P = 4
+
+
+def plan_marginalization(design, priors: PriorSet, marginalize: bool | None, family: str = "gaussian"):
+    """Choose what to integrate out (``marginalize=None``: as much as pays).
+
+    One grouping factor, or at most ``DENSE_MARGINAL_MAX_Q`` random effects:
+    all of b.  Larger crossed designs (InstEval) get the partial plan:
+
+    * beta (when its priors are all Normal, so conjugate) and the smallest
+      terms, up to ``DENSE_MARGINAL_MAX_Q`` columns together, with one dense
+      factor;
+    * the terms on the grouping factor with the most levels, level by level
+      (the covariance is block diagonal over its levels);
+    * the other terms are sampled.
+
+    That removes the slow directions of the joint posterior (the ridges
+    between a fixed effect and the mean of a term's effects) and most of its
+    dimension.
+    """
+    from ..errors import HierlmError
+
+    if marginalize is False:
+        return MarginalPlan("none")
+    if family != "gaussian":
+        if marginalize:
+            raise HierlmError(f"marginalize=True needs a Gaussian model (this one is {family})")
+        return MarginalPlan("none")
+    if one_grouping_factor(design):
+        return MarginalPlan("per_level")
+    remats = design.remats
+    if sum(r.q for r in remats) <= DENSE_MARGINAL_MAX_Q:
+        return MarginalPlan("dense")
+    fixef = all(priors.fixed[n].family == "Normal" for n in design.xnames)
+    budget = DENSE_MARGINAL_MAX_Q - (design.p if fixef else 0)
+    chosen = []
+    for k in sorted(range(len(remats)), key=lambda k: remats[k].q):
+        if remats[k].q > budget:
+            break
+        chosen.append(k)
+        budget -= remats[k].q
+    rest = [k for k in range(len(remats)) if k not in chosen]
+    by_group: dict[str, list[int]] = {}
+    for k in rest:
+        by_group.setdefault(remats[k].group, []).append(k)
+    blocked: list[int] = []
+    for ks in sorted(by_group.values(), key=lambda ks: -remats[ks[0]].nlevels):
+        if sum(remats[k].p for k in ks) <= BLOCKED_MAX_P:
+            blocked = ks
+            break
+    if not (chosen or fixef or blocked):
+        if marginalize:
+            q = sum(r.q for r in remats)
+            raise HierlmError(f"marginalize=True: no term of this model is small enough to integrate out "
+                              f"(at most {DENSE_MARGINAL_MAX_Q} random effects; it has {q} in all) and the "
+                              f"fixed-effect priors are not all Normal; use marginalize=False")
+        return MarginalPlan("none")
+    return MarginalPlan("partial", tuple(sorted(chosen)), fixef, tuple(blocked))
+
+
+def build_pymc_model(design, priors: PriorSet, plan: MarginalPlan):
+    """The PyMC model of ``design`` under ``priors``, with ``plan``'s parts
+    integrated out.
 
     Returns
     -------
@@ -157,33 +252,48 @@ def build_pymc_model(design, priors: PriorSet, marginalize: bool):
 
     terms = priors.term_names()
     with pm.Model(coords=coords_of(design, priors)) as model:
-        beta = _fixed_effects(design, priors)
+        beta = None if plan.fixef_integrated else _fixed_effects(design, priors)
         sigma = pm_dist(priors.sigma, "sigma", positive=True)
         scales = [_term_scale(t, r, priors) for t, r in zip(terms, design.remats)]
-        if marginalize and one_grouping_factor(design):
+        if plan.kind == "per_level":
             L = _joint_cholesky(scales)
             pm.Potential("marginal_loglik", marginal_loglik(beta, sigma, L, sufficient_stats(design)))
-        elif marginalize:
+        elif plan.kind == "dense":
             Lb = _dense_lambda(scales, design.remats)
             pm.Potential("marginal_loglik", marginal_loglik_dense(beta, sigma, Lb, dense_stats(design)))
         else:
-            mu = pt.as_tensor_variable(design.X) @ beta
-            for t, r, (sd, chol) in zip(terms, design.remats, scales):
-                dims = (f"{r.group}__level", f"{t}__term")
-                if centered_term(r, design.n):
-                    # many observations per level: the likelihood pins each b
-                    # down and the centered form mixes better (no funnel)
-                    if chol is None:
-                        b = pm.Normal(f"ranef_{t}", 0.0, sd, dims=dims)
-                    else:
-                        b = pm.MvNormal(f"ranef_{t}", mu=pt.zeros(r.p), chol=chol, dims=dims)
-                else:
-                    z = pm.Normal(f"z_{t}", 0.0, 1.0, dims=dims)
-                    b = z * sd if chol is None else z @ chol.T
-                    b = pm.Deterministic(f"ranef_{t}", b, dims=dims)
-                mu = mu + (pt.as_tensor_variable(r.Xt) * b[r.codes]).sum(axis=1)
-            pm.Normal("y", mu=mu, sigma=sigma, observed=design.y, dims="obs_id")
+            st = collapsed_stats(design, priors, plan) if plan.kind == "partial" else None
+            y0 = design.y if st is None else st["y0"]
+            mu = 0.0 if beta is None else pt.as_tensor_variable(design.X) @ beta
+            for k in plan.sampled(len(terms)):
+                r = design.remats[k]
+                b = _sampled_ranef(terms[k], r, *scales[k], design.n)
+                mu = mu + term_contribution(b, r)
+            if st is None:
+                pm.Normal("y", mu=mu, sigma=sigma, observed=y0, dims="obs_id")
+            else:
+                G = _collapsed_factor(st, [scales[k] for k in plan.integrated],
+                                      [design.remats[k] for k in plan.integrated])
+                Lam = _joint_cholesky([scales[k] for k in plan.blocked]) if plan.blocked else None
+                pm.Potential("marginal_loglik", collapsed_loglik(y0 - mu, sigma, G, Lam, st))
     return model
+
+
+def _sampled_ranef(t, r, sd, chol, n):
+    """The effects of one term as PyMC variables (centered or non-centered)."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    dims = (f"{r.group}__level", f"{t}__term")
+    if centered_term(r, n):
+        # many observations per level: the likelihood pins each b down and
+        # the centered form mixes better (no funnel)
+        if chol is None:
+            return pm.Normal(f"ranef_{t}", 0.0, sd, dims=dims)
+        return pm.MvNormal(f"ranef_{t}", mu=pt.zeros(r.p), chol=chol, dims=dims)
+    z = pm.Normal(f"z_{t}", 0.0, 1.0, dims=dims)
+    b = z * sd if chol is None else z @ chol.T
+    return pm.Deterministic(f"ranef_{t}", b, dims=dims)
 
 
 def _joint_cholesky(scales):
@@ -313,19 +423,265 @@ def marginal_loglik_dense(beta, sigma, Lb, st: dict):
     return -0.5 * (n * np.log(2 * np.pi) + (n - q) * pt.log(s2) + logdet + (rss - pt.dot(u, u)) / s2)
 
 
-def draw_ranef_dense(beta, sigma, Lb, st: dict, rng, chunk: int = 256) -> np.ndarray:
+def lambda_draws(blocks, remats, lead: np.ndarray | None = None) -> np.ndarray:
+    """Lambda for each draw, (S, q, q), from each term's factor ``blocks[k]``
+    (S, p_k, p_k); ``lead`` (S, m0) puts a diagonal block first."""
+    S = blocks[0].shape[0] if blocks else lead.shape[0]
+    m0 = 0 if lead is None else lead.shape[1]
+    q = m0 + sum(r.q for r in remats)
+    out = np.zeros((S, q, q))
+    if lead is not None:
+        out[:, np.arange(m0), np.arange(m0)] = lead
+    o = m0
+    for B, r in zip(blocks, remats):
+        for i in range(r.nlevels):
+            out[:, o + i * r.p: o + (i + 1) * r.p, o + i * r.p: o + (i + 1) * r.p] = B
+        o += r.q
+    return out
+
+
+def draw_gaussian_coefs(AtA: np.ndarray, Atr: np.ndarray, G: np.ndarray, sigma: np.ndarray, rng) -> np.ndarray:
+    """Exact draws of c = G u for the model ``r = A G u + e``, ``u ~ N(0, I)``,
+    ``e ~ N(0, sigma^2 I)``, one per posterior draw.
+
+    AtA (m, m), Atr = A'r (S, m), G (S, m, m), sigma (S,) -> c (S, m).
+    ``u | r ~ N(K^{-1} G'A'r, sigma^2 K^{-1})`` with ``K = G'A'AG + sigma^2 I``.
+    """
+    m = AtA.shape[0]
+    K = np.swapaxes(G, 1, 2) @ AtA @ G + (sigma**2)[:, None, None] * np.eye(m)
+    C = np.linalg.cholesky(K)
+    v = np.einsum("sba,sb->sa", G, Atr)
+    mean = np.linalg.solve(K, v[..., None])[..., 0]
+    z = rng.standard_normal(mean.shape)
+    u = mean + sigma[:, None] * np.linalg.solve(np.swapaxes(C, 1, 2), z[..., None])[..., 0]
+    return np.einsum("sab,sb->sa", G, u)
+
+
+def draw_ranef_dense(beta, sigma, blocks, remats, st: dict, rng, chunk: int = 128) -> np.ndarray:
     """Exact draws of all of b for each posterior draw: beta (S, p), sigma (S,),
-    Lb (S, q, q) -> b (S, q)."""
-    S, q = Lb.shape[0], st["q"]
+    blocks[k] (S, p_k, p_k) -> b (S, q)."""
+    S, q = beta.shape[0], st["q"]
     out = np.empty((S, q))
     for a in range(0, S, chunk):
-        L = Lb[a: a + chunk]
-        w = st["Zy"][None] - beta[a: a + chunk] @ st["ZX"].T
-        K = np.swapaxes(L, 1, 2) @ st["ZtZ"] @ L + (sigma[a: a + chunk] ** 2)[:, None, None] * np.eye(q)
-        C = np.linalg.cholesky(K)
-        v = np.einsum("sba,sb->sa", L, w)
-        mean = np.linalg.solve(K, v[..., None])[..., 0]
-        z = rng.standard_normal(mean.shape)
-        u = mean + sigma[a: a + chunk, None] * np.linalg.solve(np.swapaxes(C, 1, 2), z[..., None])[..., 0]
-        out[a: a + chunk] = np.einsum("sab,sb->sa", L, u)
+        sl = slice(a, a + chunk)
+        G = lambda_draws([B[sl] for B in blocks], remats)
+        out[sl] = draw_gaussian_coefs(st["ZtZ"], st["Zy"][None] - beta[sl] @ st["ZX"].T, G, sigma[sl], rng)
     return out
+
+
+# ---- large crossed designs: partial plan ----------------------------------------------
+def collapsed_stats(design, priors: PriorSet, plan: MarginalPlan) -> dict:
+    """Constants of :func:`collapsed_loglik`.
+
+    ``A = [X | Z_k for the densely integrated terms]`` (X only when beta is
+    integrated); beta's Normal prior enters as ``beta = mu0 + diag(s0) u``, so
+    ``y0 = y - X mu0`` and the first block of G is ``diag(s0)``.  For the
+    blocked factor (``Zb``, levels i): ``Aii = Zb_i'Zb_i`` (levels, P, P) and
+    ``SA = Zb_i'A`` (levels, P, m).
+    """
+    import scipy.sparse as sp
+
+    cols, y0, mu0, s0 = [], design.y.astype(float), None, None
+    if plan.fixef_integrated:
+        mu0 = np.array([priors.fixed[n].params["mu"] for n in design.xnames], dtype=float)
+        s0 = np.array([priors.fixed[n].params["sigma"] for n in design.xnames], dtype=float)
+        y0 = y0 - design.X @ mu0
+        cols.append(sp.csr_matrix(design.X))
+    small = [design.remats[k] for k in plan.integrated]
+    cols += [r.sparse() for r in small]
+    A = sp.hstack(cols, format="csr") if cols else sp.csr_matrix((design.n, 0))
+    st = {"y0": y0, "A": A, "AtA": (A.T @ A).toarray(), "mu0": mu0, "s0": s0,
+          "X": design.X if plan.fixef_integrated else None, "small": small, "n": design.n, "m": A.shape[1],
+          "blocked": None}
+    if plan.blocked:
+        bl = [design.remats[k] for k in plan.blocked]
+        codes, lv = bl[0].codes, bl[0].nlevels
+        Zt = np.column_stack([r.Xt for r in bl])  # n x P
+        P = Zt.shape[1]
+        Zb = sp.csr_matrix((Zt.ravel(), (np.repeat(np.arange(design.n), P), (codes[:, None] * P + np.arange(P)).ravel())),
+                           shape=(design.n, lv * P))
+        Aii = np.empty((lv, P, P))
+        for a in range(P):
+            for b in range(P):
+                Aii[:, a, b] = np.bincount(codes, weights=Zt[:, a] * Zt[:, b], minlength=lv)
+        st["blocked"] = {"codes": codes, "Zt": Zt, "levels": lv, "P": P, "Zb": Zb, "Aii": Aii,
+                         "SA": np.asarray((Zb.T @ A).todense()).reshape(lv, P, A.shape[1])}
+    return st
+
+
+def _collapsed_factor(st: dict, scales, remats):
+    """G = blockdiag(diag(s0), Lambda of the densely integrated terms) as a tensor."""
+    import pytensor.tensor as pt
+
+    blocks = [] if st["s0"] is None else [pt.diag(pt.as_tensor_variable(st["s0"]))]
+    if remats:
+        blocks.append(_dense_lambda(scales, remats))
+    return blocks[0] if len(blocks) == 1 else pt.linalg.block_diag(*blocks)
+
+
+def _flat_index(codes, P: int) -> np.ndarray:
+    """Positions of (row's level, column j) in a flattened (levels, P) array, row-major."""
+    return (np.asarray(codes)[:, None] * P + np.arange(P)).ravel()
+
+
+# Gathers and scatter-adds go through one flattened 1-D index: PyTensor's
+# numba backend runs 2-D advanced (inc_)subtensors about 20x slower (InstEval:
+# 1.4 ms instead of 0.06 ms per scatter, paid in every gradient)
+def _level_sums(r, codes, Zt, levels):
+    """Z_i'r for every level i of a factor: (levels, P) by a scatter-add."""
+    import pytensor.tensor as pt
+
+    P = Zt.shape[1]
+    vals = r if P == 1 and np.all(Zt == 1.0) else (pt.as_tensor_variable(Zt) * r[:, None]).reshape((-1,))
+    flat = pt.inc_subtensor(pt.zeros(levels * P)[_flat_index(codes, P)], vals)
+    return flat.reshape((levels, P))
+
+
+def term_contribution(b, r):
+    """``(Z_k b_k)_row = sum_j Xt[row, j] b[level(row), j]`` for b (levels, p) (a gather)."""
+    import pytensor.tensor as pt
+
+    vals = b.reshape((-1,))[_flat_index(r.codes, r.p)]
+    if r.p == 1:
+        return vals if np.all(r.Xt == 1.0) else vals * r.Xt[:, 0]
+    return (vals.reshape((-1, r.p)) * pt.as_tensor_variable(r.Xt)).sum(axis=1)
+
+
+def _At_dot(r, st: dict):
+    """A'r for ``A = [X | Z_k]``: X'r, then per-level sums of each term's columns."""
+    import pytensor.tensor as pt
+
+    parts = [] if st["X"] is None else [pt.dot(pt.as_tensor_variable(st["X"].T), r)]
+    for rm in st["small"]:
+        parts.append(_level_sums(r, rm.codes, rm.Xt, rm.nlevels).reshape((-1,)))
+    return parts[0] if len(parts) == 1 else pt.concatenate(parts)
+
+
+def _per_level_h(Lam, Aii, s2):
+    """``H_i = Lam K_i^{-1} Lam'`` and ``log|K_i|`` with ``K_i = Lam'Aii_i Lam + s2 I`` (tensors)."""
+    import pytensor.tensor as pt
+
+    P = Aii.shape[1]
+    if P == 1:
+        l2 = Lam[0, 0] ** 2
+        k = Aii[:, 0, 0] * l2 + s2
+        return (l2 / k)[:, None, None], pt.log(k)
+    K = pt.tensordot(pt.tensordot(Lam.T, pt.as_tensor_variable(Aii), axes=[[1], [1]]).dimshuffle(1, 0, 2),
+                     Lam, axes=[[2], [0]]) + s2 * pt.eye(P)
+    C = pt.linalg.cholesky(K)
+    V = pt.linalg.solve_triangular(C, pt.broadcast_to(Lam.T, (Aii.shape[0], P, P)), lower=True)  # C^{-1} Lam'
+    H = pt.matmul(V.dimshuffle(0, 2, 1), V)
+    return H, 2.0 * pt.log(pt.diagonal(C, axis1=1, axis2=2)).sum(axis=1)
+
+
+def collapsed_loglik(r, sigma, G, Lam, st: dict):
+    """log p(r | sigma, G, Lam) for ``r = A G u + Zb Lam v + e``, u and v integrated out.
+
+    r is y0 minus the sampled terms' effects (a tensor of length n), ``u ~
+    N(0, I_m)``, ``v ~ N(0, I)``.  ``W = sigma^2 I + Zb Lam Lam' Zb'`` is block
+    diagonal over the blocked factor's levels, so (Woodbury twice)
+
+        W^{-1} = (I - Zb H Zb') / sigma^2,  H_i = Lam K_i^{-1} Lam',  K_i = Lam' Zb_i'Zb_i Lam + sigma^2 I
+        log|V| = (n - l P) log sigma^2 + sum_i log|K_i| + log|M|,  M = I_m + G'A'W^{-1}AG
+        r'V^{-1}r = r'W^{-1}r - |C_M^{-1} G'A'W^{-1}r|^2
+
+    Each gradient is O(n) for r and the level sums, O(l P^3 + l P m^2) for
+    the blocked factor and O(m^3) for M; no sampled variable has a level
+    of the blocked factor or a column of A.
+    """
+    import pytensor.tensor as pt
+
+    s2 = sigma**2
+    n, m = st["n"], st["m"]
+    rr, Ar, AA = pt.dot(r, r), _At_dot(r, st) if m else None, st["AtA"]
+    logdet = n * pt.log(s2)
+    bl = st["blocked"]
+    if bl is not None:
+        H, logk = _per_level_h(Lam, bl["Aii"], s2)
+        w = _level_sums(r, bl["codes"], bl["Zt"], bl["levels"])  # (levels, P)
+        Hw = (H * w[:, None, :]).sum(axis=2)  # H_i w_i
+        rr = rr - (w * Hw).sum()
+        logdet = logdet - bl["levels"] * bl["P"] * pt.log(s2) + logk.sum()
+        if m:
+            SA = bl["SA"]
+            Ar = Ar - pt.tensordot(pt.as_tensor_variable(SA), Hw, axes=[[0, 1], [0, 1]])
+            HSA = pt.matmul(H, pt.as_tensor_variable(SA))  # (levels, P, m)
+            AA = AA - pt.tensordot(pt.as_tensor_variable(SA), HSA, axes=[[0, 1], [0, 1]])
+    quad = rr / s2
+    if m:
+        M = pt.eye(m) + pt.dot(G.T, pt.dot(AA, G)) / s2
+        C = pt.linalg.cholesky(M)
+        u = pt.linalg.solve_triangular(C, pt.dot(G.T, Ar) / s2, lower=True)
+        logdet = logdet + 2.0 * pt.log(pt.diag(C)).sum()
+        quad = quad - pt.dot(u, u)
+    return -0.5 * (n * np.log(2 * np.pi) + logdet + quad)
+
+
+def _per_level_h_np(Lam, Aii, sigma):
+    """numpy twin of :func:`_per_level_h` for S draws: Lam (S, P, P) -> H (S, l, P, P), C_K (S, l, P, P)."""
+    P = Aii.shape[1]
+    K = np.einsum("sba,lbc,scd->slad", Lam, Aii, Lam) + (sigma**2)[:, None, None, None] * np.eye(P)
+    C = np.linalg.cholesky(K)
+    LamT = np.broadcast_to(np.swapaxes(Lam, 1, 2)[:, None], K.shape)
+    V = np.linalg.solve(C, LamT)  # C^{-1} Lam' (C lower triangular)
+    return np.swapaxes(V, 2, 3) @ V, C
+
+
+def draw_collapsed(st: dict, resid, sigma, blocks, lam, rng, chunk: int = 64):
+    """Exact draws of what :func:`collapsed_loglik` integrated out.
+
+    ``resid(sl)`` gives r (n, s) for the draws in slice ``sl``; ``blocks``
+    the densely integrated terms' factors (S, p_k, p_k); ``lam`` the blocked
+    factor's joint factor (S, P, P) or None.  First ``u | r`` (v integrated
+    out), then ``v | r - A G u`` level by level.  Returns (beta (S, p) or
+    None, [b_k (S, q_k)] for the dense terms, b of the blocked factor
+    (S, levels, P) or None).
+    """
+    S, m, bl = sigma.shape[0], st["m"], st["blocked"]
+    c_all = np.empty((S, m))
+    b_bl = None if bl is None else np.empty((S, bl["levels"], bl["P"]))
+    for a in range(0, S, chunk):
+        sl = slice(a, a + chunk)
+        sig = sigma[sl]
+        s = sig.shape[0]
+        s2 = (sig**2)[:, None]
+        r = resid(sl)  # (n, s)
+        if bl is not None:
+            H, CK = _per_level_h_np(lam[sl], bl["Aii"], sig)
+            w = (bl["Zb"].T @ r).T.reshape(s, bl["levels"], bl["P"])
+        if m:
+            lead = None if st["s0"] is None else np.broadcast_to(st["s0"], (s, st["s0"].shape[0]))
+            G = lambda_draws([B[sl] for B in blocks], st["small"], lead=lead)
+            Ar = np.asarray((st["A"].T @ r).T)
+            AA = np.broadcast_to(st["AtA"], (s, m, m))
+            if bl is not None:
+                SA = bl["SA"]
+                Ar = Ar - np.einsum("lpm,slpq,slq->sm", SA, H, w)
+                AA = AA - np.einsum("lpm,slpq,lqk->smk", SA, H, SA, optimize=True)
+            # u | r ~ N(M^{-1} G'A'W^{-1}r, M^{-1}),  M = I + G'A'W^{-1}AG
+            Mm = np.eye(m) + np.swapaxes(G, 1, 2) @ AA @ G / s2[:, :, None]
+            CM = np.linalg.cholesky(Mm)
+            mean = np.linalg.solve(Mm, np.einsum("sba,sb->sa", G, Ar / s2)[..., None])[..., 0]
+            z = rng.standard_normal(mean.shape)
+            u = mean + np.linalg.solve(np.swapaxes(CM, 1, 2), z[..., None])[..., 0]
+            c = np.einsum("sab,sb->sa", G, u)
+            c_all[sl] = c
+            if bl is not None:
+                # v | r - A c: per level, b_i ~ N(H_i Zb_i'r', sigma^2 H_i)
+                w = w - np.einsum("lpm,sm->slp", bl["SA"], c)
+        if bl is not None:
+            mean = np.einsum("slpq,slq->slp", H, w)
+            # sigma^2 H_i = (sigma Lam C_K^{-T}) (sigma Lam C_K^{-T})'
+            z = rng.standard_normal(mean.shape)
+            dev = np.linalg.solve(np.swapaxes(CK, 2, 3), z[..., None])[..., 0]
+            b_bl[sl] = mean + sig[:, None, None] * np.einsum("sab,slb->sla", lam[sl], dev)
+    o = 0
+    beta = None
+    if st["s0"] is not None:
+        o = st["s0"].shape[0]
+        beta = c_all[:, :o] + st["mu0"]
+    parts = []
+    for rm in st["small"]:
+        parts.append(c_all[:, o: o + rm.q])
+        o += rm.q
+    return beta, parts, b_bl

@@ -10,13 +10,25 @@ import pandas as pd
 
 from ..lmm.results import MixedFitBase
 from .backend import (
-    build_pymc_model, can_marginalize, dense_stats, draw_ranef, draw_ranef_dense, one_grouping_factor,
-    sufficient_stats,
+    MarginalPlan, build_pymc_model, collapsed_stats, dense_stats, draw_collapsed, draw_ranef, draw_ranef_dense,
+    plan_marginalization, sufficient_stats,
 )
 from .sample import check_counts, choose_sampler, run_nuts
 
 RHAT_MAX = 1.01
 ESS_MIN = 400  # Vehtari et al. (2021): 100 per chain for 4 chains
+
+
+def _block_diag(blocks: list[np.ndarray]) -> np.ndarray:
+    """(S, P, P) block-diagonal stack of per-draw blocks (S, p_k, p_k)."""
+    P = sum(B.shape[1] for B in blocks)
+    out = np.zeros((blocks[0].shape[0], P, P))
+    o = 0
+    for B in blocks:
+        k = B.shape[1]
+        out[:, o: o + k, o: o + k] = B
+        o += k
+    return out
 
 
 def _theta_from(design, sigma: float, covs: list[np.ndarray]) -> np.ndarray:
@@ -36,23 +48,15 @@ def fit_nuts(model, draws: int = 1000, tune: int = 1000, chains: int = 4, sample
     """Sample the posterior with NUTS (see :meth:`hierlm.Model.fit`)."""
     check_counts(draws, tune, chains)
     sampler = choose_sampler(sampler)
-    design = model.design
-    if marginalize is None:
-        marginalize = model.family == "gaussian" and can_marginalize(design)
-    elif marginalize and not can_marginalize(design):
-        from ..errors import HierlmError
-
-        q = sum(r.q for r in design.remats)
-        raise HierlmError(f"marginalize=True handles crossed or nested terms with at most 200 random effects "
-                          f"in all (this model has {q}); use marginalize=False to sample them")
-    pm_model = build_pymc_model(design, model.priors, marginalize)
+    plan = plan_marginalization(model.design, model.priors, marginalize, model.family)
+    pm_model = build_pymc_model(model.design, model.priors, plan)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=FutureWarning)
         warnings.filterwarnings("ignore", category=UserWarning, module="pymc")
         idata, seconds = run_nuts(pm_model, sampler, draws, tune, chains, random_seed, progressbar, target_accept,
-                                  cheap_gradient=marginalize)
-    return BayesFit(model, idata, sampler=sampler, marginalized=marginalize, seconds=seconds,
-                    random_seed=random_seed, log_likelihood=log_likelihood)
+                                  cheap_gradient=plan.kind in ("per_level", "dense"))
+    return BayesFit(model, idata, sampler=sampler, plan=plan, seconds=seconds, random_seed=random_seed,
+                    log_likelihood=log_likelihood)
 
 
 class BayesFit(MixedFitBase):
@@ -70,18 +74,22 @@ class BayesFit(MixedFitBase):
     idata : arviz.InferenceData
     sampler : str
     marginalized : bool
-        True when the random effects were integrated out while sampling and
-        drawn exactly afterwards.
+        True when random effects (all, or the small terms with the fixed
+        effects) were integrated out while sampling and drawn exactly
+        afterwards.
+    plan : MarginalPlan
+        What was integrated out (``plan.describe(terms)`` says it in words).
     seconds : float
         Wall time of compilation and sampling.
     """
 
-    def __init__(self, model, idata, sampler: str, marginalized: bool, seconds: float, random_seed=None,
+    def __init__(self, model, idata, sampler: str, plan: MarginalPlan, seconds: float, random_seed=None,
                  log_likelihood: bool | None = None):
         self.model = model
         self.design = model.design
         self.sampler = sampler
-        self.marginalized = marginalized
+        self.plan = plan
+        self.marginalized = plan.marginalized
         self.seconds = seconds
         self.data_name = model.data_name
         self.terms = model.priors.term_names()
@@ -104,53 +112,7 @@ class BayesFit(MixedFitBase):
         d = self.design
         rng = np.random.default_rng(None if random_seed is None else int(random_seed) + 7919)
         if self.marginalized:
-            # exact draws of b | y, beta, sigma, Sigma for every posterior draw
-            nc, nd = post.sizes["chain"], post.sizes["draw"]
-            beta = post["fixef"].to_numpy().reshape(nc * nd, -1)
-            sigma = post["sigma"].to_numpy().reshape(-1)
-            blocks = []
-            for t, r in zip(self.terms, d.remats):
-                sd = post[f"sd_{t}"].to_numpy().reshape(nc * nd, r.p)
-                if r.p == 1:
-                    blocks.append(sd[:, :, None])
-                else:
-                    C = post[f"corr_{t}"].to_numpy().reshape(nc * nd, r.p, r.p)
-                    blocks.append(sd[:, :, None] * np.linalg.cholesky(C))
-            new = {}
-            if one_grouping_factor(d):
-                P = sum(r.p for r in d.remats)
-                L = np.zeros((nc * nd, P, P))
-                o = 0
-                for B in blocks:
-                    k = B.shape[1]
-                    L[:, o: o + k, o: o + k] = B
-                    o += k
-                b = draw_ranef(beta, sigma, L, sufficient_stats(d), rng)
-                parts = []
-                o = 0
-                for r in d.remats:
-                    parts.append(b[:, :, o: o + r.p])
-                    o += r.p
-            else:
-                q = sum(r.q for r in d.remats)
-                Lb = np.zeros((nc * nd, q, q))
-                o = 0
-                for B, r in zip(blocks, d.remats):
-                    for i in range(r.nlevels):
-                        Lb[:, o + i * r.p: o + (i + 1) * r.p, o + i * r.p: o + (i + 1) * r.p] = B
-                    o += r.q
-                b = draw_ranef_dense(beta, sigma, Lb, dense_stats(d), rng)
-                parts = []
-                o = 0
-                for r in d.remats:
-                    parts.append(b[:, o: o + r.q].reshape(-1, r.nlevels, r.p))
-                    o += r.q
-            for t, r, part in zip(self.terms, d.remats, parts):
-                new[f"ranef_{t}"] = (("chain", "draw", f"{r.group}__level", f"{t}__term"),
-                                     part.reshape(nc, nd, r.nlevels, r.p))
-            post = post.assign(**{k: xr.DataArray(v[1], dims=v[0]) for k, v in new.items()})
-            post = post.assign_coords({f"{r.group}__level": list(r.levels) for r in d.remats})
-            post = post.assign_coords({f"{t}__term": list(r.cnames) for t, r in zip(self.terms, d.remats)})
+            post = self._draw_integrated(post, rng)
         keep = ["fixef", "sigma"] + [v for t in self.terms for v in (f"sd_{t}", f"corr_{t}", f"ranef_{t}")]
         post = post[[v for v in keep if v in post]]
         groups = {"posterior": post}
@@ -161,6 +123,64 @@ class BayesFit(MixedFitBase):
         if log_likelihood or (log_likelihood is None and S * d.n <= 2e7):
             groups["log_likelihood"] = xr.Dataset({"y": self._pointwise_loglik(post)})
         return az.InferenceData(**groups)
+
+    def _draw_integrated(self, post, rng):
+        """Add exact draws of what the sampler integrated out to ``post``."""
+        import xarray as xr
+
+        d, plan = self.design, self.plan
+        nc, nd = post.sizes["chain"], post.sizes["draw"]
+        S = nc * nd
+        sigma = post["sigma"].to_numpy().reshape(-1)
+        blocks = []  # each term's Cholesky factor of its covariance, per draw
+        for t, r in zip(self.terms, d.remats):
+            sd = post[f"sd_{t}"].to_numpy().reshape(S, r.p)
+            if r.p == 1:
+                blocks.append(sd[:, :, None])
+            else:
+                C = post[f"corr_{t}"].to_numpy().reshape(S, r.p, r.p)
+                blocks.append(sd[:, :, None] * np.linalg.cholesky(C))
+        beta = None if plan.fixef_integrated else post["fixef"].to_numpy().reshape(S, -1)
+        if plan.kind == "per_level":
+            b = draw_ranef(beta, sigma, _block_diag(blocks), sufficient_stats(d), rng)
+            splits = np.cumsum([r.p for r in d.remats])[:-1]
+            drawn = dict(enumerate(np.split(b, splits, axis=2)))
+        elif plan.kind == "dense":
+            b = draw_ranef_dense(beta, sigma, blocks, d.remats, dense_stats(d), rng)
+            splits = np.cumsum([r.q for r in d.remats])[:-1]
+            drawn = dict(enumerate(np.split(b, splits, axis=1)))
+        else:
+            st = collapsed_stats(d, self.model.priors, plan)
+            sampled = plan.sampled(len(d.remats))
+            b_s = {k: post[f"ranef_{self.terms[k]}"].to_numpy().reshape(S, d.remats[k].nlevels, -1)
+                   for k in sampled}
+
+            def resid(sl):  # y0 minus the sampled part of the model, (n, draws in sl)
+                r = np.repeat(st["y0"][:, None], sigma[sl].shape[0], axis=1)
+                if beta is not None:
+                    r = r - d.X @ beta[sl].T
+                for k in sampled:
+                    rm = d.remats[k]
+                    r = r - np.einsum("np,snp->ns", rm.Xt, b_s[k][sl][:, rm.codes, :])
+                return r
+
+            lam = _block_diag([blocks[k] for k in plan.blocked]) if plan.blocked else None
+            beta_new, parts, b_bl = draw_collapsed(st, resid, sigma, [blocks[k] for k in plan.integrated], lam, rng)
+            drawn = dict(zip(plan.integrated, parts))
+            if b_bl is not None:
+                splits = np.cumsum([d.remats[k].p for k in plan.blocked])[:-1]
+                drawn.update(zip(plan.blocked, np.split(b_bl, splits, axis=2)))
+            if beta_new is not None:
+                post = post.assign(fixef=xr.DataArray(beta_new.reshape(nc, nd, -1), dims=("chain", "draw", "fixed")))
+                post = post.assign_coords(fixed=list(d.xnames))
+        new = {}
+        for k, part in drawn.items():
+            t, r = self.terms[k], d.remats[k]
+            new[f"ranef_{t}"] = xr.DataArray(part.reshape(nc, nd, r.nlevels, r.p),
+                                             dims=("chain", "draw", f"{r.group}__level", f"{t}__term"))
+        post = post.assign(**new)
+        post = post.assign_coords({f"{r.group}__level": list(r.levels) for r in d.remats})
+        return post.assign_coords({f"{t}__term": list(r.cnames) for t, r in zip(self.terms, d.remats)})
 
     def _pointwise_loglik(self, post):
         """Conditional log-likelihood of each observation for each draw (for LOO)."""

@@ -69,13 +69,18 @@ def run_nuts(pm_model, sampler: str, draws: int, tune: int, chains: int, random_
             compiled = nutpie.compile_pymc_model(pm_model)
         finally:
             numba.config.OPT = opt
+        from threadpoolctl import threadpool_limits
         # when b is sampled, the intercept trades off against the mean of each
         # term's effects (a narrow ridge in one direction); nutpie's low-rank
         # mass-matrix adaptation learns that direction (InstEval: intercept
         # R-hat 1.028 -> 1.00 with 4 x 500 draws, same wall time)
-        idata = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, seed=seed,
-                              progress_bar=progressbar, target_accept=target_accept, save_warmup=False,
-                              low_rank_modified_mass_matrix=not cheap_gradient)
+        # one BLAS thread per chain: the gradient's matrices are small, and
+        # OpenBLAS's threads on top of nutpie's one thread per chain
+        # oversubscribe the cores (InstEval, 2 chains on 2 cores: 108 s -> 24 s)
+        with threadpool_limits(limits=1, user_api="blas"):
+            idata = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, seed=seed,
+                                  progress_bar=progressbar, target_accept=target_accept, save_warmup=False,
+                                  low_rank_modified_mass_matrix=not cheap_gradient)
     else:
         import pymc as pm
 
