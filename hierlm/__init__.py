@@ -13,5 +13,14 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ConvergenceWarning", "DataError", "FormulaError", "HierlmError", "Model", "ModelError",
-    "datasets", "lmer", "__version__",
+    "datasets", "lmer", "plots", "__version__",
 ]
+
+
+def __getattr__(name):
+    # hierlm.plots is imported on first use (it imports matplotlib only when drawing)
+    if name == "plots":
+        import importlib
+
+        return importlib.import_module(".plots", __name__)
+    raise AttributeError(f"module 'hierlm' has no attribute {name!r}")

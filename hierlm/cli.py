@@ -1,4 +1,4 @@
-"""Command line: ``hierlm fit FORMULA --data NAME_OR_CSV [--ml]`` and ``hierlm demo``."""
+"""Command line: ``hierlm fit FORMULA --data NAME_OR_CSV [--ml] [--plot KIND --out PATH]`` and ``hierlm demo``."""
 
 from __future__ import annotations
 
@@ -11,6 +11,9 @@ from . import datasets
 from .errors import FormulaError, HierlmError
 
 DEMO_FORMULA = "Reaction ~ Days + (Days | Subject)"
+# hierlm.plots.KINDS, without importing it (and numpy) before arguments are parsed
+PLOT_KINDS = ("shrinkage", "caterpillar", "diagnostics", "facets", "predictions", "forest", "ppc", "trace", "rank")
+POSTERIOR_KINDS = ("forest", "ppc", "trace", "rank")
 
 
 def _load(name: str):
@@ -27,13 +30,59 @@ def _load(name: str):
     return datasets.load(name), name
 
 
-def _fit(formula: str, data_name: str, ml: bool) -> str:
+def _fit_model(formula: str, data_name: str, ml: bool, nuts: dict | None = None):
     from .model import Model
 
     data, label = _load(data_name)
     model = Model(formula, data)
     model.data_name = label
-    return str(model.fit("ml" if ml else "reml").summary())
+    if nuts is not None:
+        return model.fit("nuts", **nuts)
+    return model.fit("ml" if ml else "reml")
+
+
+def _fit(formula: str, data_name: str, ml: bool) -> str:
+    return str(_fit_model(formula, data_name, ml).summary())
+
+
+def _plot_paths(kinds: list[str], out: str | None) -> list[Path]:
+    """One file per plot: ``--out`` is the file for one plot, the folder for several."""
+    if out is None:
+        return [Path(f"{k}.png") for k in kinds]
+    if len(kinds) == 1:
+        return [Path(out)]
+    return [Path(out) / f"{k}.png" for k in kinds]
+
+
+def _save_plots(fit, kinds: list[str], out: str | None, group: str | None, x: str | None) -> list[Path]:
+    import matplotlib
+
+    # a file is written, nothing is shown: Agg unless the user chose a backend
+    if getattr(matplotlib.rcParams, "_get_backend_or_none", lambda: None)() is None:
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from . import plots
+
+    written = []
+    for kind, path in zip(kinds, _plot_paths(kinds, out)):
+        kw = {}
+        if group is not None and kind in ("shrinkage", "caterpillar", "facets", "predictions"):
+            kw["group"] = group
+        if x is not None and kind in ("facets", "predictions"):
+            kw["x"] = x
+        if x is not None and kind == "diagnostics":
+            kw["covariate"] = x
+        fig = plots.plot(fit, kind, **kw)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fig.savefig(path, dpi=100)
+        except (OSError, ValueError) as exc:
+            raise HierlmError(f"cannot write {path}: {exc}") from exc
+        finally:
+            plt.close(fig)
+        written.append(path)
+    return written
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
@@ -49,6 +98,17 @@ def main(argv: list[str] | None = None) -> int:
     p_fit.add_argument("--data", required=True,
                        help=f"a CSV file or a bundled dataset ({', '.join(datasets.names())})")
     p_fit.add_argument("--ml", action="store_true", help="maximum likelihood instead of REML")
+    p_fit.add_argument("--nuts", action="store_true",
+                       help="sample the posterior by NUTS (default priors) instead of REML")
+    p_fit.add_argument("--draws", type=int, default=1000, help="NUTS draws per chain (with --nuts)")
+    p_fit.add_argument("--chains", type=int, default=4, help="NUTS chains (with --nuts)")
+    p_fit.add_argument("--seed", type=int, default=None, help="random seed (with --nuts)")
+    p_fit.add_argument("--plot", action="append", metavar="KIND", choices=PLOT_KINDS,
+                       help=f"also draw a plot of the fit (repeatable): {', '.join(PLOT_KINDS)}")
+    p_fit.add_argument("--out", metavar="PATH",
+                       help="file for the plot (default KIND.png); with several --plot, a folder")
+    p_fit.add_argument("--group", help="grouping factor for the plot (default the first)")
+    p_fit.add_argument("--x", help="covariate for facets/predictions, or residuals vs it in diagnostics")
     sub.add_parser("demo", help=f"fit {DEMO_FORMULA} to the bundled sleepstudy data")
     sub.add_parser("datasets", help="list the bundled datasets")
     args = parser.parse_args(argv)
@@ -60,7 +120,23 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "datasets":
             print(datasets.list()[["rows", "description"]].to_string())
         else:
-            print(_fit(args.formula, args.data, args.ml))
+            if args.plot is None and (args.out or args.group or args.x):
+                raise HierlmError("--out, --group and --x go with --plot KIND")
+            posterior = [k for k in args.plot or [] if k in POSTERIOR_KINDS]
+            if posterior and not args.nuts:
+                raise HierlmError(
+                    f"--plot {posterior[0]} needs a posterior fit: add --nuts. "
+                    f"Plots of REML/ML fits: {', '.join(k for k in PLOT_KINDS if k not in POSTERIOR_KINDS)}"
+                )
+            if args.nuts and args.ml:
+                raise HierlmError("--nuts and --ml exclude each other")
+            nuts = ({"draws": args.draws, "tune": args.draws, "chains": args.chains, "random_seed": args.seed}
+                    if args.nuts else None)
+            fit = _fit_model(args.formula, args.data, args.ml, nuts)
+            print(fit.summary())
+            if args.plot:
+                for path in _save_plots(fit, args.plot, args.out, args.group, args.x):
+                    print(f"wrote {path}")
     except FormulaError as exc:
         print(f"error: {exc.short}", file=sys.stderr)
         return 2

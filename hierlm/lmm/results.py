@@ -276,6 +276,23 @@ class MixedFitBase:
             out = out + ":" + p
         return out
 
+    def plot(self, kind: str, **kw):
+        """Draw one of :mod:`hierlm.plots`' plots of this fit; returns the matplotlib Figure.
+
+        Parameters
+        ----------
+        kind : str
+            ``"shrinkage"``, ``"caterpillar"``, ``"diagnostics"``, ``"facets"``,
+            ``"predictions"``; for posterior (NUTS) fits also ``"forest"``,
+            ``"ppc"``, ``"trace"``, ``"rank"``.
+        **kw
+            Passed to the function of that name in :mod:`hierlm.plots`
+            (e.g. ``group="Subject"``, ``ax=``).
+        """
+        from .. import plots
+
+        return plots.plot(self, kind, **kw)
+
     def to_bambi(self, **kwargs):
         """The same model as a (not yet fitted) ``bambi.Model``, for bambi's
         ``interpret`` plots.
@@ -376,6 +393,37 @@ class LMMFit(MixedFitBase):
         self._beta, self._b = dev.solve(f)
         d = self.design
         self.sigma = float(np.sqrt(f.pwrss / (d.n - d.p if reml else d.n)))
+
+    def refit(self, newresp, **control) -> "LMMFit":
+        """The same model fit to a new response (lme4's ``refit(m, newresp)``).
+
+        Parameters
+        ----------
+        newresp : array-like
+            New response, one value per row used by this fit (e.g. a column
+            of :meth:`simulate`).
+        **control
+            Optimizer settings as for :meth:`hierlm.Model.fit`; the optimizer
+            starts from this fit's theta unless ``start`` is given.
+
+        Returns
+        -------
+        LMMFit
+        """
+        import dataclasses
+
+        from .deviance import make_deviance
+        from .fit import check_control, optimize_theta
+
+        y = np.asarray(newresp, dtype=float).ravel()
+        if y.shape != self.design.y.shape:
+            raise HierlmError(f"newresp has {y.size} values; the fit used {self.design.n} rows")
+        if not np.all(np.isfinite(y)):
+            raise HierlmError("newresp has missing or infinite values")
+        control = check_control({"start": self.theta, **control})
+        dev = make_deviance(dataclasses.replace(self.design, y=y))
+        theta, info = optimize_theta(dev, self.reml, control)
+        return LMMFit(self.model, dev, theta, self.reml, info, data_name=self.data_name)
 
     @property
     def singular(self) -> bool:

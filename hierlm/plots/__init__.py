@@ -1,0 +1,52 @@
+"""Plots for teaching partial pooling and for checking mixed models.
+
+Every function takes a fit (REML, ML, MAP or NUTS) and returns the
+:class:`matplotlib.figure.Figure` it drew on; the one-panel plots also take
+``ax=``.  ``fit.plot(kind, **kw)`` calls the function named ``kind``.
+
+=================  =============================================================
+``shrinkage``      no pooling -> partial pooling arrows per group (1-D or 2-D)
+``caterpillar``    conditional modes (or posterior means) with 95% intervals
+``diagnostics``    residuals vs fitted, QQ plots, scale-location, random effects
+``facets``         data and fitted lines per group, with the population line
+``predictions``    marginal and conditional predictions with intervals
+``forest``         posterior intervals of fixed effects, SDs, correlations
+``ppc``            posterior predictive check (ArviZ ``plot_ppc``)
+``trace``          trace (or rank) plots of the posterior (ArviZ)
+``rank``           rank plots of the posterior (ArviZ ``plot_rank``)
+=================  =============================================================
+
+The last four need a posterior sample (``Model(...).fit("nuts")``).
+matplotlib is imported only when a plot is drawn, so ``import hierlm``
+stays light; no backend is chosen here (the command line and the tests use
+Agg).
+"""
+
+from __future__ import annotations
+
+from ._checks import diagnostics
+from ._common import KINDS, POSTERIOR_KINDS, PlotError, available
+from ._effects import caterpillar, facets, predictions
+from ._pooling import pooling_estimates, shrinkage
+from ._posterior import forest, posterior_predictive, ppc, rank, trace
+
+__all__ = [
+    "KINDS", "POSTERIOR_KINDS", "PlotError", "available", "caterpillar", "diagnostics", "facets", "forest",
+    "plot", "pooling_estimates", "posterior_predictive", "ppc", "predictions", "rank", "shrinkage", "trace",
+]
+
+
+# ---------------------------------------------------------------------------
+# dispatch
+# ---------------------------------------------------------------------------
+def plot(fit, kind: str, **kw):
+    """Draw the plot named ``kind`` (one of :data:`KINDS`) for ``fit``.
+
+    ``kw`` go to the function of that name.  Returns the Figure.
+    """
+    funcs = {"shrinkage": shrinkage, "caterpillar": caterpillar, "diagnostics": diagnostics, "facets": facets,
+             "predictions": predictions, "forest": forest, "ppc": ppc, "trace": trace, "rank": rank}
+    if kind not in funcs:
+        raise PlotError(f"unknown plot kind {kind!r}; valid kinds: {', '.join(KINDS)} "
+                        f"(for this fit: {', '.join(available(fit))})")
+    return funcs[kind](fit, **kw)

@@ -1,0 +1,132 @@
+"""The diagnostic panels of the lme4 tutorials."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from ._common import (
+    NOPOOL_COLOR,
+    PARTIAL_COLOR,
+    PlotError,
+    _group_columns,
+    _groups,
+    _is_numeric,
+    _is_posterior,
+    _lowess,
+    _pyplot,
+    _qq,
+)
+
+
+def diagnostics(fit, covariate=None, *, smoother: bool = True, label_n: int = 3, figsize=None):
+    """Diagnostic panels of the lme4 tutorials.
+
+    Pearson residuals (residual / sigma) against fitted values
+    (Tukey-Anscombe) with a smoother, their normal QQ plot, the
+    scale-location plot (sqrt |Pearson residual| against fitted), a normal QQ
+    plot of each random effect's conditional modes (posterior means) and,
+    with ``covariate``, residuals against that column.
+
+    Parameters
+    ----------
+    fit : LMMFit, MAPFit or BayesFit
+    covariate : str or list of str, optional
+        Column(s) of the data (in the model or not) to plot residuals
+        against: a scatter with a smoother, or boxes for a factor.
+    smoother : bool
+        Draw a local linear smoother (gid ``"smoother"``).
+    label_n : int
+        Label the rows with the largest absolute residuals.
+    figsize : tuple, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    d = fit.design
+    covs = [] if covariate is None else ([covariate] if isinstance(covariate, str) else list(covariate))
+    data = fit.model.data.iloc[d.prepared.rows]
+    for c in covs:
+        if c not in data.columns:
+            raise PlotError(f"diagnostics: covariate {c!r} is not a column of the data; columns: "
+                            f"{[str(x) for x in data.columns]}")
+    fitted = fit.fitted().to_numpy()
+    res = fit.residuals(type="pearson").to_numpy()
+    index = fit.fitted().index
+    re_panels = [(g, k, j, c) for g in _groups(fit) for k, j, c in _group_columns(fit, g)]
+    npanel = 3 + len(re_panels) + len(covs)
+    ncols = 3 if npanel > 4 else 2
+    nrows = math.ceil(npanel / ncols)
+    plt = _pyplot()
+    fig, axes = plt.subplots(nrows, ncols, figsize=figsize or (4.2 * ncols, 3.4 * nrows), layout="constrained",
+                             squeeze=False)
+    axes = list(axes.ravel())
+    for extra in axes[npanel:]:
+        fig.delaxes(extra)
+    small = dict(s=10, alpha=0.55, color=PARTIAL_COLOR)
+
+    def smooth(axi, x, y):
+        if smoother:
+            sm = _lowess(x, y)
+            if sm is not None:
+                axi.plot(*sm, color=NOPOOL_COLOR, lw=1.8, gid="smoother", label="smoother (local linear)")
+
+    # residuals vs fitted
+    ax = axes[0]
+    ax.scatter(fitted, res, gid="residual-point", **small)
+    ax.axhline(0, color="0.3", lw=0.8, ls="--")
+    smooth(ax, fitted, res)
+    for i in np.argsort(-np.abs(res))[:label_n]:
+        ax.annotate(str(index[i]), (fitted[i], res[i]), xytext=(3, 2), textcoords="offset points", fontsize=7)
+    ax.set_xlabel("fitted value")
+    ax.set_ylabel("Pearson residual")
+    ax.set_title("Residuals vs fitted", fontsize=10)
+    if smoother:
+        ax.legend(fontsize=7, loc="best")
+    # QQ of residuals
+    ax = axes[1]
+    _qq(ax, res)
+    ax.set_ylabel("Pearson residual")
+    ax.set_title("Normal QQ plot of residuals", fontsize=10)
+    # scale-location
+    ax = axes[2]
+    sl = np.sqrt(np.abs(res))
+    ax.scatter(fitted, sl, gid="scale-location-point", **small)
+    smooth(ax, fitted, sl)
+    ax.set_xlabel("fitted value")
+    ax.set_ylabel("√|Pearson residual|")
+    ax.set_title("Scale-location", fontsize=10)
+    # random effects
+    what = "posterior mean" if _is_posterior(fit) else "conditional mode"
+    for p, (g, k, j, c) in enumerate(re_panels):
+        ax = axes[3 + p]
+        _qq(ax, fit._b[k][:, j], color=NOPOOL_COLOR, gid="ranef-qq-point")
+        ax.set_ylabel(f"{what} of {c}")
+        ax.set_title(f"Normal QQ: random effects {g}: {c}", fontsize=10)
+    # residuals vs covariates
+    for p, c in enumerate(covs):
+        ax = axes[3 + len(re_panels) + p]
+        col = data[c]
+        if _is_numeric(col):
+            x = col.to_numpy(dtype=float)
+            ax.scatter(x, res, gid="residual-point", **small)
+            smooth(ax, x, res)
+        else:
+            cats = pd.unique(col.dropna())
+            if isinstance(col.dtype, pd.CategoricalDtype):
+                cats = [v for v in col.cat.categories if v in set(cats)]
+            groups = [res[np.asarray(col == v)] for v in cats]
+            ax.boxplot(groups)
+            # labels set here: boxplot's own keyword changed name in matplotlib 3.9
+            ax.set_xticks(np.arange(1, len(cats) + 1), [str(v) for v in cats])
+            if len(cats) > 8:
+                ax.tick_params(axis="x", labelrotation=90, labelsize=7)
+        ax.axhline(0, color="0.3", lw=0.8, ls="--")
+        ax.set_xlabel(str(c))
+        ax.set_ylabel("Pearson residual")
+        ax.set_title(f"Residuals vs {c}", fontsize=10)
+    fig.suptitle(f"Diagnostics of {fit.formula} ({type(fit).__name__})", fontsize=11)
+    return fig

@@ -1,0 +1,401 @@
+"""Random effects and fitted values: caterpillar, per-group facets, predictions."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from ._common import (
+    PARTIAL_COLOR,
+    POP_COLOR,
+    PlotError,
+    _check_interval,
+    _check_x,
+    _ci_label,
+    _default_x,
+    _grid_frame,
+    _group_columns,
+    _group_factors,
+    _groups,
+    _is_numeric,
+    _is_posterior,
+    _level_values,
+    _linear_only,
+    _new_figure,
+    _predict_band,
+    _pyplot,
+    _resolve_group,
+    _response_name,
+    _term_names,
+    _x_terms,
+    _z,
+)
+
+
+def _ranef_limits(fit, group: str, interval: float):
+    """Per level x column of ``group``: estimate, lower, upper (random effects only)."""
+    cols = _group_columns(fit, group)
+    est = np.column_stack([fit._b[k][:, j] for k, j, _ in cols])
+    if _is_posterior(fit):
+        names = _term_names(fit)
+        draws = np.stack([fit.draws(f"ranef_{names[k]}")[:, :, j] for k, j, _ in cols], axis=2)
+        lo, hi = np.quantile(draws, [0.5 - interval / 2, 0.5 + interval / 2], axis=0)
+        return est, lo, hi
+    z = _z(interval)
+    sd = np.column_stack([np.sqrt(fit._condvar[k][:, j, j]) for k, j, _ in cols])
+    return est, est - z * sd, est + z * sd
+
+
+def caterpillar(fit, group: str | None = None, terms=None, *, interval: float = 0.95, sort: bool = True,
+                ax=None, figsize=None):
+    """Caterpillar plot: each level's random effect with its interval, sorted.
+
+    The conditional modes with ``interval`` intervals from the conditional
+    SDs (lme4's ``dotplot(ranef(m, condVar = TRUE))``) for REML/ML/MAP fits;
+    posterior means and equal-tailed posterior intervals for NUTS fits.
+
+    Parameters
+    ----------
+    fit : LMMFit, MAPFit or BayesFit
+    group : str, optional
+        Grouping factor; default: one panel per term of every grouping factor.
+    terms : str or list of str, optional
+        Columns of the group's random effects to draw (default all).
+    interval : float
+    sort : bool
+        Order levels by the first term's estimate (the same order in the
+        group's other panels, as lme4 does).
+    ax : matplotlib.axes.Axes, optional
+        Only when one panel is drawn.
+    figsize : tuple, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One panel per (group, term); the points are a scatter with gid
+        ``"caterpillar-point"``.
+    """
+    interval = _check_interval(interval)
+    groups = _groups(fit) if group is None else [_resolve_group(fit, group, "caterpillar")]
+    panels = []
+    for g in groups:
+        names = [c for _, _, c in _group_columns(fit, g)]
+        want = names if terms is None else ([terms] if isinstance(terms, str) else list(terms))
+        bad = [t for t in want if t not in names]
+        if bad and group is not None:
+            raise PlotError(f"caterpillar: {bad[0]!r} is not a random effect of {g!r}; its terms are {names}")
+        want = [t for t in want if t in names]
+        if want:
+            panels.append((g, want))
+    if not panels:
+        raise PlotError(f"caterpillar: no grouping factor has the term(s) {terms!r}")
+    npanel = sum(len(w) for _, w in panels)
+    if ax is not None and npanel != 1:
+        raise PlotError(f"caterpillar: ax= needs exactly one panel, but {npanel} are drawn; pick group= and terms=")
+    maxL = max(fit.ngroups[g] for g, _ in panels)
+    plt = _pyplot()
+    if ax is None:
+        if figsize is None:
+            figsize = (max(4.6, 3.4 * npanel + 1.0), min(max(3.0, 0.2 * maxL + 1.4), 16))
+        fig, axes = plt.subplots(1, npanel, figsize=figsize, layout="constrained", squeeze=False)
+        axes = list(axes[0])
+    else:
+        fig, axes = ax.figure, [ax]
+    what = "posterior mean" if _is_posterior(fit) else "conditional mode"
+    a = 0
+    for g, want in panels:
+        names = [c for _, _, c in _group_columns(fit, g)]
+        est, lo, hi = _ranef_limits(fit, g, interval)
+        levels = fit.design.remats[_group_columns(fit, g)[0][0]].levels
+        L = len(levels)
+        order = np.argsort(est[:, names.index(want[0])], kind="stable") if sort else np.arange(L)
+        first_ax = axes[a]
+        for t in want:
+            axi = axes[a]
+            j = names.index(t)
+            y = np.arange(L)
+            e, l_, h = est[order, j], lo[order, j], hi[order, j]
+            axi.errorbar(e, y, xerr=[e - l_, h - e], fmt="none", ecolor="0.45", lw=1, gid="caterpillar-interval")
+            axi.scatter(e, y, s=14, color=PARTIAL_COLOR, zorder=3, gid="caterpillar-point")
+            axi.axvline(0, color="0.3", lw=0.8, ls="--")
+            axi.set_title(f"{g}: {t}", fontsize=10)
+            axi.set_xlabel(f"{what} ({_ci_label(interval)} interval)")
+            axi.set_ylim(-0.7, L - 0.3)
+            if axi is first_ax:
+                if L <= 70:
+                    axi.set_yticks(y)
+                    axi.set_yticklabels([str(levels[i]) for i in order], fontsize=8 if L > 25 else 9)
+                else:
+                    axi.set_yticks([])
+                axi.set_ylabel(g)
+            else:
+                axi.sharey(first_ax)
+                axi.tick_params(labelleft=False)
+            axi.grid(axis="x", alpha=0.3)
+            a += 1
+    return fig
+
+
+def _group_terms(fit, group: str) -> list[int]:
+    """Terms whose level is fixed by a level of ``group``: its own and, for a
+    nested factor such as ``batch:cask``, those of ``batch``."""
+    own = _group_factors(fit, group)
+    return [k for k, r in enumerate(fit.design.remats) if set(r.term.factors) <= own]
+
+
+# ---------------------------------------------------------------------------
+# facets
+# ---------------------------------------------------------------------------
+def facets(fit, x: str | None = None, group: str | None = None, *, levels=None, max_panels: int = 36,
+           ncols: int | None = None, n_points: int = 40, figsize=None):
+    """Data and fitted lines for each group (the sleepstudy facet plot).
+
+    In each panel: the group's data, its conditional fitted line (fixed
+    effects plus the group's random effects) and the population line (fixed
+    effects only).  A factor ``x`` gives points joined by lines; without
+    ``x`` the data are a strip and the fits horizontal lines.  Other
+    covariates are held at their means (factors at their most frequent
+    level); when ``x`` is itself a grouping factor, its random effects are
+    part of both lines.
+
+    Parameters
+    ----------
+    fit : LMMFit, MAPFit or BayesFit
+    x : str, optional
+        Covariate on the x axis; default the numeric variable of the group's
+        random slope, else of the fixed effects, else another grouping factor.
+    group : str, optional
+        Grouping factor (one panel per level); default the first.
+    levels : list, optional
+        Levels to draw (default all, up to ``max_panels``).
+    max_panels : int
+    ncols : int, optional
+    n_points : int
+        Points on each line over a numeric ``x``.
+    figsize : tuple, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One axes per level drawn.
+    """
+    d = fit.design
+    group = _resolve_group(fit, group, "facets")
+    if x is None:
+        x = _default_x(fit, group)
+    if x is not None:
+        x = _check_x(fit, x, "facets", group)
+    r = next(r for r in d.remats if r.group == group)
+    all_levels = list(r.levels)
+    if levels is None:
+        chosen = list(range(min(len(all_levels), max_panels)))
+    else:
+        lv = [str(v) for v in (levels if isinstance(levels, (list, tuple, np.ndarray, pd.Index)) else [levels])]
+        bad = [v for v in lv if v not in all_levels]
+        if bad:
+            raise PlotError(f"facets: level(s) {bad[:5]} not in grouping factor {group!r} "
+                            f"(levels {all_levels[:8]}{' ...' if len(all_levels) > 8 else ''})")
+        chosen = [all_levels.index(v) for v in lv]
+    m = len(chosen)
+    if ncols is None:
+        ncols = min(m, max(1, math.ceil(math.sqrt(1.5 * m))))
+    nrows = math.ceil(m / ncols)
+    plt = _pyplot()
+    fig, axes = plt.subplots(nrows, ncols, figsize=figsize or (2.1 * ncols + 0.6, 1.9 * nrows + 1.0),
+                             sharex=True, sharey=True, layout="constrained", squeeze=False)
+    flat = list(axes.ravel())
+    for extra in flat[m:]:
+        fig.delaxes(extra)
+    frame = d.prepared.frame
+    xcol = frame[x] if x is not None else None
+    numeric = xcol is not None and _is_numeric(xcol)
+    if numeric:
+        grid = np.linspace(float(xcol.min()), float(xcol.max()), n_points)
+    elif xcol is not None:
+        grid = [v for v in xcol.cat.categories if v in set(xcol)] if isinstance(xcol.dtype, pd.CategoricalDtype) \
+            else list(pd.unique(xcol))
+    else:
+        grid = [0.0]
+    xk = _x_terms(fit, x)
+    keep_cond = sorted(set(_group_terms(fit, group)) | set(xk))
+    pos_of = {v: i for i, v in enumerate(grid)} if not numeric and xcol is not None else None
+    gx = grid if numeric else np.arange(len(grid), dtype=float)
+    G = len(grid)
+    pop = _linear_only(fit, _grid_frame(fit, G, {} if x is None else {x: list(grid)}), xk)
+    # every panel's conditional line in one prediction call
+    over: dict = {}
+    for lev in chosen:
+        for c, v in _level_values(fit, group, lev).items():
+            over.setdefault(c, []).extend([v] * G)
+        if x is not None:
+            over.setdefault(x, []).extend(grid)
+    conds = _linear_only(fit, _grid_frame(fit, m * G, over), keep_cond).reshape(m, G)
+    rng = np.random.default_rng(1)
+    for p, lev in enumerate(chosen):
+        ax = flat[p]
+        rows = np.flatnonzero(r.codes == lev)
+        if numeric:
+            px = xcol.to_numpy(dtype=float)[rows]
+        elif xcol is not None:
+            px = np.array([pos_of[v] for v in xcol.iloc[rows]], dtype=float)
+        else:
+            px = rng.uniform(-0.25, 0.25, rows.size)
+        cond = conds[p]
+        ax.scatter(px, d.y[rows], s=10, color="0.25", alpha=0.8, gid="facet-data", label="data")
+        line = dict(marker="" if numeric or x is None else "o", ms=3)
+        if x is None:
+            ax.plot([-0.4, 0.4], [cond[0]] * 2, color=PARTIAL_COLOR, lw=1.8, gid="conditional-line",
+                    label=f"{group} fit (conditional)")
+            ax.plot([-0.4, 0.4], [pop[0]] * 2, color=POP_COLOR, ls="--", lw=1.2, gid="population-line",
+                    label="population (marginal)")
+        else:
+            ax.plot(gx, cond, color=PARTIAL_COLOR, lw=1.8, gid="conditional-line",
+                    label=f"{group} fit (conditional)", **line)
+            ax.plot(gx, pop, color=POP_COLOR, ls="--", lw=1.2, gid="population-line",
+                    label="population (marginal)", **line)
+        ax.set_title(f"{all_levels[lev]} (n={rows.size})", fontsize=8, pad=2)
+        ax.tick_params(labelsize=7)
+        if p % ncols == 0:
+            ax.set_ylabel(_response_name(fit), fontsize=8)
+        if p >= m - ncols:
+            ax.set_xlabel(x if x is not None else "", fontsize=8)
+            ax.tick_params(labelbottom=True)
+        ax.grid(alpha=0.25)
+    if not numeric and xcol is not None:
+        flat[0].set_xticks(np.arange(len(grid)))
+        flat[0].set_xticklabels([str(v) for v in grid])
+    elif x is None:
+        flat[0].set_xticks([])
+    handles, labels = flat[0].get_legend_handles_labels()
+    note = f" (first {m} of {len(all_levels)} levels; pass levels=)" if levels is None and m < len(all_levels) else ""
+    fig.suptitle(f"{_response_name(fit)} by {group}: data, {group} fits and the population line{note}",
+                 fontsize=10)
+    fig.legend(handles, labels, loc="outside lower center", ncol=3, fontsize=8, frameon=False)
+    return fig
+
+
+# ---------------------------------------------------------------------------
+# predictions
+# ---------------------------------------------------------------------------
+def predictions(fit, x: str | None = None, group: str | None = None, *, levels=None, interval: float = 0.95,
+                predictive: bool = False, n_points: int = 50, data: bool = True, ax=None, figsize=None):
+    """Predictions over a covariate with intervals: population and groups.
+
+    The population (marginal) curve uses the fixed effects only; each
+    group's (conditional) curve adds that group's random effects.  Posterior
+    fits give equal-tailed intervals of the draws; other fits mean +- z SE
+    from the fixed effects' covariance and the random effects' conditional
+    variance (their covariance ignored).
+
+    Parameters
+    ----------
+    fit : LMMFit, MAPFit or BayesFit
+    x : str, optional
+        Covariate on the x axis (see :func:`facets` for the default).
+    group : str, optional
+        Grouping factor of the conditional curves; default the first.
+    levels : list, optional
+        Levels to draw conditional curves for; default three: the lowest,
+        middle and highest predicted at the middle of ``x``.  ``[]`` draws the
+        population curve only.
+    interval : float
+    predictive : bool
+        Prediction intervals for new observations (adds the residual
+        variance) instead of intervals for the mean.
+    n_points : int
+    data : bool
+        Show the data (grey; the chosen groups' data in their colour).
+    ax : matplotlib.axes.Axes, optional
+    figsize : tuple, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    d = fit.design
+    interval = _check_interval(interval)
+    group = _resolve_group(fit, group, "predictions")
+    if x is None:
+        x = _default_x(fit, group)
+        if x is None:
+            raise PlotError("predictions: the model has no covariate to plot against; pass x=COLUMN "
+                            "(or use caterpillar for the groups' effects)")
+    x = _check_x(fit, x, "predictions", group)
+    frame = d.prepared.frame
+    xcol = frame[x]
+    numeric = _is_numeric(xcol)
+    if numeric:
+        grid = np.linspace(float(xcol.min()), float(xcol.max()), n_points)
+        gx = grid
+    else:
+        grid = [v for v in xcol.cat.categories if v in set(xcol)]
+        gx = np.arange(len(grid), dtype=float)
+    r = next(r for r in d.remats if r.group == group)
+    all_levels = list(r.levels)
+    xk = _x_terms(fit, x)
+    keep_cond = sorted(set(_group_terms(fit, group)) | set(xk))
+    if levels is None:
+        mid = grid[len(grid) // 2]
+        rows = []
+        for lev in range(len(all_levels)):
+            rows.append({**_level_values(fit, group, lev), x: mid})
+        over = {c: [row[c] for row in rows] for c in rows[0]}
+        at_mid = _linear_only(fit, _grid_frame(fit, len(rows), over), keep_cond)
+        o = np.argsort(at_mid, kind="stable")
+        chosen = list(dict.fromkeys([int(o[0]), int(o[len(o) // 2]), int(o[-1])]))
+    else:
+        lv = [str(v) for v in (levels if isinstance(levels, (list, tuple, np.ndarray, pd.Index)) else [levels])]
+        bad = [v for v in lv if v not in all_levels]
+        if bad:
+            raise PlotError(f"predictions: level(s) {bad[:5]} not in grouping factor {group!r} "
+                            f"(levels {all_levels[:8]}{' ...' if len(all_levels) > 8 else ''})")
+        chosen = [all_levels.index(v) for v in lv]
+    fig, ax = _new_figure(figsize or (8.5, 5), ax)
+    ci = _ci_label(interval)
+    kind = "prediction" if predictive else ("credible" if _is_posterior(fit) else "confidence")
+    if data:
+        px = xcol.to_numpy(dtype=float) if numeric else np.array([grid.index(v) for v in xcol], dtype=float)
+        jitter = 0 if numeric else np.random.default_rng(2).uniform(-0.12, 0.12, px.size)
+        ax.scatter(px + jitter, d.y, s=8, color="0.75", zorder=1, gid="data", label="data")
+    ncurve = 1 + len(chosen)
+    width = 0.6 / max(ncurve, 1)
+    mean, lo, hi = _predict_band(fit, _grid_frame(fit, len(grid), {x: list(grid)}), xk, interval, predictive)
+    _draw_band(ax, gx, mean, lo, hi, numeric, POP_COLOR, f"population (marginal over {group}), {ci} {kind} interval",
+               "population", -width * (ncurve - 1) / 2)
+    cmap = _pyplot().get_cmap("tab10")
+    for c, lev in enumerate(chosen):
+        color = cmap((c + 1) % 10)
+        over = dict(_level_values(fit, group, lev))
+        over[x] = list(grid)
+        mean, lo, hi = _predict_band(fit, _grid_frame(fit, len(grid), over), keep_cond, interval, predictive)
+        if data:
+            rows = np.flatnonzero(r.codes == lev)
+            px = xcol.to_numpy(dtype=float)[rows] if numeric else np.array(
+                [grid.index(v) for v in xcol.iloc[rows]], dtype=float)
+            offset = -width * (ncurve - 1) / 2 + width * (c + 1)
+            ax.scatter(px + (0 if numeric else offset), d.y[rows], s=14, color=color, zorder=2, gid="group-data")
+        _draw_band(ax, gx, mean, lo, hi, numeric, color, f"{group} {all_levels[lev]} (conditional)", "conditional",
+                   -width * (ncurve - 1) / 2 + width * (c + 1))
+    if not numeric:
+        ax.set_xticks(np.arange(len(grid)))
+        ax.set_xticklabels([str(v) for v in grid])
+    ax.set_xlabel(x)
+    ax.set_ylabel(_response_name(fit))
+    ax.set_title(f"Predicted {_response_name(fit)} over {x} ({type(fit).__name__}): population and "
+                 f"{len(chosen)} {group} level(s)", fontsize=10)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def _draw_band(ax, gx, mean, lo, hi, numeric, color, label, gid, offset):
+    if numeric:
+        ax.fill_between(gx, lo, hi, color=color, alpha=0.15 if color != POP_COLOR else 0.12, lw=0,
+                        gid=f"{gid}-band")
+        ax.plot(gx, mean, color=color, lw=2 if gid == "population" else 1.5,
+                ls="--" if gid == "population" else "-", gid=f"{gid}-line", label=label)
+    else:
+        ax.errorbar(gx + offset, mean, yerr=[mean - lo, hi - mean], fmt="o", color=color, ms=5, capsize=2,
+                    lw=1.3, label=label, gid=f"{gid}-line")

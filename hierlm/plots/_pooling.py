@@ -1,0 +1,343 @@
+"""The shrinkage plot: no pooling, partial pooling and complete pooling per group."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from ._common import (
+    NOPOOL_COLOR,
+    PARTIAL_COLOR,
+    POP_COLOR,
+    PlotError,
+    _check_interval,
+    _ci_label,
+    _group_columns,
+    _is_posterior,
+    _new_figure,
+    _resolve_group,
+    _response_name,
+    _term_names,
+    _z,
+)
+
+
+class _Pooling:
+    """No-, partial- and complete-pooling estimates of one group's coefficients."""
+
+    def __init__(self, fit, group: str, interval: float):
+        d = fit.design
+        cols = _group_columns(fit, group)
+        self.group = group
+        self.names = [c for _, _, c in cols]
+        r0 = d.remats[cols[0][0]]
+        self.levels = pd.Index(r0.levels)
+        codes = r0.codes
+        self.n = np.bincount(codes, minlength=len(self.levels))
+        # no pooling: each group's own least squares on the term's columns,
+        # the other fixed effects held at the model's estimates
+        Z = np.column_stack([d.remats[k].Xt[:, j] for k, j, _ in cols])
+        xnames = list(d.xnames)
+        other = [i for i, c in enumerate(xnames) if c not in self.names]
+        y = d.y - (d.X[:, other] @ fit.fixef.to_numpy()[other] if other else 0.0)
+        P = len(cols)
+        self.nopool = np.full((len(self.levels), P), np.nan)
+        order = np.argsort(codes, kind="stable")
+        bounds = np.searchsorted(codes[order], np.arange(len(self.levels) + 1))
+        for lev in range(len(self.levels)):
+            rows = order[bounds[lev]: bounds[lev + 1]]
+            Zl = Z[rows]
+            if rows.size >= P and np.linalg.matrix_rank(Zl) == P:
+                self.nopool[lev] = np.linalg.lstsq(Zl, y[rows], rcond=None)[0]
+        # complete pooling: one regression ignoring the groups
+        ols = np.linalg.lstsq(d.X, d.y, rcond=None)[0]
+        self.complete = np.array([ols[xnames.index(c)] if c in xnames else 0.0 for c in self.names])
+        fe = fit.fixef
+        self.population = np.array([fe[c] if c in fe.index else 0.0 for c in self.names])
+        self.partial = fit.coef()[group][self.names].to_numpy()
+        self.lower = self.upper = None
+        self.posterior = _is_posterior(fit)
+        if self.posterior:
+            draws = self.draws(fit, cols)
+            self.lower, self.upper = np.quantile(draws, [0.5 - interval / 2, 0.5 + interval / 2], axis=0)
+        # population covariance of the group's coefficients (block diagonal
+        # across terms on the same factor)
+        covs = fit._covariances()
+        self.cov = np.zeros((P, P))
+        for a, (ka, ja, _) in enumerate(cols):
+            for b, (kb, jb, _) in enumerate(cols):
+                if ka == kb:
+                    self.cov[a, b] = covs[ka][ja, jb]
+
+    @staticmethod
+    def draws(fit, cols) -> np.ndarray:
+        """Posterior draws (S, levels, P) of the group's coefficients."""
+        names = _term_names(fit)
+        beta = fit.draws("fixef")
+        xnames = list(fit.design.xnames)
+        out = []
+        for k, j, c in cols:
+            b = fit.draws(f"ranef_{names[k]}")[:, :, j]
+            out.append(b + (beta[:, [xnames.index(c)]] if c in xnames else 0.0))
+        return np.stack(out, axis=2)
+
+
+def pooling_estimates(fit, group: str | None = None, interval: float = 0.95) -> pd.DataFrame:
+    """No-pooling, partial-pooling and complete-pooling estimates per group.
+
+    Parameters
+    ----------
+    fit : LMMFit, MAPFit or BayesFit
+    group : str, optional
+        Grouping factor; default the model's first (largest) one.
+    interval : float
+        Probability of the posterior intervals (posterior fits only).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per level; columns ``("n", "")`` (``est["n"]`` is a Series) and, for each of
+        ``no_pooling`` (the group's own least-squares fit; NaN where the group
+        has too few rows), ``partial_pooling`` (``fit.coef()``) and
+        ``complete_pooling`` (one regression ignoring groups), one column per
+        coefficient; posterior fits add ``partial_lower`` and ``partial_upper``.
+    """
+    group = _resolve_group(fit, group, "pooling_estimates")
+    pool = _Pooling(fit, group, _check_interval(interval))
+    parts = {"n": pd.DataFrame({"": pool.n}, index=pool.levels)}
+    parts["no_pooling"] = pd.DataFrame(pool.nopool, index=pool.levels, columns=pool.names)
+    parts["partial_pooling"] = pd.DataFrame(pool.partial, index=pool.levels, columns=pool.names)
+    if pool.lower is not None:
+        parts["partial_lower"] = pd.DataFrame(pool.lower, index=pool.levels, columns=pool.names)
+        parts["partial_upper"] = pd.DataFrame(pool.upper, index=pool.levels, columns=pool.names)
+    parts["complete_pooling"] = pd.DataFrame(np.tile(pool.complete, (len(pool.levels), 1)), index=pool.levels,
+                                             columns=pool.names)
+    out = pd.concat(parts, axis=1)
+    out.index.name = group
+    return out
+
+
+def _sizes(n: np.ndarray) -> np.ndarray:
+    """Marker areas growing with the square root of the group size."""
+    return 12 + 180 * np.sqrt(n / max(n.max(), 1))
+
+
+def _size_handles(n: np.ndarray):
+    """Legend entries for the smallest and largest group sizes."""
+    from matplotlib.lines import Line2D
+
+    lo, hi = int(n.min()), int(n.max())
+    vals = [lo, hi] if lo != hi else [lo]
+    return [Line2D([], [], ls="", marker="o", markersize=math.sqrt(_sizes(np.array([v, hi]))[0]),
+                   markerfacecolor=NOPOOL_COLOR, markeredgecolor=NOPOOL_COLOR, alpha=0.45, label=f"n = {v}")
+            for v in vals]
+
+
+def _shrinkage_legend(ax, n):
+    # below the axes: the plot keeps the figure's width and nothing covers data
+    handles, labels = ax.get_legend_handles_labels()
+    size_h = _size_handles(n)
+    ax.legend(handles + size_h, labels + [f"group size {h.get_label()} (marker area)" for h in size_h],
+              loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2, fontsize=8, frameon=False)
+
+
+def shrinkage(fit, group: str | None = None, terms=None, *, dim: int | None = None, interval: float = 0.95,
+              intervals: bool | None = None, ellipses=(0.5, 0.95), sort: str | None = "no_pooling",
+              annotate: bool = False, ax=None, figsize=None):
+    """Shrinkage plot: each group's own estimate, the model's, and one regression.
+
+    For one grouping factor, draws the no-pooling estimate of each group (its
+    own least-squares fit: y on the term's columns within the group, other
+    fixed effects held at the model's values), the partial-pooling estimate
+    (``fit.coef()``; posterior mean and interval for NUTS fits) and the
+    complete-pooling estimate (one regression ignoring groups), with an
+    arrow from no pooling to partial pooling.  Small groups move furthest.
+
+    Parameters
+    ----------
+    fit : LMMFit, MAPFit or BayesFit
+    group : str, optional
+        Grouping factor; default the model's first (largest) one.
+    terms : str or pair of str, optional
+        Coefficient(s) to show: one name (1-D plot) or two (2-D plot).
+        Default: the first two columns of the group's random effects when it
+        has a slope, else the intercept.
+    dim : {1, 2}, optional
+        1: groups as rows, estimates along x, marker size by group size.
+        2: arrows in the plane of two coefficients, with the fitted
+        population distribution N(fixef, Sigma) drawn as ellipses.
+    interval : float
+        Probability of the posterior intervals.
+    intervals : bool, optional
+        Draw interval bars on the partial-pooling points (default: for
+        posterior fits).
+    ellipses : sequence of float
+        Probability contours of the population distribution (2-D).
+    sort : {"no_pooling", "partial_pooling", "n", None}
+        Order of the rows of the 1-D plot.
+    annotate : bool
+        Label the points with the group names (2-D).
+    ax : matplotlib.axes.Axes, optional
+    figsize : tuple, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Notes
+    -----
+    Groups with too few rows for their own fit (e.g. one observation and a
+    slope) get no no-pooling point and no arrow; a warning says how many.
+    Arrows are ``FancyArrowPatch`` objects with gid ``"shrinkage-arrow"``,
+    ellipses ``Ellipse`` patches with gid ``"population-ellipse"``.
+    """
+    group = _resolve_group(fit, group, "shrinkage")
+    interval = _check_interval(interval)
+    cols = [c for _, _, c in _group_columns(fit, group)]
+    if terms is None:
+        chosen = cols[:2] if (dim in (None, 2) and len(cols) >= 2) else cols[:1]
+    else:
+        chosen = [terms] if isinstance(terms, str) else list(terms)
+        bad = [t for t in chosen if t not in cols]
+        if bad:
+            raise PlotError(f"shrinkage: {bad[0]!r} is not a coefficient varying by {group!r}; "
+                            f"its random effects are {cols}")
+    if dim is None:
+        dim = len(chosen)
+    if dim not in (1, 2):
+        raise PlotError(f"shrinkage: dim must be 1 or 2, not {dim!r}")
+    if dim == 2 and len(cols) < 2:
+        raise PlotError(
+            f"2-D shrinkage needs two coefficients varying by {group!r} (a random slope such as "
+            f"(x | {group})), but its random effects are only {cols}; use dim=1"
+        )
+    if len(chosen) != dim:
+        raise PlotError(f"shrinkage: dim={dim} needs {dim} coefficient name(s) in terms, got {chosen}")
+    pool = _Pooling(fit, group, interval)
+    if intervals is None:
+        intervals = pool.lower is not None
+    if intervals and pool.lower is None:
+        pool.lower, pool.upper = _condvar_limits(fit, group, pool, interval)
+    idx = [pool.names.index(c) for c in chosen]
+    missing = int(np.isnan(pool.nopool[:, 0]).sum())
+    if missing:
+        warnings.warn(f"shrinkage: {missing} group(s) of {group!r} have too few observations for their own fit; "
+                      "they get no no-pooling point or arrow", UserWarning, stacklevel=2)
+    if dim == 1:
+        return _shrinkage_1d(fit, pool, idx[0], intervals, interval, sort, missing, ax, figsize)
+    return _shrinkage_2d(fit, pool, idx, intervals, interval, ellipses, annotate, missing, ax, figsize)
+
+
+def _condvar_limits(fit, group, pool, interval):
+    """mean +- z condsd of the coefficients (non-posterior fits), for error bars."""
+    z = _z(interval)
+    sd = np.column_stack([np.sqrt(fit._condvar[k][:, j, j]) for k, j, _ in _group_columns(fit, group)])
+    return pool.partial - z * sd, pool.partial + z * sd
+
+
+def _nopool_label(missing: int) -> str:
+    extra = f"; {missing} group(s) too small, not drawn" if missing else ""
+    return f"no pooling: each group's own fit{extra}"
+
+
+def _shrinkage_1d(fit, pool: _Pooling, j: int, intervals: bool, interval: float, sort, missing, ax, figsize):
+    from matplotlib.patches import FancyArrowPatch
+
+    L = len(pool.levels)
+    name = pool.names[j]
+    nop, par = pool.nopool[:, j], pool.partial[:, j]
+    keys = {"no_pooling": np.where(np.isnan(nop), par, nop), "partial_pooling": par, "n": pool.n.astype(float)}
+    if sort is not None and sort not in keys:
+        raise PlotError(f"shrinkage: sort must be one of {list(keys)} or None, not {sort!r}")
+    order = np.argsort(keys[sort], kind="stable") if sort else np.arange(L)
+    ypos = np.empty(L)
+    ypos[order] = np.arange(L)
+    if figsize is None:
+        figsize = (8.5, min(max(3.2, 0.24 * L + 1.6), 16))
+    fig, ax = _new_figure(figsize, ax)
+    ok = ~np.isnan(nop)
+    ax.scatter(nop[ok], ypos[ok], s=_sizes(pool.n)[ok], color=NOPOOL_COLOR, alpha=0.45, edgecolor=NOPOOL_COLOR,
+               zorder=2, gid="no-pooling", label=_nopool_label(missing))
+    for i in np.flatnonzero(ok):
+        ax.add_patch(FancyArrowPatch((nop[i], ypos[i]), (par[i], ypos[i]), arrowstyle="-|>", mutation_scale=9,
+                                     color="0.3", lw=1.0, shrinkA=0, shrinkB=3, zorder=2.5, gid="shrinkage-arrow"))
+    if intervals:
+        ax.errorbar(par, ypos, xerr=[par - pool.lower[:, j], pool.upper[:, j] - par], fmt="none",
+                    ecolor=PARTIAL_COLOR, alpha=0.45, lw=1, zorder=2.8, gid="partial-interval")
+    plabel = "partial pooling: the model's estimate" + (f" ({_ci_label(interval)} interval)" if intervals else "")
+    ax.scatter(par, ypos, s=22, color=PARTIAL_COLOR, zorder=3, gid="partial-pooling", label=plabel)
+    ax.axvline(pool.complete[j], color="0.35", ls="--", lw=1.2, gid="complete-pooling",
+               label="complete pooling: one regression, groups ignored")
+    if name in fit.fixef.index:
+        ax.axvline(pool.population[j], color=POP_COLOR, ls=":", lw=1.2, gid="population-mean",
+                   label="population mean (fixed effect)")
+    if L <= 60:
+        ax.set_yticks(np.arange(L))
+        ax.set_yticklabels([f"{pool.levels[i]} (n={pool.n[i]})" for i in order], fontsize=8 if L > 25 else 9)
+    else:
+        ax.set_yticks([])
+    ax.set_ylim(-0.8, L - 0.2)
+    ax.set_ylabel(f"{pool.group}" + (f", sorted by {sort.replace('_', ' ')}" if sort else ""))
+    what = "mean of " + _response_name(fit) if (name == "(Intercept)" and len(pool.names) == 1
+                                                and len(fit.fixef) == 1) else name
+    ax.set_xlabel(f"{what} per {pool.group}")
+    ax.set_title(f"Shrinkage of {pool.group} estimates ({type(fit).__name__})\n"
+                 "arrows: each group's own fit → the model's estimate; small groups move furthest", fontsize=10)
+    _shrinkage_legend(ax, pool.n)
+    ax.grid(axis="x", alpha=0.3)
+    return fig
+
+
+def _ellipse(mean, cov, level, **kw):
+    from matplotlib.patches import Ellipse
+    from scipy import stats
+
+    vals, vecs = np.linalg.eigh(cov)
+    vals = np.maximum(vals, 0)
+    r = math.sqrt(stats.chi2.ppf(level, 2))
+    angle = math.degrees(math.atan2(vecs[1, 1], vecs[0, 1]))
+    return Ellipse(mean, 2 * r * math.sqrt(vals[1]), 2 * r * math.sqrt(vals[0]), angle=angle, **kw)
+
+
+def _shrinkage_2d(fit, pool: _Pooling, idx, intervals, interval, ellipses, annotate, missing, ax, figsize):
+    from matplotlib.patches import FancyArrowPatch
+
+    i, j = idx
+    nop, par = pool.nopool[:, idx], pool.partial[:, idx]
+    fig, ax = _new_figure(figsize or (9, 6), ax)
+    mean = pool.population[idx]
+    cov = pool.cov[np.ix_(idx, idx)]
+    styles = ["-", "--", ":", "-."]
+    for m, level in enumerate(sorted(ellipses)):
+        ax.add_patch(_ellipse(mean, cov, level, fill=False, color="0.45", lw=1.1, ls=styles[m % 4],
+                              gid="population-ellipse", label=f"population N(fixef, Σ): {_ci_label(level)} contour"))
+    ok = ~np.isnan(nop[:, 0])
+    ax.scatter(nop[ok, 0], nop[ok, 1], s=_sizes(pool.n)[ok], color=NOPOOL_COLOR, alpha=0.45,
+               edgecolor=NOPOOL_COLOR, zorder=2, gid="no-pooling", label=_nopool_label(missing))
+    for k in np.flatnonzero(ok):
+        ax.add_patch(FancyArrowPatch(tuple(nop[k]), tuple(par[k]), arrowstyle="-|>", mutation_scale=9, color="0.3",
+                                     lw=1.0, shrinkA=0, shrinkB=3, zorder=2.5, gid="shrinkage-arrow"))
+    if intervals:
+        ax.errorbar(par[:, 0], par[:, 1], xerr=[par[:, 0] - pool.lower[:, i], pool.upper[:, i] - par[:, 0]],
+                    yerr=[par[:, 1] - pool.lower[:, j], pool.upper[:, j] - par[:, 1]], fmt="none",
+                    ecolor=PARTIAL_COLOR, alpha=0.3, lw=0.8, zorder=2.8, gid="partial-interval")
+    plabel = "partial pooling: the model's estimate" + (f" ({_ci_label(interval)} intervals)" if intervals else "")
+    ax.scatter(par[:, 0], par[:, 1], s=22, color=PARTIAL_COLOR, zorder=3, gid="partial-pooling", label=plabel)
+    ax.scatter([pool.complete[i]], [pool.complete[j]], marker="*", s=220, color="white", edgecolor="black",
+               zorder=4, gid="complete-pooling", label="complete pooling: one regression, groups ignored")
+    ax.scatter([mean[0]], [mean[1]], marker="P", s=90, color=POP_COLOR, zorder=4, gid="population-mean",
+               label="population mean (fixed effects)")
+    if annotate:
+        for k in range(len(pool.levels)):
+            ax.annotate(str(pool.levels[k]), (par[k, 0], par[k, 1]), xytext=(3, 3), textcoords="offset points",
+                        fontsize=7, color=PARTIAL_COLOR)
+    ax.set_xlabel(f"{pool.names[i]} per {pool.group}")
+    ax.set_ylabel(f"{pool.names[j]} per {pool.group}")
+    ax.set_title(f"Shrinkage of {pool.group} coefficients ({type(fit).__name__})\n"
+                 "arrows: each group's own fit → the model's estimate", fontsize=10)
+    _shrinkage_legend(ax, pool.n)
+    ax.grid(alpha=0.3)
+    return fig
