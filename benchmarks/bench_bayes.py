@@ -43,7 +43,7 @@ CHILD = textwrap.dedent(r'''
         dg = fit.diagnostics
         out = {"seconds": secs, "min_ess_bulk": float(dg["ess_bulk"].min()), "max_rhat": float(dg["r_hat"].max()),
                "divergences": fit.divergences, "sampler": fit.sampler, "marginalized": fit.marginalized,
-               "fixef": fit.fixef.round(3).to_dict()}
+               "fixef": fit.fixef.round(3).to_dict(), "plan": fit.plan.describe(fit.terms)}
     else:
         import bambi as bmb
         t0 = time.perf_counter()
@@ -80,7 +80,7 @@ def main():
     ap.add_argument("--cold", action="store_true", help="empty numba/pytensor caches before each fit")
     ap.add_argument("--no-bambi", action="store_true")
     ap.add_argument("--insteval", action="store_true", help="also sample InstEval with hierlm")
-    ap.add_argument("--insteval-draws", type=int, default=500)
+    ap.add_argument("--insteval-draws", type=int, default=1000, help="draws (and tuning steps) per chain")
     args = ap.parse_args()
 
     rows = []

@@ -7,13 +7,14 @@
 
 from . import datasets
 from .errors import ConvergenceWarning, DataError, FormulaError, HierlmError, ModelError
+from .inference.compare import anova, compare
 from .model import Model, lmer
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ConvergenceWarning", "DataError", "FormulaError", "HierlmError", "Model", "ModelError",
-    "datasets", "lmer", "plots", "__version__",
+    "anova", "compare", "datasets", "lmer", "plots", "__version__",
 ]
 
 

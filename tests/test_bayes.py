@@ -16,6 +16,9 @@ from hierlm.bayes.sample import SamplerError
 from hierlm.priors import PriorError
 
 F = "Reaction ~ Days + (Days | Subject)"
+# the likelihood checks evaluate PyTensor graphs once: Python implementations,
+# no C compilation (minutes on a cold cache)
+PY_MODE = "FAST_COMPILE"
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +142,7 @@ def test_marginal_loglik_matches_engine(model):
     post = MarginalPosterior(model.design, None, reml=False)
     for Lm, beta, sigma in [(np.array([[20.0, 0.0], [1.5, 5.0]]), np.array([250.0, 11.0]), 26.0),
                             (np.array([[3.0, 0.0], [-2.0, 0.5]]), np.array([240.0, 9.0]), 30.0)]:
-        got = marginal_loglik(pt.as_tensor(beta), pt.as_tensor(np.float64(sigma)), pt.as_tensor(Lm), st).eval()
+        got = marginal_loglik(pt.as_tensor(beta), pt.as_tensor(np.float64(sigma)), pt.as_tensor(Lm), st).eval(mode=PY_MODE)
         theta = (Lm / sigma)[[0, 1, 1], [0, 0, 1]]
         want, _ = post.loglik(theta, beta, sigma)
         assert got == pytest.approx(want, rel=1e-10)
@@ -235,7 +238,7 @@ def test_dense_marginal_loglik_matches_engine():
     for sds, beta, sigma in [((0.8, 1.9), 23.0, 0.55), ((2.0, 0.3), 22.0, 1.0)]:
         Lb = np.diag(np.r_[np.full(24, sds[0]), np.full(6, sds[1])])
         got = marginal_loglik_dense(pt.as_tensor(np.array([beta])), pt.as_tensor(np.float64(sigma)),
-                                    pt.as_tensor(Lb), st).eval()
+                                    pt.as_tensor(Lb), st).eval(mode=PY_MODE)
         want, _ = post.loglik(np.array(sds) / sigma, np.array([beta]), sigma)
         assert got == pytest.approx(want, rel=1e-10)
 
@@ -350,7 +353,7 @@ def test_collapsed_loglik_matches_dense_gaussian(case):
     plan = MarginalPlan("partial", *plan)
     st, r0, Lam, G, AZ, D, sigma = _collapsed_case(formula, hierlm.datasets.load(ds), plan, given, sds, sigma)
     got = collapsed_loglik(pt.as_tensor(r0), pt.as_tensor(np.float64(sigma)), pt.as_tensor(G),
-                           None if Lam is None else pt.as_tensor(Lam), st).eval()
+                           None if Lam is None else pt.as_tensor(Lam), st).eval(mode=PY_MODE)
     want = stats.multivariate_normal(np.zeros(len(r0)), sigma**2 * np.eye(len(r0)) + AZ @ D @ AZ.T).logpdf(r0)
     assert got == pytest.approx(want, rel=1e-10)
 

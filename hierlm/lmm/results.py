@@ -293,6 +293,20 @@ class MixedFitBase:
 
         return plots.plot(self, kind, **kw)
 
+    def icc(self) -> pd.Series:
+        """Intraclass correlation (``adjusted``, ``conditional``), as
+        ``performance::icc``; see :func:`hierlm.inference.variance.icc`."""
+        from ..inference.variance import icc
+
+        return icc(self)
+
+    def r2(self) -> pd.Series:
+        """Nakagawa's R2 (``marginal``, ``conditional``), as
+        ``performance::r2_nakagawa``; see :func:`hierlm.inference.variance.r2`."""
+        from ..inference.variance import r2
+
+        return r2(self)
+
     def to_bambi(self, **kwargs):
         """The same model as a (not yet fitted) ``bambi.Model``, for bambi's
         ``interpret`` plots.
@@ -424,6 +438,63 @@ class LMMFit(MixedFitBase):
         dev = make_deviance(dataclasses.replace(self.design, y=y))
         theta, info = optimize_theta(dev, self.reml, control)
         return LMMFit(self.model, dev, theta, self.reml, info, data_name=self.data_name)
+
+    def coef_table(self, ddf: str = "satterthwaite") -> pd.DataFrame:
+        """Fixed-effect tests as lmerTest's summary table.
+
+        Parameters
+        ----------
+        ddf : {"satterthwaite", "kenward-roger", "none"}
+            Denominator degrees of freedom (lmerTest's default is
+            Satterthwaite; Kenward-Roger as pbkrtest, REML fits only;
+            ``"none"``: lme4's table without df and p-values).
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``Estimate, Std. Error, df, t value, Pr(>|t|)`` per fixed effect.
+        """
+        from ..inference.ddf import coef_table
+
+        return coef_table(self, ddf=ddf)
+
+    def confint(self, parm=None, level: float = 0.95, method: str = "profile", nsim: int = 500, seed=None,
+                n_jobs: int = 1, client=None) -> pd.DataFrame:
+        """Confidence intervals, as lme4's ``confint(m, oldNames = FALSE)``.
+
+        Parameters
+        ----------
+        parm : list of str, optional
+            Parameters (lme4's names: ``sd_(Intercept)|Subject``,
+            ``cor_Days.(Intercept)|Subject``, ``sigma``, fixed effects);
+            default all.
+        level : float
+            Confidence level in (0, 1).
+        method : {"profile", "wald", "boot"}
+            Profile likelihood (lme4's default), Wald (fixed effects only;
+            NaN for variance parameters) or parametric bootstrap percentiles.
+        nsim, seed, n_jobs, client
+            For ``method="boot"``: number of refits, seed (results do not
+            depend on the number of workers), local processes, or a
+            ``dask.distributed.Client`` to run the refits on.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Indexed by parameter, columns ``"2.5 %"`` and ``"97.5 %"`` (for
+            level 0.95) as R prints them.
+        """
+        method = str(method).lower()
+        if method == "boot":
+            from ..inference.boot import confint_boot
+
+            out = confint_boot(self, level=level, nsim=nsim, seed=seed, n_jobs=n_jobs, client=client)
+            return out if parm is None else out.loc[list(parm)]
+        if method not in ("profile", "wald"):
+            raise HierlmError(f"confint method must be 'profile', 'wald' or 'boot', not {method!r}")
+        from ..inference.profile import confint
+
+        return confint(self, parm=parm, level=level, method=method)
 
     @property
     def singular(self) -> bool:

@@ -1,0 +1,1 @@
+"""Inference and model comparison: LRTs, information criteria, denominator df, intervals, bootstrap."""

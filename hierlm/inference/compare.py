@@ -1,0 +1,224 @@
+"""Model comparison: likelihood-ratio tests (lme4's ``anova``) and
+information-criterion tables (AICcmodavg's ``aictab``; ArviZ LOO for
+posterior fits)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ..errors import HierlmError
+
+REFIT_MESSAGE = "refitting model(s) with ML (instead of REML)"
+
+
+class ComparisonTable(pd.DataFrame):
+    """A DataFrame with lme4's heading lines (data, models) printed above it."""
+
+    _metadata = ["heading"]
+
+    @property
+    def _constructor(self):
+        return ComparisonTable
+
+    def __str__(self) -> str:
+        body = self.to_string(float_format=lambda v: f"{v:.6g}", na_rep="")
+        return "\n".join(list(getattr(self, "heading", []) or []) + [body])
+
+    __repr__ = __str__
+
+
+def _named(models: tuple, named: dict, what: str) -> dict:
+    """{name: fit} from positional fits (named model1, model2, ...) and keyword fits."""
+    out = {}
+    for i, m in enumerate(models, start=1):
+        out[f"model{i}"] = m
+    dup = set(out) & set(named)
+    if dup:
+        raise HierlmError(f"{what}: model name(s) {sorted(dup)} given twice")
+    out.update(named)
+    return out
+
+
+def _check_same_data(fits: dict, what: str) -> None:
+    """Same rows and the same response: otherwise likelihoods are not comparable."""
+    names = list(fits)
+    ref = fits[names[0]].design
+    for name in names[1:]:
+        d = fits[name].design
+        if d.n != ref.n:
+            raise HierlmError(f"{what}: models were fit to different rows ({names[0]}: {ref.n} rows, {name}: "
+                              f"{d.n}); fit every model to the same data (drop missing values first)")
+        if d.formula.response != ref.formula.response or not np.array_equal(d.y, ref.y):
+            raise HierlmError(f"{what}: {name} has a different response ({d.formula.response!r}) from "
+                              f"{names[0]} ({ref.formula.response!r}); only models of the same response "
+                              "can be compared")
+        if not np.array_equal(np.asarray(d.prepared.rows), np.asarray(ref.prepared.rows)):
+            raise HierlmError(f"{what}: models were fit to different rows of the data; fit every model to "
+                              "the same rows")
+
+
+def _likelihood_fits(fits: dict, what: str) -> None:
+    from ..lmm.results import LMMFit
+
+    for name, f in fits.items():
+        if not isinstance(f, LMMFit):
+            raise HierlmError(f"{what}: {name} is a {type(f).__name__}; likelihood-ratio tests and AIC need "
+                              "REML/ML fits (compare posterior fits with hierlm.compare, which uses LOO)")
+
+
+def _refit_ml(fits: dict) -> dict:
+    if any(f.reml for f in fits.values()):
+        warnings.warn(REFIT_MESSAGE, UserWarning, stacklevel=3)
+        return {k: (f.model.fit("ml") if f.reml else f) for k, f in fits.items()}
+    return fits
+
+
+def _heading(fits: dict) -> list[str]:
+    first = next(iter(fits.values()))
+    lines = [f"Data: {first.data_name}"] if first.data_name else []
+    return lines + ["Models:"] + [f"{k}: {f.formula}" for k, f in fits.items()]
+
+
+def anova(*models, refit: bool = True, **named) -> ComparisonTable:
+    """Likelihood-ratio tests of nested models, as lme4's ``anova(m1, m2, ...)``.
+
+    REML fits are refit by maximum likelihood first (lme4's message
+    "refitting model(s) with ML (instead of REML)" is issued as a warning),
+    models are ordered by their number of parameters, and each row is tested
+    against the one above it.
+
+    Parameters
+    ----------
+    *models : LMMFit
+        At least two fits of the same response to the same rows (named
+        ``model1``, ``model2``, ... in the table).
+    refit : bool
+        Refit REML fits with ML (default, as lme4).  With ``refit=False``
+        the REML likelihoods are compared, which is only meaningful for
+        models with the same fixed effects.
+    **named : LMMFit
+        Fits given by keyword take that name in the table
+        (``anova(m1=fit1, m2=fit2)``).
+
+    Returns
+    -------
+    ComparisonTable
+        A DataFrame with lme4's columns ``npar, AIC, BIC, logLik, deviance,
+        Chisq, Df, Pr(>Chisq)``, one row per model; ``.heading`` holds
+        lme4's "Data:" and "Models:" lines.
+    """
+    fits = _named(models, named, "anova")
+    if len(fits) < 2:
+        raise HierlmError("anova needs at least two models to compare (for one model's fixed-effect tests use "
+                          "fit.coef_table(), with Satterthwaite degrees of freedom)")
+    _likelihood_fits(fits, "anova")
+    _check_same_data(fits, "anova")
+    if refit:
+        fits = _refit_ml(fits)
+    elif len({f.reml for f in fits.values()}) > 1:
+        warnings.warn("some models fit with REML, some not", UserWarning, stacklevel=2)
+    order = sorted(fits, key=lambda k: fits[k].df)  # stable: ties keep the given order
+    fits = {k: fits[k] for k in order}
+    npar = np.array([f.df for f in fits.values()], dtype=float)
+    llk = np.array([f.loglik for f in fits.values()])
+    # lme4: Chisq = 2 * max(0, diff(logLik)); no p-value where Df = 0
+    chisq = np.r_[np.nan, 2.0 * np.maximum(0.0, np.diff(llk))]
+    dfc = np.r_[np.nan, np.diff(npar)]
+    with np.errstate(invalid="ignore"):
+        p = np.where(dfc == 0, np.nan, stats.chi2.sf(chisq, np.where(dfc == 0, 1, dfc)))
+    table = ComparisonTable({
+        "npar": npar.astype(int), "AIC": [f.aic for f in fits.values()], "BIC": [f.bic for f in fits.values()],
+        "logLik": llk, "deviance": -2.0 * llk, "Chisq": chisq, "Df": dfc, "Pr(>Chisq)": p,
+    }, index=pd.Index(list(fits), name="model"))
+    table.heading = _heading(fits)
+    return table
+
+
+def aicc(fit) -> float:
+    """Second-order AIC: ``AIC + 2K(K+1)/(n-K-1)``, K = ``fit.df`` (as AICcmodavg)."""
+    k, n = fit.df, fit.nobs
+    if n - k - 1 <= 0:
+        return np.inf
+    return fit.aic + 2.0 * k * (k + 1) / (n - k - 1)
+
+
+CRITERIA = ("AICc", "AIC", "BIC", "loo")
+
+
+def compare(models, criterion: str = "AICc") -> pd.DataFrame:
+    """A model-selection table, like AICcmodavg's ``aictab`` (or ArviZ's
+    ``compare`` for posterior fits).
+
+    Parameters
+    ----------
+    models : dict or list
+        ``{name: fit}`` or a list of fits (named ``model1``, ...).  REML/ML
+        fits, or posterior (NUTS) fits.
+    criterion : {"AICc", "AIC", "BIC", "loo"}
+        For REML/ML fits one of the first three; posterior fits always use
+        PSIS-LOO (``"loo"``).  When REML fits differ in their fixed effects
+        they are refit by ML first (their REML likelihoods are not
+        comparable; AICcmodavg only warns).
+
+    Returns
+    -------
+    pandas.DataFrame
+        REML/ML fits: ``K, AICc (or AIC/BIC), Delta_<crit>, weight, cum_weight,
+        evidence_ratio, logLik`` and also ``AIC``, ``BIC``, sorted best first.
+        Weights are Akaike weights ``exp(-Delta/2)`` normalized; the evidence
+        ratio is the best model's weight over each model's.  Posterior fits:
+        ArviZ's ``compare`` table (``elpd_loo, p_loo, elpd_diff, weight, se,
+        dse``).
+    """
+    if isinstance(models, dict):
+        fits = dict(models)
+    else:
+        fits = _named(tuple(models), {}, "compare")
+    if len(fits) < 1:
+        raise HierlmError("compare needs at least one model")
+    from ..bayes.results import BayesFit
+
+    bayes = [isinstance(f, BayesFit) for f in fits.values()]
+    if any(bayes):
+        if not all(bayes):
+            raise HierlmError("compare: mix of posterior and REML/ML fits; compare posterior fits by LOO and "
+                              "REML/ML fits by AICc separately")
+        if criterion not in ("loo", "AICc"):
+            raise HierlmError(f"compare: posterior fits are compared by LOO, not {criterion!r}")
+        _check_same_data(fits, "compare")
+        return _compare_loo(fits)
+    if criterion not in CRITERIA[:3]:
+        raise HierlmError(f"compare: criterion must be one of {', '.join(CRITERIA)}, not {criterion!r}")
+    _likelihood_fits(fits, "compare")
+    _check_same_data(fits, "compare")
+    if len(fits) > 1 and any(f.reml for f in fits.values()):
+        xnames = {tuple(f.design.xnames) for f in fits.values()}
+        if len(xnames) > 1 or len({f.reml for f in fits.values()}) > 1:
+            fits = _refit_ml(fits)
+    value = {"AICc": aicc, "AIC": lambda f: f.aic, "BIC": lambda f: f.bic}[criterion]
+    crit = np.array([value(f) for f in fits.values()])
+    delta = crit - crit.min()
+    w = np.exp(-0.5 * delta)
+    w /= w.sum()
+    out = pd.DataFrame({
+        "K": [f.df for f in fits.values()], criterion: crit, f"Delta_{criterion}": delta, "weight": w,
+        "logLik": [f.loglik for f in fits.values()], "AIC": [f.aic for f in fits.values()],
+        "BIC": [f.bic for f in fits.values()],
+    }, index=pd.Index(list(fits), name="model"))
+    out = out.sort_values(criterion, kind="stable")
+    out.insert(4, "cum_weight", out["weight"].cumsum())
+    out.insert(5, "evidence_ratio", out["weight"].iloc[0] / out["weight"])
+    return out
+
+
+def _compare_loo(fits: dict) -> pd.DataFrame:
+    import arviz as az
+
+    for name, f in fits.items():
+        if "log_likelihood" not in f.idata.groups():
+            raise HierlmError(f"compare: {name} has no log_likelihood group; refit with log_likelihood=True")
+    return az.compare({k: f.idata for k, f in fits.items()}, ic="loo")
