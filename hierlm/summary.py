@@ -4,6 +4,8 @@ The layout follows lme4's ``print.summary.merMod``; numbers are formatted
 with R's rules for ``format(x, digits = 4)`` (enough decimals for every
 element to show 4 significant digits, trailing zeros dropped) and
 ``printCoefmat`` (estimates and standard errors share their decimals).
+The summary of a REML or ML fit is lmerTest's: its fixed-effects table has
+``df`` and ``Pr(>|t|)`` columns (Satterthwaite's method by default).
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import html
 import math
 
 import numpy as np
+
+from .errors import HierlmError
 
 
 def _decimals_needed(x: float, digits: int) -> int:
@@ -100,6 +104,124 @@ def coef_table(names, est, se, stat, stat_name: str) -> list[str]:
     return _table(rows, ["l"] + ["r"] * (len(rows[0]) - 1))
 
 
+def format_r_vector(values, digits: int) -> list[str]:
+    """R's ``format(x, digits = digits)`` of a numeric vector, fixed or scientific.
+
+    As R's ``formatReal``: each element needs the significant digits (at
+    most ``digits``) that show it to ``digits`` digits; all share the most
+    decimals needed, and scientific notation is used when the fixed width
+    would be wider.  Strings are padded to a common width.
+    """
+    vals = [float(v) for v in values]
+    fin = [v for v in vals if np.isfinite(v)]
+    if not fin:
+        return ["NA" if np.isnan(v) else ("Inf" if v > 0 else "-Inf") for v in vals]
+    neg = int(any(v < 0 for v in fin))
+    rgt, mxsl, mxns, mxe, mne = 0, 1, 1, 0, 0
+    for v in fin:
+        if v == 0:
+            kp, nsig = 0, 1
+        else:
+            mant, ex = f"{abs(v):.{digits - 1}e}".split("e")
+            kp = int(ex)
+            nsig = len(mant.replace(".", "").rstrip("0")) or 1
+        left = kp + 1
+        if kp > 0 and abs(v) < 10.0**kp:  # rounding widened the number
+            left -= 1
+        sleft = (v < 0) + (1 if left <= 0 else left)
+        rgt = max(rgt, nsig - left)
+        mxsl = max(mxsl, sleft)
+        mxns = max(mxns, nsig)
+        mxe, mne = max(mxe, kp), min(mne, kp)
+    wF = mxsl + rgt + (rgt != 0)
+    e = 2 if (mxe >= 100 or mne <= -99) else 1
+    d = mxns - 1
+    wE = neg + (d > 0) + d + 4 + e
+    if wF <= wE:
+        out = [f"{v:.{rgt}f}" if np.isfinite(v) else "NA" for v in vals]
+    else:
+        out = [f"{v:.{d}e}" if np.isfinite(v) else "NA" for v in vals]
+    w = max(len(t) for t in out)
+    return [t.rjust(w) for t in out]
+
+
+def format_pval(pv, digits: int = 3, eps: float = float(np.finfo(float).eps)) -> list[str]:
+    """R's ``format.pval``: p-values from 1e-3 up are formatted together, smaller ones
+    together (scientific when shorter), and those below ``eps`` as ``< 2e-16``."""
+    pv = np.asarray(pv, dtype=float)
+    out = [""] * pv.size
+    is0 = pv < eps
+    rr: list[str] = []
+    if (~is0).any():
+        idx = np.flatnonzero(~is0)
+        expo = np.floor(np.log10(np.where(pv[idx] > 0, pv[idx], 1e-50)))
+        fixp = (expo >= -3) | (pv[idx] == 0)
+        for mask in (fixp, ~fixp):
+            if mask.any():
+                for i, t in zip(idx[mask], format_r_vector(pv[idx[mask]], digits)):
+                    out[i] = t
+        rr = [out[i] for i in idx]
+    if is0.any():
+        dg = max(1, digits - 2)
+        if rr:
+            nc = max(len(t) for t in rr)
+            if dg > 1 and dg + 6 > nc:
+                dg = max(1, nc - 7)
+            sep = "" if (dg == 1 and nc <= 6) else " "
+        else:
+            sep = "" if dg == 1 else " "
+        txt = "<" + sep + format_r_vector([eps], dg)[0]
+        for i in np.flatnonzero(is0):
+            out[i] = txt
+    return out
+
+
+SIGNIF_LEGEND = "Signif. codes:  0 \u2018***\u2019 0.001 \u2018**\u2019 0.01 \u2018*\u2019 0.05 \u2018.\u2019 0.1 \u2018 \u2019 1"
+
+
+def coefmat_lines(tab, digits: int = 4) -> list[str]:
+    """R's ``printCoefmat`` of lmerTest's table (Estimate, Std. Error, df, t value, Pr(>|t|)).
+
+    As R: Estimate, Std. Error and df (``cs.ind``) are rounded together to
+    the decimals of their smallest value's ``digits`` significant digits;
+    t values rounded to 3 decimals; p-values by ``format.pval``; stars and
+    their legend when a p-value is below 0.1.
+    """
+    names = list(tab.index)
+    cs = tab[["Estimate", "Std. Error", "df"]].to_numpy(dtype=float)
+    tval = tab["t value"].to_numpy(dtype=float)
+    pv = tab["Pr(>|t|)"].to_numpy(dtype=float)
+    nr = len(names)
+    acs = np.abs(cs[np.isfinite(cs) & (cs != 0)])
+    digmin = 1 + (math.floor(math.log10(acs.min())) if acs.size else 0)
+    rounded = np.round(cs, max(1, digits - digmin))
+    cells = np.array(format_r_vector(rounded.T.ravel(), digits), dtype=object).reshape(3, nr).T
+    # numbers that are not zero but print as zero: R reformats them with one digit less
+    flat = cs.ravel()
+    shown = cells.ravel()
+    bad = [i for i in range(flat.size) if np.isfinite(flat[i]) and flat[i] != 0 and float(shown[i]) == 0]
+    if bad:
+        for i, t in zip(bad, format_r_vector(flat[bad], max(1, digits - 1))):
+            shown[i] = t
+        cells = shown.reshape(nr, 3)
+    t_s = format_r_vector(np.round(tval, 3), digits)
+    p_s = format_pval(pv, digits=max(1, min(5, digits - 1)))
+    stars = any(np.isfinite(pv) & (pv < 0.1))
+    header = ["", "Estimate", "Std. Error", "df", "t value", "Pr(>|t|)"] + ([""] if stars else [])
+    rows = [header]
+    for i, n in enumerate(names):
+        row = [n, *cells[i], t_s[i], p_s[i]]
+        if stars:
+            p = pv[i]
+            row.append(("***" if p <= 0.001 else "**" if p <= 0.01 else "*" if p <= 0.05
+                        else "." if p <= 0.1 else " ").ljust(3) if np.isfinite(p) else "   ")
+        rows.append(row)
+    lines = _table(rows, ["l"] + ["r"] * (len(header) - 1))
+    if stars:
+        lines += ["---", SIGNIF_LEGEND]
+    return lines
+
+
 def zapsmall(x: np.ndarray, digits: int) -> np.ndarray:
     """R's ``zapsmall``: round to ``digits`` significant digits of the largest value."""
     mx = np.max(np.abs(x))
@@ -136,13 +258,35 @@ def _fixed_corr(fit) -> list[str]:
     return ["", "Correlation of Fixed Effects:"] + _table(rows, ["l"] + ["r"] * (p - 1))
 
 
-def summary_lines(fit) -> list[str]:
-    """lme4's summary of a REML or ML linear mixed model fit."""
+_DDF_TITLE = {"satterthwaite": "Satterthwaite's", "kenward-roger": "Kenward-Roger's"}
+
+
+def _method_title(fit) -> str:
+    """lme4's ``methTitle``: the ML one ends in a space, as lme4 prints it."""
+    return "Linear mixed model fit by REML" if fit.reml else "Linear mixed model fit by maximum likelihood "
+
+
+def summary_lines(fit, ddf: str = "none") -> list[str]:
+    """lme4's summary of a REML or ML linear mixed model fit; with ``ddf``
+    ``"satterthwaite"`` or ``"kenward-roger"``, lmerTest's (t-tests with df and p-values)."""
+    from .inference.ddf import check_ddf
+    from .inference.ddf import coef_table as ddf_coef_table
+
+    ddf = check_ddf(ddf)
+    tab, note = None, None
+    if ddf != "none":
+        try:
+            tab = ddf_coef_table(fit, ddf)
+        except HierlmError as exc:
+            if ddf == "kenward-roger":
+                raise
+            note = f"t-tests not available: {exc}"
+            ddf = "none"
     lines = []
-    if fit.reml:
-        lines.append("Linear mixed model fit by REML ['lmerMod']")
+    if ddf == "none":
+        lines.append(f"{_method_title(fit)} ['lmerMod']")
     else:
-        lines.append("Linear mixed model fit by maximum likelihood  ['lmerMod']")
+        lines.append(f"{_method_title(fit)}. t-tests use {_DDF_TITLE[ddf]} method [lmerModLmerTest]")
     lines.append(f"Formula: {fit.formula}")
     if fit.data_name:
         lines.append(f"   Data: {fit.data_name}")
@@ -163,9 +307,14 @@ def summary_lines(fit) -> list[str]:
     lines.append(f"Number of obs: {fit.nobs}, groups:  {groups}")
     lines.append("")
     lines.append("Fixed effects:")
-    se = np.sqrt(np.diag(fit.vcov.to_numpy()))
-    est = fit.fixef.to_numpy()
-    lines.extend(coef_table(fit.fixef.index, est, se, est / se, "t value"))
+    if tab is not None:
+        lines.extend(coefmat_lines(tab))
+    else:
+        se = np.sqrt(np.diag(fit.vcov.to_numpy()))
+        est = fit.fixef.to_numpy()
+        lines.extend(coef_table(fit.fixef.index, est, se, est / se, "t value"))
+    if note:
+        lines.append(note)
     lines.extend(_fixed_corr(fit))
     if fit.optinfo.messages:
         lines.append("")
@@ -174,11 +323,20 @@ def summary_lines(fit) -> list[str]:
 
 
 class LMMSummary:
-    """Printable summary; ``print(fit.summary())`` or display it in a notebook."""
+    """Printable summary; ``print(fit.summary())`` or display it in a notebook.
 
-    def __init__(self, fit):
+    Parameters
+    ----------
+    fit : LMMFit
+    ddf : {"satterthwaite", "kenward-roger", "none"}
+        As lmerTest's ``summary(m, ddf = ...)``: the fixed-effects table gets
+        ``df`` and ``Pr(>|t|)`` columns from Satterthwaite's (default) or
+        Kenward-Roger's method; ``"none"`` (or ``"lme4"``) prints lme4's summary.
+    """
+
+    def __init__(self, fit, ddf: str = "satterthwaite"):
         self.fit = fit
-        self.text = "\n".join(summary_lines(fit))
+        self.text = "\n".join(summary_lines(fit, ddf))
 
     def __str__(self) -> str:
         return self.text
@@ -192,7 +350,7 @@ class LMMSummary:
 
 def short_repr(fit) -> str:
     """lme4's ``print(fit)``: header, criterion, random effects, fixed effects."""
-    lines = [summary_lines(fit)[0], f"Formula: {fit.formula}"]
+    lines = [f"{_method_title(fit)} ['lmerMod']", f"Formula: {fit.formula}"]
     if fit.reml:
         lines.append(f"REML criterion at convergence: {fit.reml_criterion:.4f}")
     else:

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_demo_prints_lme4_summary(capsys):
     assert main(["demo"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("Linear mixed model fit by REML ['lmerMod']")
+    assert out.startswith("Linear mixed model fit by REML. t-tests use Satterthwaite's method [lmerModLmerTest]")
     assert "Formula: Reaction ~ Days + (Days | Subject)" in out
     assert "   Data: sleepstudy" in out
     assert "REML criterion at convergence: 1743.6" in out

@@ -116,14 +116,18 @@ def test_ml_and_reml_properties(sleepstudy):
 def test_summary_layout_like_lme4(sleep_fit):
     text = str(sleep_fit.summary())
     lines = text.splitlines()
-    assert lines[0] == "Linear mixed model fit by REML ['lmerMod']"
+    assert lines[0] == "Linear mixed model fit by REML. t-tests use Satterthwaite's method [lmerModLmerTest]"
     assert "REML criterion at convergence: 1743.6" in text
     assert " Subject  (Intercept) 612.10   24.741" in text
     assert "          Days         35.07    5.922   0.07" in text
     assert " Residual             654.94   25.592" in text
     assert "Number of obs: 180, groups:  Subject, 18" in text
-    assert "(Intercept)  251.405      6.825  36.838" in text
-    assert "Days          10.467      1.546   6.771" in text
+    assert "(Intercept)  251.405      6.825  17.000  36.838  < 2e-16 ***" in text
+    assert "Days          10.467      1.546  17.000   6.771 3.26e-06 ***" in text
+    # lme4's own table on request
+    plain = str(sleep_fit.summary(ddf="none"))
+    assert plain.splitlines()[0] == "Linear mixed model fit by REML ['lmerMod']"
+    assert "(Intercept)  251.405      6.825  36.838" in plain
     assert "Days -0.138" in text
     assert "-3.9536 -0.4634  0.0231  0.4634  5.1793 " in text
     assert "<pre" in sleep_fit._repr_html_()
@@ -131,7 +135,7 @@ def test_summary_layout_like_lme4(sleep_fit):
 
 def test_summary_ml_header(sleepstudy):
     text = str(hierlm.lmer(F, sleepstudy, reml=False).summary())
-    assert "Linear mixed model fit by maximum likelihood  ['lmerMod']" in text
+    assert "Linear mixed model fit by maximum likelihood . t-tests use Satterthwaite's method [lmerModLmerTest]" in text
     assert "  1763.9   1783.1   -876.0   1751.9      174 " in text
 
 

@@ -542,11 +542,19 @@ class LMMFit(MixedFitBase):
     def _condvar(self) -> list[np.ndarray]:
         return [self.sigma**2 * V for V in self._dev.condvar_unscaled(self._factor)]
 
-    def summary(self):
-        """lme4's ``summary()``: print it, or show it in a notebook."""
+    def summary(self, ddf: str = "satterthwaite"):
+        """lmerTest's ``summary()`` (lme4's layout with ``df`` and ``Pr(>|t|)``
+        columns): print it, or show it in a notebook.
+
+        Parameters
+        ----------
+        ddf : {"satterthwaite", "kenward-roger", "none"}
+            Denominator degrees of freedom of the t-tests; ``"none"`` gives
+            lme4's own table (no df, no p-values).
+        """
         from ..summary import LMMSummary
 
-        return LMMSummary(self)
+        return LMMSummary(self, ddf=ddf)
 
     def __repr__(self) -> str:
         from ..summary import short_repr
