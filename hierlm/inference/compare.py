@@ -73,7 +73,7 @@ def _likelihood_fits(fits: dict, what: str) -> None:
 def _refit_ml(fits: dict) -> dict:
     if any(f.reml for f in fits.values()):
         warnings.warn(REFIT_MESSAGE, UserWarning, stacklevel=3)
-        return {k: (f.model.fit("ml") if f.reml else f) for k, f in fits.items()}
+        return {k: f.refit_ml() for k, f in fits.items()}
     return fits
 
 

@@ -439,6 +439,19 @@ class LMMFit(MixedFitBase):
         theta, info = optimize_theta(dev, self.reml, control)
         return LMMFit(self.model, dev, theta, self.reml, info, data_name=self.data_name)
 
+    def refit_ml(self) -> "LMMFit":
+        """This model on this response fit by maximum likelihood (lme4's
+        ``refitML``); an ML fit returns itself."""
+        if not self.reml:
+            return self
+        from .deviance import make_deviance
+        from .fit import check_control, optimize_theta
+
+        # self.design, not self.model: a fit made by refit() carries its own response
+        dev = make_deviance(self.design)
+        theta, info = optimize_theta(dev, False, check_control({}))
+        return LMMFit(self.model, dev, theta, False, info, data_name=self.data_name)
+
     def coef_table(self, ddf: str = "satterthwaite") -> pd.DataFrame:
         """Fixed-effect tests as lmerTest's summary table.
 
@@ -459,7 +472,7 @@ class LMMFit(MixedFitBase):
         return coef_table(self, ddf=ddf)
 
     def confint(self, parm=None, level: float = 0.95, method: str = "profile", nsim: int = 500, seed=None,
-                n_jobs: int = 1, client=None) -> pd.DataFrame:
+                n_jobs: int = 1, client=None, progress=None) -> pd.DataFrame:
         """Confidence intervals, as lme4's ``confint(m, oldNames = FALSE)``.
 
         Parameters
@@ -473,10 +486,11 @@ class LMMFit(MixedFitBase):
         method : {"profile", "wald", "boot"}
             Profile likelihood (lme4's default), Wald (fixed effects only;
             NaN for variance parameters) or parametric bootstrap percentiles.
-        nsim, seed, n_jobs, client
+        nsim, seed, n_jobs, client, progress
             For ``method="boot"``: number of refits, seed (results do not
-            depend on the number of workers), local processes, or a
-            ``dask.distributed.Client`` to run the refits on.
+            depend on the number of workers), local processes (``-1``: all
+            cores), or a ``dask.distributed.Client`` to run the refits on;
+            progress bar (default: for 100 refits or more on a terminal).
 
         Returns
         -------
@@ -488,8 +502,8 @@ class LMMFit(MixedFitBase):
         if method == "boot":
             from ..inference.boot import confint_boot
 
-            out = confint_boot(self, level=level, nsim=nsim, seed=seed, n_jobs=n_jobs, client=client)
-            return out if parm is None else out.loc[list(parm)]
+            return confint_boot(self, parm=parm, level=level, nsim=nsim, seed=seed, n_jobs=n_jobs, client=client,
+                                progress=progress)
         if method not in ("profile", "wald"):
             raise HierlmError(f"confint method must be 'profile', 'wald' or 'boot', not {method!r}")
         from ..inference.profile import confint
