@@ -18,6 +18,9 @@ m2 = hierlm.lmer("Reaction ~ Days + (1 | Subject) + (0 + Days | Subject)", sleep
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # "refitting model(s) with ML (instead of REML)"
     print(hierlm.anova(m1=m1, m2=m2), "\n")
+    # the same test by parametric bootstrap (pbkrtest's PBmodcomp): the LRT's
+    # null distribution simulated from m2 instead of chi-square(1)
+    print(hierlm.pb_test(m1, m2, nsim=nsim, seed=1), "\n")
 
 # 2. Fixed-effect tests with Satterthwaite df (lmerTest's summary table)
 print(m1.coef_table(), "\n")
@@ -38,4 +41,4 @@ growth = {
 }
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
-    print(hierlm.compare(growth, criterion="AICc").round(3))
+    print(hierlm.compare(growth, criterion="AICc").round(3).to_string())
