@@ -56,16 +56,6 @@ def _check_nsim(nsim) -> int:
     return int(nsim)
 
 
-def _check_level(level) -> float:
-    try:
-        lev = float(level)
-    except (TypeError, ValueError):
-        raise HierlmError(f"level must be a number in (0, 1), not {level!r}") from None
-    if not (0.0 < lev < 1.0):
-        raise HierlmError(f"level must be in (0, 1) (e.g. 0.95), not {level!r}")
-    return lev
-
-
 def _check_lmm(fit, what: str, arg: str = "fit") -> None:
     from ..lmm.results import LMMFit
 
@@ -345,7 +335,7 @@ class BootResult:
         pandas.DataFrame
             One row per statistic, columns ``"2.5 %"``, ``"97.5 %"`` (for 0.95).
         """
-        from .profile import format_perc
+        from .profile import _check_level, format_perc
 
         lev = _check_level(level)
         alpha = np.array([(1.0 - lev) / 2.0, (1.0 + lev) / 2.0])
@@ -569,7 +559,7 @@ def confint_boot(fit, parm=None, level: float = 0.95, nsim: int = 500, seed=None
         ``cor_Days.(Intercept)|Subject``, ``sd_Days|Subject``, ``sigma``,
         ``(Intercept)``, ``Days``), columns ``"2.5 %"``, ``"97.5 %"``.
     """
-    from .profile import _select, profile_estimates, profile_names
+    from .profile import _check_level, _select, profile_estimates, profile_names
 
     _check_lmm(fit, "confint_boot")
     lev = _check_level(level)

@@ -5,6 +5,7 @@ posterior fits)."""
 from __future__ import annotations
 
 import warnings
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -18,7 +19,7 @@ REFIT_MESSAGE = "refitting model(s) with ML (instead of REML)"
 class ComparisonTable(pd.DataFrame):
     """A DataFrame with lme4's heading lines (data, models) printed above it."""
 
-    _metadata = ["heading"]
+    _metadata: ClassVar[list[str]] = ["heading"]
 
     @property
     def _constructor(self):
