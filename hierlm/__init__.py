@@ -7,6 +7,7 @@
 
 from . import datasets
 from .errors import ConvergenceWarning, DataError, FormulaError, HierlmError, ModelError
+from .inference.boot import boot_mer, pb_test
 from .inference.compare import anova, compare
 from .model import Model, lmer
 
@@ -14,7 +15,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ConvergenceWarning", "DataError", "FormulaError", "HierlmError", "Model", "ModelError",
-    "anova", "compare", "datasets", "lmer", "plots", "__version__",
+    "anova", "boot_mer", "compare", "datasets", "lmer", "pb_test", "plots", "__version__",
 ]
 
 
