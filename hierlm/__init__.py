@@ -9,13 +9,13 @@ from . import datasets
 from .errors import ConvergenceWarning, DataError, FormulaError, HierlmError, ModelError
 from .inference.boot import boot_mer, pb_test
 from .inference.compare import anova, compare
-from .model import Model, lmer
+from .model import Model, glmer, lmer
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ConvergenceWarning", "DataError", "FormulaError", "HierlmError", "Model", "ModelError",
-    "anova", "boot_mer", "compare", "datasets", "lmer", "pb_test", "plots", "__version__",
+    "anova", "boot_mer", "compare", "datasets", "glmer", "lmer", "pb_test", "plots", "__version__",
 ]
 
 

@@ -7,8 +7,9 @@ import pandas as pd
 from .design.build import build_design
 from .errors import HierlmError
 
-FAMILIES = ("gaussian",)
-METHODS = ("reml", "ml", "nuts", "map")
+FAMILIES = ("gaussian", "binomial", "poisson")
+METHODS = ("reml", "ml", "laplace", "nuts", "map")
+GLMM_METHODS = ("laplace", "ml")
 NUTS_OPTIONS = ("draws", "tune", "chains", "sampler", "random_seed", "progressbar", "marginalize",
                 "target_accept", "log_likelihood")
 
@@ -22,10 +23,19 @@ class Model:
         lme4 formula, e.g. ``"Reaction ~ Days + (Days | Subject)"``.
     data : pandas.DataFrame
     family : str
-        ``"gaussian"`` (the linear mixed model).
+        ``"gaussian"`` (the linear mixed model), ``"binomial"`` or
+        ``"poisson"`` (generalized linear mixed models, fit as lme4's
+        ``glmer``).
     na_action : {"omit", "raise"}
         ``"omit"`` drops rows with missing values in the formula's columns
         (with a warning giving the count), as lme4's ``na.omit``.
+    link : str, optional
+        Link of a binomial (``logit``, ``probit``, ``cloglog``, ``cauchit``,
+        ``log``) or Poisson (``log``, ``identity``, ``sqrt``) model; default
+        the canonical one.
+    weights, offset : str or array-like, optional
+        GLMMs only: prior weights (e.g. the trials of a proportion response)
+        and an offset, as a column name or one value per row.
 
     Examples
     --------
@@ -36,12 +46,21 @@ class Model:
     10.467
     """
 
-    def __init__(self, formula: str, data: pd.DataFrame, family: str = "gaussian", na_action: str = "omit"):
+    def __init__(self, formula: str, data: pd.DataFrame, family: str = "gaussian", na_action: str = "omit",
+                 link: str | None = None, weights=None, offset=None):
         if family not in FAMILIES:
             raise HierlmError(f"family {family!r} is not supported; available: {', '.join(FAMILIES)}")
         self.formula = formula
         self.family = family
-        self.design = build_design(formula, data, na_action=na_action, family=family)
+        self.glmm_family = None
+        if family != "gaussian":
+            from .glmm.family import make_family
+
+            self.glmm_family = make_family(family, link)
+        elif link not in (None, "identity"):
+            raise HierlmError(f"link {link!r} is not available for the gaussian family (identity only)")
+        self.design = build_design(formula, data, na_action=na_action, family=family, weights=weights,
+                                   offset=offset)
         self.data = data if isinstance(data, pd.DataFrame) else pd.DataFrame(data)
         self.data_name: str | None = None
         self._priors = None
@@ -82,14 +101,20 @@ class Model:
         with build_pymc_model(self.design, self.priors, MarginalPlan("none")):
             return pm.sample_prior_predictive(draws=draws, random_seed=random_seed)
 
-    def fit(self, method: str = "reml", **control):
+    def fit(self, method: str | None = None, **control):
         """Fit the model.
 
         Parameters
         ----------
-        method : {"reml", "ml", "nuts", "map"}
+        method : {"reml", "ml", "nuts", "map", "laplace"}, optional
             Restricted or full maximum likelihood (lme4's numbers); NUTS
             sampling of the posterior; or the mode of the marginal posterior.
+            Default ``"reml"``.  Binomial and Poisson models are fit by
+            maximum likelihood as lme4's ``glmer`` (``"laplace"``, the
+            default, or its alias ``"ml"``; there is no REML): ``nAGQ=1``
+            (Laplace), ``nAGQ=0`` or ``nAGQ`` up to 25 quadrature points for
+            one scalar random-effects term; other options are those of
+            :func:`hierlm.glmer`.
         **control
             For ``"reml"``/``"ml"``, optimizer settings: ``xtol_abs``,
             ``ftol_abs``, ``maxeval``, ``calc_derivs``,
@@ -115,9 +140,16 @@ class Model:
         from .lmm.fit import check_control, optimize_theta
         from .lmm.results import LMMFit
 
+        if method is None:
+            method = "reml" if self.family == "gaussian" else "laplace"
         key = str(method).lower()
         if key not in METHODS:
             raise HierlmError(f"method must be one of {METHODS}, not {method!r}")
+        if self.family != "gaussian":
+            return self._fit_glmm(key, control)
+        if key == "laplace":
+            raise HierlmError("method 'laplace' is for binomial and Poisson models; a gaussian model is fit "
+                              "by 'reml' or 'ml'")
         if key == "nuts":
             unknown = set(control) - set(NUTS_OPTIONS)
             if unknown:
@@ -138,6 +170,20 @@ class Model:
         reml = key == "reml"
         theta, info = optimize_theta(dev, reml, control)
         return LMMFit(self, dev, theta, reml, info, data_name=self.data_name)
+
+    def _fit_glmm(self, key: str, control: dict):
+        """Dispatch of a binomial or Poisson model (lme4's ``glmer``)."""
+        if key in ("nuts", "map"):
+            raise HierlmError(f"NUTS for GLMMs is not available yet (method {key!r}, family {self.family!r}); "
+                              "fit by maximum likelihood with fit('laplace')")
+        if key not in GLMM_METHODS:
+            raise HierlmError(f"a {self.family} model is fit by maximum likelihood (Laplace or adaptive "
+                              f"Gauss-Hermite quadrature, as glmer; there is no REML): use fit('laplace'), "
+                              f"not {key!r}")
+        from .glmm.fit import fit_glmm
+
+        nagq = control.pop("nAGQ", 1)
+        return fit_glmm(self, self.glmm_family, nAGQ=nagq, control=control, data_name=self.data_name)
 
     def __repr__(self) -> str:
         d = self.design
@@ -164,3 +210,51 @@ def lmer(formula: str, data: pd.DataFrame, reml: bool = True, na_action: str = "
     LMMFit
     """
     return Model(formula, data, na_action=na_action).fit("reml" if reml else "ml", **control)
+
+
+def glmer(formula: str, data: pd.DataFrame, family: str = "binomial", link: str | None = None, nAGQ: int = 1,
+          weights=None, offset=None, na_action: str = "omit", **control):
+    """Fit a generalized linear mixed model by maximum likelihood, as lme4's ``glmer``.
+
+    Parameters
+    ----------
+    formula : str
+        lme4 formula.  A binomial response may be 0/1 (or a two-level
+        factor, first level = failure), ``cbind(successes, failures)`` or a
+        proportion with ``weights=`` the trials; ``offset(log(exposure))``
+        terms are allowed in the fixed part.
+    data : pandas.DataFrame
+    family : {"binomial", "poisson"}
+    link : str, optional
+        Binomial: ``logit`` (default), ``probit``, ``cloglog``, ``cauchit``,
+        ``log``; Poisson: ``log`` (default), ``identity``, ``sqrt``.
+    nAGQ : int
+        1: Laplace approximation (default); 0: the faster first stage only
+        (beta estimated inside PIRLS); 2 to 25: adaptive Gauss-Hermite
+        quadrature, for a single scalar random-effects term.
+    weights, offset : str or array-like, optional
+        Prior weights and an offset: a column name or one value per row.
+    na_action : {"omit", "raise"}
+    **control
+        ``start`` (theta vector or ``{"theta": ..., "fixef": ...}``),
+        ``calc_derivs`` (True), ``use_hessian`` (None: as lme4),
+        ``nAGQ0initStep`` (True), ``xtol_abs``, ``ftol_abs``, ``maxeval``,
+        ``tol_pirls``, ``maxit``, ``boundary_tol``, ``check_singular_tol``,
+        ``check_conv_grad_tol``, ``check_conv_hess_tol``.
+
+    Returns
+    -------
+    hierlm.glmm.GLMMFit
+
+    Examples
+    --------
+    >>> import hierlm
+    >>> cbpp = hierlm.datasets.load("cbpp")
+    >>> fit = hierlm.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp)
+    >>> round(fit.fixef["period2"], 3)
+    -0.992
+    """
+    if family == "gaussian":
+        raise HierlmError("glmer fits binomial and Poisson models; for family='gaussian' use hierlm.lmer")
+    model = Model(formula, data, family=family, na_action=na_action, link=link, weights=weights, offset=offset)
+    return model.fit("laplace", nAGQ=nAGQ, **control)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -35,6 +36,15 @@ class Design:
         Rebuilds X (before dropping aliased columns) for new data.
     x_keep : list of int
         Columns of the builder's matrix kept in X.
+    counts : numpy.ndarray or None
+        n x 2 successes and failures of a ``cbind(successes, failures)``
+        response (then ``y`` is the proportion of successes).
+    weights : numpy.ndarray or None
+        Prior weights given by ``weights=`` (None: all 1).
+    offset : numpy.ndarray or None
+        Sum of the formula's ``offset(...)`` terms and ``offset=`` (None: 0).
+    offset_builders : list of MatrixBuilder
+        Rebuild the formula's offset terms for new data.
     """
 
     formula: ParsedFormula
@@ -45,6 +55,10 @@ class Design:
     prepared: PreparedData
     x_builder: MatrixBuilder
     x_keep: list
+    counts: np.ndarray | None = None
+    weights: np.ndarray | None = None
+    offset: np.ndarray | None = None
+    offset_builders: list = field(default_factory=list)
 
     @property
     def n(self) -> int:
@@ -73,9 +87,59 @@ class Design:
         return out
 
 
-def _response(parsed: ParsedFormula, prep: PreparedData) -> np.ndarray:
+def _expression_column(expr: str, prep: PreparedData, formula: str, what: str) -> tuple[np.ndarray, MatrixBuilder]:
+    """One numeric column from an R expression (a column name, ``size - incidence``,
+    ``log(size)``) and the builder that rebuilds it for new data."""
+    frame = prep.frame
+    if expr in frame.columns and isinstance(frame[expr].dtype, pd.CategoricalDtype):
+        raise DataError(f"the {what} {expr!r} is not numeric (it is a factor); it must hold numbers")
+    plain = expr in frame.columns
+    builder = MatrixBuilder("0 + " + (expr if plain else f"I({expr})"), frame, prep.ordered, formula)
+    if builder.matrix.shape[1] != 1:
+        raise DataError(f"the {what} {expr!r} is not a single numeric column")
+    col = builder.matrix[:, 0]
+    bad = np.flatnonzero(~np.isfinite(col))
+    if bad.size:
+        raise DataError(
+            f"the {what} {expr} is not finite in {bad.size} row(s), first at row positions "
+            f"{prep.rows[bad[:5]].tolist()}"
+        )
+    return col, builder
+
+
+def _cbind_response(parsed: ParsedFormula, prep: PreparedData, family: str):
+    """(proportion, n x 2 counts) of a ``cbind(successes, failures)`` response."""
+    if family != "binomial":
+        raise DataError(
+            f"the response {parsed.response!r} (successes and failures) needs family='binomial', "
+            f"not {family!r}"
+        )
+    parts = parsed.response_parts
+    cols = [_expression_column(e, prep, parsed.text, "response column")[0] for e in parts]
+    counts = np.column_stack(cols)
+    total = counts.sum(axis=1)
+    # as R's binomial()$initialize: no trials -> proportion 0 (with weight 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        y = np.where(total == 0, 0.0, counts[:, 0] / np.where(total == 0, 1.0, total))
+    return y, counts
+
+
+def _response(parsed: ParsedFormula, prep: PreparedData, family: str = "gaussian") -> np.ndarray:
     lhs = parsed.response
     frame = prep.frame
+    if family == "binomial" and lhs in frame.columns and isinstance(frame[lhs].dtype, pd.CategoricalDtype):
+        # R's binomial(): a factor response is 0 for its first level, 1 otherwise
+        cats = frame[lhs].cat.categories
+        if len(cats) > 2:
+            warnings.warn(
+                f"the response {lhs!r} has {len(cats)} levels; as R's binomial() the first "
+                f"({cats[0]!r}) counts as failure and all others as success",
+                UserWarning, stacklevel=4,
+            )
+        return (frame[lhs].cat.codes.to_numpy() != 0).astype(float)
+    if family != "gaussian" and lhs not in frame.columns:
+        # an R expression such as incidence/size: evaluated as R does (not as formula operators)
+        return _expression_column(lhs, prep, parsed.text, "response")[0]
     if lhs in frame.columns and isinstance(frame[lhs].dtype, pd.CategoricalDtype):
         raise DataError(
             f"the response {lhs!r} is not numeric (it holds {frame[lhs].dtype.categories.dtype} "
@@ -94,17 +158,39 @@ def _response(parsed: ParsedFormula, prep: PreparedData) -> np.ndarray:
     return y
 
 
-def build_design(formula: str, data, na_action: str = "omit", family: str = "gaussian") -> Design:
+def _column_or_array(value, arg: str, data, prep: PreparedData, formula: str) -> np.ndarray:
+    """``weights=``/``offset=`` given as a column name or as one value per data row."""
+    if isinstance(value, str):
+        return _expression_column(value, prep, formula, f"{arg} column")[0]
+    arr = np.asarray(value, dtype=float).ravel() if np.ndim(value) else np.full(len(data), float(value))
+    if arr.size != len(data):
+        raise DataError(f"{arg} has {arr.size} values but the data has {len(data)} rows; give one per row "
+                        "(or the name of a column)")
+    arr = arr[prep.rows]
+    bad = np.flatnonzero(~np.isfinite(arr))
+    if bad.size:
+        raise DataError(f"{arg} is missing or infinite in {bad.size} row(s), first at row positions "
+                        f"{prep.rows[bad[:5]].tolist()}")
+    return arr
+
+
+def build_design(formula: str, data, na_action: str = "omit", family: str = "gaussian",
+                 weights=None, offset=None) -> Design:
     """Parse ``formula``, check ``data`` and build the model's design.
 
     Parameters
     ----------
     formula : str
-        lme4 formula.
+        lme4 formula; for a binomial model the response may be
+        ``cbind(successes, failures)`` and the fixed part may hold
+        ``offset(expr)`` terms.
     data : pandas.DataFrame
     na_action : {"omit", "raise"}
     family : str
-        Only used for lme4's checks that depend on it.
+        Used for lme4's checks that depend on it and for the response's coding.
+    weights, offset : str or array-like, optional
+        A column name or one value per row of ``data`` (prior weights; an
+        offset added to the formula's ``offset()`` terms).
 
     Returns
     -------
@@ -116,9 +202,30 @@ def build_design(formula: str, data, na_action: str = "omit", family: str = "gau
             "the formula has no random-effects term such as (1 | group); a mixed model needs one. "
             "For ordinary regression use statsmodels.formula.api.ols (or numpy.linalg.lstsq)"
         )
-    prep = prepare_data(data, parsed, na_action)
+    if family == "gaussian" and (parsed.offsets or weights is not None or offset is not None
+                                 or parsed.response_parts is not None):
+        what = "cbind() responses" if parsed.response_parts is not None else "offsets and weights"
+        raise ModelError(
+            f"{what} are supported for generalized linear mixed models (family='binomial' or "
+            "'poisson'); the linear mixed model (family='gaussian') does not take them"
+        )
+    extra = tuple((arg, v) for arg, v in (("weights", weights), ("offset", offset)) if isinstance(v, str))
+    prep = prepare_data(data, parsed, na_action, extra=extra)
     n = len(prep.frame)
-    y = _response(parsed, prep)
+    counts = None
+    if parsed.response_parts is not None:
+        y, counts = _cbind_response(parsed, prep, family)
+    else:
+        y = _response(parsed, prep, family)
+    w = None if weights is None else _column_or_array(weights, "weights", data, prep, parsed.text)
+    off, off_builders = None, []
+    for expr in parsed.offsets:
+        col, builder = _expression_column(expr, prep, parsed.text, "offset")
+        off = col if off is None else off + col
+        off_builders.append(builder)
+    if offset is not None:
+        col = _column_or_array(offset, "offset", data, prep, parsed.text)
+        off = col if off is None else off + col
     xb = MatrixBuilder(parsed.fixed, prep.frame, prep.ordered, parsed.text)
     X, xnames, dropped = fixed_effects_matrix(xb)
     keep = [j for j, name in enumerate(xb.names) if name not in dropped]
@@ -135,4 +242,5 @@ def build_design(formula: str, data, na_action: str = "omit", family: str = "gau
                 f"{r.term}; the random-effects parameters and the residual variance are probably "
                 "unidentifiable"
             )
-    return Design(parsed, y, X, xnames, remats, prep, xb, keep)
+    return Design(parsed, y, X, xnames, remats, prep, xb, keep, counts=counts, weights=w, offset=off,
+                  offset_builders=off_builders)

@@ -119,7 +119,7 @@ class PreparedData:
     rows: np.ndarray
 
 
-def prepare_data(data, parsed: ParsedFormula, na_action: str = "omit") -> PreparedData:
+def prepare_data(data, parsed: ParsedFormula, na_action: str = "omit", extra: tuple = ()) -> PreparedData:
     """Check and code the data for a parsed formula.
 
     Parameters
@@ -129,6 +129,11 @@ def prepare_data(data, parsed: ParsedFormula, na_action: str = "omit") -> Prepar
     na_action : {"omit", "raise"}
         ``"omit"`` drops incomplete rows with a warning (lme4's ``na.omit``);
         ``"raise"`` refuses them.
+    extra : tuple of (str, str)
+        Further columns the model uses outside the formula, as
+        ``(argument, column)`` pairs (``("weights", "size")``): they are
+        checked and kept like the formula's columns (R's model frame holds
+        the weights and offset variables too).
 
     Raises
     ------
@@ -154,6 +159,11 @@ def prepare_data(data, parsed: ParsedFormula, na_action: str = "omit") -> Prepar
     for name, pos in referenced_names(text, colset):
         if name not in colset:
             raise FormulaError(f"unknown column {name!r}{_suggest(name, columns)}", text, pos)
+        if name not in used:
+            used.append(name)
+    for arg, name in extra:
+        if name not in colset:
+            raise DataError(f"{arg}={name!r} is not a column of the data{_suggest(name, columns)}")
         if name not in used:
             used.append(name)
     # columns as arrays (Categoricals stay Categoricals): cheaper than a

@@ -68,12 +68,57 @@ class ParsedFormula:
         Fixed-effects right-hand side without the bars (R syntax).
     random : tuple of RandomTerm
         Random-effects terms after expanding ``||`` and ``/``, in formula order.
+    offsets : tuple of str
+        Arguments of the ``offset(...)`` terms of the fixed part (R syntax),
+        which are not in ``fixed``: ``"log(size)"`` for ``+ offset(log(size))``.
     """
 
     text: str
     response: str
     fixed: str
     random: tuple[RandomTerm, ...]
+    offsets: tuple[str, ...] = ()
+
+    @property
+    def response_parts(self) -> tuple[str, ...] | None:
+        """The two expressions of a ``cbind(successes, failures)`` response
+        (R syntax, e.g. ``("incidence", "size - incidence")``); None for any
+        other response."""
+        return cbind_parts(self.response)
+
+
+_CBIND = re.compile(r"cbind\s*\(")
+_OFFSET = re.compile(r"offset\s*\(")
+
+
+def _call_argument(piece: str, pattern: re.Pattern) -> str | None:
+    """The text inside ``name( ... )`` when ``piece`` is exactly one call of
+    ``pattern``'s function; None otherwise."""
+    m = pattern.match(piece)
+    if not m or not piece.endswith(")") or not _enclosing_parens(piece[m.end() - 1:]):
+        return None
+    return piece[m.end(): -1]
+
+
+def cbind_parts(response: str) -> tuple[str, ...] | None:
+    """Split ``cbind(a, b)`` (lme4's binomial response of successes and
+    failures) into ``("a", "b")``; None when ``response`` is not a cbind call.
+
+    Raises
+    ------
+    FormulaError
+        ``cbind`` with other than two arguments, or an empty one.
+    """
+    inner = _call_argument(response.strip(), _CBIND)
+    if inner is None:
+        return None
+    parts = [piece.strip() for _, piece, _ in _split_top(inner, ",")]
+    if len(parts) != 2 or not all(parts):
+        raise FormulaError(
+            f"the response {response!r} must be cbind(successes, failures) with two columns or "
+            "expressions, e.g. cbind(incidence, size - incidence)"
+        )
+    return tuple(parts)
 
 
 def _check_parentheses(text: str) -> None:
@@ -239,6 +284,7 @@ def parse_formula(text: str) -> ParsedFormula:
 
     fixed: list[str] = []
     random: list[RandomTerm] = []
+    offsets: list[str] = []
     for sep, piece, pos in _split_top(rhs_text, "+-", rhs_pos):
         piece, pos = _strip(piece, pos)
         if not piece:
@@ -255,9 +301,16 @@ def parse_formula(text: str) -> ParsedFormula:
             raise FormulaError(
                 "random-effects terms must be in parentheses: write (expr | group)", text, bar
             )
+        elif _call_argument(piece, _OFFSET) is not None:
+            # offset(expr): a known term with coefficient 1, not a column of X
+            arg = _call_argument(piece, _OFFSET).strip()
+            if sep == "-" or not arg:
+                raise FormulaError("an offset term is written '+ offset(expression)'", text, pos)
+            offsets.append(arg)
         else:
             fixed.append(f"{'- ' if sep == '-' else '+ ' if fixed else ''}{piece}")
     fixed_text = " ".join(fixed) if fixed else "1"
     if fixed_text.startswith("- "):
         fixed_text = "1 " + fixed_text
-    return ParsedFormula(text=text, response=response, fixed=fixed_text, random=tuple(random))
+    return ParsedFormula(text=text, response=response, fixed=fixed_text, random=tuple(random),
+                         offsets=tuple(offsets))
