@@ -71,7 +71,7 @@ class Model:
         if self._priors is None:
             from .priors import PriorSet
 
-            self._priors = PriorSet(self.design)
+            self._priors = PriorSet(self.design, family=self.family)
         return self._priors
 
     def set_prior(self, target: str, prior) -> "Model":
@@ -98,7 +98,7 @@ class Model:
         from .bayes.sample import check_counts
 
         check_counts(draws, 0, 1)
-        with build_pymc_model(self.design, self.priors, MarginalPlan("none")):
+        with build_pymc_model(self.design, self.priors, MarginalPlan("none"), family=self.glmm_family):
             return pm.sample_prior_predictive(draws=draws, random_seed=random_seed)
 
     def fit(self, method: str | None = None, **control):
@@ -128,7 +128,8 @@ class Model:
             smallest terms, sampling the large ones; ``False`` samples
             everything),
             ``target_accept=0.9``, ``log_likelihood`` (default: when it
-            fits in memory).
+            fits in memory).  Binomial and Poisson models sample their
+            random effects, starting the chains at the Laplace fit.
             For ``"map"``: ``priors`` (``"flat"`` for maximum likelihood),
             ``reml=False`` (integrate beta out too).
 
@@ -173,9 +174,19 @@ class Model:
 
     def _fit_glmm(self, key: str, control: dict):
         """Dispatch of a binomial or Poisson model (lme4's ``glmer``)."""
-        if key in ("nuts", "map"):
-            raise HierlmError(f"NUTS for GLMMs is not available yet (method {key!r}, family {self.family!r}); "
-                              "fit by maximum likelihood with fit('laplace')")
+        if key == "nuts":
+            unknown = set(control) - set(NUTS_OPTIONS)
+            if unknown:
+                raise HierlmError(f"unknown option(s) {sorted(unknown)} for NUTS; valid: {', '.join(NUTS_OPTIONS)}")
+            if control.get("marginalize"):
+                raise HierlmError(f"marginalize=True needs a Gaussian model (this one is {self.family}); "
+                                  "a binomial or Poisson model samples its random effects")
+            from .bayes.results import fit_nuts
+
+            return fit_nuts(self, **control)
+        if key == "map":
+            raise HierlmError(f"MAP for GLMMs is not available yet (family {self.family!r}); "
+                              "fit by maximum likelihood with fit('laplace') or sample with fit('nuts')")
         if key not in GLMM_METHODS:
             raise HierlmError(f"a {self.family} model is fit by maximum likelihood (Laplace or adaptive "
                               f"Gauss-Hermite quadrature, as glmer; there is no REML): use fit('laplace'), "

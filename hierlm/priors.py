@@ -27,6 +27,13 @@ coefficients but the intercept), a coefficient name, ``"sd"`` (all SDs),
 ``"sd|Subject"`` (one grouping factor's SDs), ``"lkj"``, ``"sigma"``.
 This module does not import PyMC; the backend turns priors into PyMC
 distributions.
+
+Binomial and Poisson models (``family`` not ``"gaussian"``) get brms's
+defaults on the link scale, which do not depend on the response: the
+intercept Student-t(3, 0, 2.5 sqrt(1 + sum_j (mean(x_j) / sd(x_j))^2)) (brms's
+student_t(3, 0, 2.5), widened for uncentered predictors as above), each slope
+Normal(0, 2.5 / sd(x_j)) (rstanarm's autoscaling for GLMs), each SD
+half-Student-t(3, 0, 2.5); there is no ``sigma``.
 """
 
 from __future__ import annotations
@@ -140,10 +147,17 @@ class PriorSet:
     Parameters
     ----------
     design : hierlm.design.Design
+    family : str
+        ``"gaussian"`` (priors scaled by the response) or ``"binomial"`` /
+        ``"poisson"`` (link-scale defaults, no ``sigma``).
     """
 
-    def __init__(self, design):
+    def __init__(self, design, family: str = "gaussian"):
         self.design = design
+        self.family = family
+        if family != "gaussian":
+            self._glmm_defaults()
+            return
         y = design.y
         s = max(2.5, r_mad(y))
         self.scale = s
@@ -163,6 +177,24 @@ class PriorSet:
         self.lkj = LKJ(1.0)
         self.sigma = HalfStudentT(3, s)
 
+    def _glmm_defaults(self) -> None:
+        """brms/rstanarm defaults on the link scale (module docstring)."""
+        design = self.design
+        self.scale = 2.5
+        self.fixed = {}
+        shift = 0.0
+        for j, name in enumerate(design.xnames):
+            if name != "(Intercept)":
+                x = design.X[:, j]
+                sd_x = float(np.std(x, ddof=1)) if len(x) > 1 else 0.0
+                self.fixed[name] = Normal(0.0, 2.5 / sd_x if sd_x > 0 else 2.5)
+                shift += (float(np.mean(x)) / sd_x) ** 2 if sd_x > 0 else 0.0
+        if "(Intercept)" in design.xnames:
+            self.fixed = {"(Intercept)": StudentT(3, 0.0, 2.5 * np.sqrt(1.0 + shift)), **self.fixed}
+        self.sd = {g: HalfStudentT(3, 2.5) for g in self.term_names()}
+        self.lkj = LKJ(1.0)
+        self.sigma = None  # binomial and Poisson have no residual SD
+
     def term_names(self) -> list[str]:
         """lme4's group names per term (``Subject``, ``Subject.1`` for a second term)."""
         from .design.remat import term_names
@@ -173,7 +205,8 @@ class PriorSet:
         """Names that :meth:`set` accepts."""
         groups = list(dict.fromkeys(r.group for r in self.design.remats))
         return (["fixed"] + list(self.design.xnames) + ["sd"] + [f"sd|{g}" for g in groups]
-                + [f"sd|{t}" for t in self.term_names() if t not in groups] + ["lkj", "sigma"])
+                + [f"sd|{t}" for t in self.term_names() if t not in groups] + ["lkj"]
+                + (["sigma"] if self.sigma is not None else []))
 
     def set(self, target: str, prior) -> None:
         """Set the prior of ``target`` (see the module docstring)."""
@@ -217,7 +250,8 @@ class PriorSet:
             rows.append(("sd", f"{t}: {', '.join(r.cnames)}", str(self.sd[t])))
             if r.p > 1:
                 rows.append(("cor", t, str(self.lkj)))
-        rows.append(("sigma", "Residual", str(self.sigma)))
+        if self.sigma is not None:
+            rows.append(("sigma", "Residual", str(self.sigma)))
         return pd.DataFrame(rows, columns=["class", "parameter", "prior"])
 
     def __repr__(self) -> str:

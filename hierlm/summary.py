@@ -399,11 +399,28 @@ class BayesSummary(LMMSummary):
         self.fit = fit
         post = fit.idata.posterior
         how = fit.plan.describe(fit.terms)
-        lines = [f"Bayesian linear mixed model fit by NUTS ({fit.sampler}; {post.sizes['chain']} chains x "
-                 f"{post.sizes['draw']} draws; {how})", f"Formula: {fit.formula}"]
+        family = getattr(fit, "family", None)
+        kind = "linear" if family is None else "generalized linear"
+        lines = [f"Bayesian {kind} mixed model fit by NUTS ({fit.sampler}; {post.sizes['chain']} chains x "
+                 f"{post.sizes['draw']} draws; {how})"]
+        if family is not None:
+            lines.append(f" Family: {family.name}  ( {family.link} )")
+        lines.append(f"Formula: {fit.formula}")
         if fit.data_name:
             lines.append(f"   Data: {fit.data_name}")
-        re_rows, fe_rows = _posterior_rows(fit)
+        if family is None:
+            re_rows, fe_rows = _posterior_rows(fit)
+        else:
+            # no residual SD (as glmer's summary): give _posterior_rows a
+            # placeholder sigma row and drop the Residual line it makes
+            from types import SimpleNamespace
+
+            import pandas as pd
+
+            dg = fit.diagnostics
+            dg = pd.concat([dg, pd.DataFrame([dg.iloc[0]], index=["sigma"])])
+            re_rows, fe_rows = _posterior_rows(SimpleNamespace(diagnostics=dg, terms=fit.terms, design=fit.design))
+            re_rows = [row for row in re_rows if row[0] != "Residual"]
         lines += ["", "Random effects (posterior mean, 95% interval):"]
         lines += [" " + x for x in _table(re_rows, ["l", "l", "r", "r", "r", "r", "r"])]
         groups = "; ".join(f"{g}, {n}" for g, n in fit.ngroups.items())

@@ -239,9 +239,96 @@ def plan_marginalization(design, priors: PriorSet, marginalize: bool | None, fam
     return MarginalPlan("partial", tuple(sorted(chosen)), fixef, tuple(blocked))
 
 
-def build_pymc_model(design, priors: PriorSet, plan: MarginalPlan):
+def glmm_observations(design, family) -> dict:
+    """What the binomial or Poisson likelihood of a NUTS fit observes.
+
+    Returns ``{"y": counts (successes or events), "trials": trials per row
+    (binomial) or None, "offset": offset or None}``.  Prior weights are not
+    part of a sampled likelihood (they would make it a pseudo-likelihood), so
+    only those that are numbers of trials (a proportion with ``weights=``)
+    are accepted.
+    """
+    from ..errors import HierlmError
+    from ..glmm.family import check_response
+
+    y, wt, ntrials = check_response(design, family)
+    user_wt = None if design.weights is None else np.asarray(design.weights, dtype=float)
+    offset = None if design.offset is None else np.asarray(design.offset, dtype=float)
+    if family.name == "poisson":
+        if user_wt is not None and not np.allclose(user_wt, 1.0):
+            raise HierlmError("NUTS for a Poisson model does not take prior weights (weights=); "
+                              "fit by fit('laplace'), or model rates with offset(log(exposure))")
+        return {"y": np.round(y).astype(np.int64), "trials": None, "offset": offset}
+    if design.counts is not None:
+        if user_wt is not None and not np.allclose(user_wt, 1.0):
+            raise HierlmError("NUTS for a cbind(successes, failures) response does not take weights=; "
+                              "drop weights= or fit by fit('laplace')")
+        m = ntrials
+    else:
+        m = wt
+    bad = np.flatnonzero(np.abs(m - np.round(m)) > 1e-7)
+    if bad.size:
+        raise HierlmError(f"NUTS for a binomial model needs whole numbers of trials; weights= is not a whole "
+                          f"number at row positions {bad[:5].tolist()}: give cbind(successes, failures) "
+                          "or integer weights")
+    m = np.round(m).astype(np.int64)
+    k = np.round(y * m).astype(np.int64)
+    return {"y": k, "trials": m, "offset": offset}
+
+
+def inverse_link(link: str, eta):
+    """``g^{-1}(eta)`` as a PyTensor expression, clamped as R's ``make.link``
+    so that the likelihood stays finite."""
+    import pytensor.tensor as pt
+
+    eps = np.finfo(float).eps
+    if link == "logit":
+        return pt.sigmoid(eta)
+    if link == "probit":
+        return pt.clip(0.5 * pt.erfc(-eta / np.sqrt(2.0)), eps, 1.0 - eps)
+    if link == "cloglog":
+        return pt.clip(-pt.expm1(-pt.exp(pt.minimum(eta, 700.0))), eps, 1.0 - eps)
+    if link == "cauchit":
+        return pt.clip(0.5 + pt.arctan(eta) / np.pi, eps, 1.0 - eps)
+    if link == "log":
+        return pt.maximum(pt.exp(eta), eps)
+    if link == "identity":
+        return pt.maximum(eta, eps)
+    if link == "sqrt":
+        return pt.maximum(eta * eta, eps)
+    raise ValueError(link)  # pragma: no cover  (Family validates links)
+
+
+def _glmm_likelihood(eta, family, obs: dict):
+    """The observed binomial, Bernoulli or Poisson node ``y`` for linear predictor ``eta``."""
+    import pymc as pm
+
+    if family.name == "binomial":
+        m = obs["trials"]
+        bern = bool(np.all(m == 1))
+        if family.link == "logit":  # logit_p: stable for any eta
+            if bern:
+                return pm.Bernoulli("y", logit_p=eta, observed=obs["y"], dims="obs_id")
+            return pm.Binomial("y", n=m, logit_p=eta, observed=obs["y"], dims="obs_id")
+        p = inverse_link(family.link, eta)
+        if family.link == "log":
+            p = pm.math.minimum(p, 1.0 - np.finfo(float).eps)
+        if bern:
+            return pm.Bernoulli("y", p=p, observed=obs["y"], dims="obs_id")
+        return pm.Binomial("y", n=m, p=p, observed=obs["y"], dims="obs_id")
+    return pm.Poisson("y", mu=inverse_link(family.link, eta), observed=obs["y"], dims="obs_id")
+
+
+def build_pymc_model(design, priors: PriorSet, plan: MarginalPlan, family=None):
     """The PyMC model of ``design`` under ``priors``, with ``plan``'s parts
     integrated out.
+
+    Parameters
+    ----------
+    family : hierlm.glmm.family.Family, optional
+        A binomial or Poisson family (then ``plan`` must be ``"none"``): the
+        likelihood is Bernoulli/Binomial/Poisson on the family's link, with
+        the design's offset, and there is no ``sigma``.  None: Gaussian.
 
     Returns
     -------
@@ -251,6 +338,20 @@ def build_pymc_model(design, priors: PriorSet, plan: MarginalPlan):
     import pytensor.tensor as pt
 
     terms = priors.term_names()
+    if family is not None:
+        if plan.kind != "none":  # pragma: no cover  (plan_marginalization never does this)
+            raise ValueError("a binomial or Poisson model samples its random effects (plan 'none')")
+        obs = glmm_observations(design, family)
+        with pm.Model(coords=coords_of(design, priors)) as model:
+            beta = _fixed_effects(design, priors)
+            scales = [_term_scale(t, r, priors) for t, r in zip(terms, design.remats)]
+            eta = pt.as_tensor_variable(design.X) @ beta
+            for k, (t, r) in enumerate(zip(terms, design.remats)):
+                eta = eta + term_contribution(_sampled_ranef(t, r, *scales[k], design.n), r)
+            if obs["offset"] is not None:
+                eta = eta + obs["offset"]
+            _glmm_likelihood(eta, family, obs)
+        return model
     with pm.Model(coords=coords_of(design, priors)) as model:
         beta = None if plan.fixef_integrated else _fixed_effects(design, priors)
         sigma = pm_dist(priors.sigma, "sigma", positive=True)
