@@ -358,6 +358,28 @@ def test_collapsed_loglik_matches_dense_gaussian(case):
     assert got == pytest.approx(want, rel=1e-10)
 
 
+def test_collapsed_loglik_blocked_only():
+    """Non-Normal fixed-effect prior and no small term: only the largest
+    factor is integrated (m = 0 columns in A), beta and the rest sampled."""
+    import pytensor.tensor as pt
+    from scipy import stats
+
+    from hierlm.bayes.backend import MarginalPlan, collapsed_loglik, collapsed_stats
+
+    pen = hierlm.Model("diameter ~ 1 + (1|plate) + (1|sample)", hierlm.datasets.load("Penicillin"))
+    plan = MarginalPlan("partial", (), False, (0,))
+    st = collapsed_stats(pen.design, pen.priors, plan)
+    assert st["m"] == 0
+    d = pen.design
+    beta, b_sample, sd_plate, sigma = 22.5, np.linspace(-2, 2, 6), 0.9, 0.55
+    r = d.y - beta - b_sample[d.remats[1].codes]
+    got = collapsed_loglik(pt.as_tensor(r), pt.as_tensor(np.float64(sigma)), None,
+                           pt.as_tensor(np.array([[sd_plate]])), st).eval(mode=PY_MODE)
+    Z = d.remats[0].sparse().toarray()
+    want = stats.multivariate_normal(np.zeros(d.n), sigma**2 * np.eye(d.n) + sd_plate**2 * Z @ Z.T).logpdf(r)
+    assert got == pytest.approx(want, rel=1e-10)
+
+
 @pytest.mark.parametrize("case", ["dense+sampled", "blocked 2x2"])
 def test_collapsed_draws_match_conditional_distribution(case):
     from hierlm.bayes.backend import MarginalPlan, draw_collapsed

@@ -374,7 +374,7 @@ def build_pymc_model(design, priors: PriorSet, plan: MarginalPlan, family=None):
                 pm.Normal("y", mu=mu, sigma=sigma, observed=y0, dims="obs_id")
             else:
                 G = _collapsed_factor(st, [scales[k] for k in plan.integrated],
-                                      [design.remats[k] for k in plan.integrated])
+                                      [design.remats[k] for k in plan.integrated]) if st["m"] else None
                 Lam = _joint_cholesky([scales[k] for k in plan.blocked]) if plan.blocked else None
                 pm.Potential("marginal_loglik", collapsed_loglik(y0 - mu, sigma, G, Lam, st))
     return model
