@@ -41,6 +41,15 @@ def save(fig, name: str) -> None:
         raise SystemExit(f"{name} is {size} bytes, over {MAX_BYTES}: make the figure smaller")
 
 
+def cbpp_shrinkage():
+    """The shrinkage plot of the cbpp binomial GLMM (docs/plots.md, "GLMM fits")."""
+    from hierlm import plots
+
+    cbpp = hierlm.datasets.load("cbpp")
+    fit = hierlm.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp, family="binomial")
+    return plots.shrinkage(fit, "herd")
+
+
 def main() -> None:
     IMAGES.mkdir(exist_ok=True)
     sleep = hierlm.datasets.load("sleepstudy")
@@ -57,6 +66,9 @@ def main() -> None:
     save(reml.plot("diagnostics", covariate="Days"), "diagnostics.png")
     save(reml.plot("facets"), "facets.png")
     save(reml.plot("predictions"), "predictions.png")
+
+    # a binomial GLMM: shrinkage on the logit scale
+    save(cbpp_shrinkage(), "shrinkage_cbpp.png")
 
     pen = hierlm.lmer("diameter ~ 1 + (1 | plate) + (1 | sample)", hierlm.datasets.load("Penicillin"))
     save(pen.plot("caterpillar"), "caterpillar_penicillin.png")

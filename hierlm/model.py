@@ -185,8 +185,14 @@ class Model:
 
             return fit_nuts(self, **control)
         if key == "map":
-            raise HierlmError(f"MAP for GLMMs is not available yet (family {self.family!r}); "
-                              "fit by maximum likelihood with fit('laplace') or sample with fit('nuts')")
+            unknown = set(control) - {"priors"}
+            if unknown:
+                raise HierlmError(f"unknown option(s) {sorted(unknown)} for MAP of a {self.family} model; "
+                                  "valid: priors (there is no REML for GLMMs)")
+            from .bayes.map import fit_map_glmm
+
+            priors = control.get("priors")
+            return fit_map_glmm(self, self.priors if priors is None else priors)
         if key not in GLMM_METHODS:
             raise HierlmError(f"a {self.family} model is fit by maximum likelihood (Laplace or adaptive "
                               f"Gauss-Hermite quadrature, as glmer; there is no REML): use fit('laplace'), "

@@ -441,11 +441,19 @@ class MAPSummary(LMMSummary):
         self.fit = fit
         what = "likelihood (flat priors)" if fit.flat else "posterior"
         beta = "; fixed effects integrated out too (REML)" if fit.reml else ""
-        lines = [f"Mixed model fit by MAP: mode of the marginal {what}, random effects integrated out{beta}",
-                 f"Formula: {fit.formula}"]
+        glmm = getattr(fit, "family", None) is not None
+        if glmm:
+            # random effects integrated out by the Laplace approximation, no sigma
+            lines = [f"Generalized linear mixed model fit by MAP: mode of the Laplace-marginal {what}",
+                     f" Family: {fit.family.name}  ( {fit.family.link} )",
+                     f"Formula: {fit.formula}"]
+        else:
+            lines = [f"Mixed model fit by MAP: mode of the marginal {what}, random effects integrated out{beta}",
+                     f"Formula: {fit.formula}"]
         if fit.data_name:
             lines.append(f"   Data: {fit.data_name}")
-        lines += ["", f"log marginal likelihood at the mode: {fit.loglik:.4f}", "",
+        what_ll = "Laplace log-likelihood" if glmm else "log marginal likelihood"
+        lines += ["", f"{what_ll} at the mode: {fit.loglik:.4f}", "",
                   "Random effects (mode, approximate posterior SD):"]
         se = fit.se
         rows = [["Groups", "Name", "Std.Dev.", "(SD)", "Corr"]]
@@ -459,7 +467,8 @@ class MAPSummary(LMMSummary):
                     hit = block[(block["var1"] == r.cnames[i]) & (block["var2"] == c)]
                     corr.append(f"{hit['sdcor'].iloc[0]:.2f}")
                 rows.append([t if j == 0 else "", c, f"{sd:.4g}", f"{se[f'sd_{t}[{c}]']:.3g}", " ".join(corr)])
-        rows.append(["Residual", "", f"{fit.sigma:.4g}", f"{se['sigma']:.3g}", ""])
+        if not glmm:
+            rows.append(["Residual", "", f"{fit.sigma:.4g}", f"{se['sigma']:.3g}", ""])
         lines += [" " + x for x in _table(rows, ["l", "l", "r", "r", "l"])]
         groups = "; ".join(f"{g}, {n}" for g, n in fit.ngroups.items())
         lines += [f"Number of obs: {fit.nobs}, groups:  {groups}", "", "Fixed effects:"]

@@ -159,8 +159,8 @@ def test_glmm_priors_and_refusals(cbpp):
     assert "Residual" not in pr.table()["parameter"].tolist()
     with pytest.raises(HierlmError, match="marginalize"):
         m.fit("nuts", marginalize=True)
-    with pytest.raises(HierlmError, match="MAP"):
-        m.fit("map")
+    with pytest.raises(HierlmError, match="there is no REML for GLMMs"):
+        m.fit("map", reml=True)  # MAP for GLMMs: tests/test_map_glmm.py
     prior = m.sample_prior_predictive(draws=50, random_seed=1)
     yp = prior.prior_predictive["y"].to_numpy()
     assert yp.shape[-1] == 56 and np.all(yp <= cbpp["size"].to_numpy())

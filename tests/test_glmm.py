@@ -218,8 +218,8 @@ def test_model_fit_dispatch_and_methods():
     assert f0.loglik == pytest.approx(REF["cbpp_nagq0"]["logLik"], rel=1e-6)
     with pytest.raises(HierlmError, match="there is no REML"):
         m.fit("reml")
-    with pytest.raises(HierlmError, match="MAP for GLMMs is not available yet"):
-        m.fit("map")  # NUTS for GLMMs: tests/test_bayes_glmm.py
+    with pytest.raises(HierlmError, match="unknown option"):
+        m.fit("map", nAGQ=2)  # MAP and NUTS for GLMMs: tests/test_map_glmm.py, tests/test_bayes_glmm.py
     with pytest.raises(HierlmError, match="for binomial and Poisson models"):
         hierlm.Model("Reaction ~ Days + (1 | Subject)", hierlm.datasets.load("sleepstudy")).fit("laplace")
 

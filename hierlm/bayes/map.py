@@ -250,3 +250,145 @@ def conditional_modes(design, theta: np.ndarray, beta: np.ndarray):
     _, b = dev.solve(f)
     cv = dev.condvar_unscaled(f)
     return b, cv
+
+
+class GLMMMarginalPosterior(MarginalPosterior):
+    """Negative log Laplace-marginal posterior of a binomial or Poisson GLMM.
+
+    The random effects are integrated out by the Laplace approximation of the
+    GLMM engine (``GLMMDeviance.stage2``, lme4's nAGQ = 1 deviance, which is
+    ``-2 log p(y | theta, beta)`` including the saturated constants), so with
+    ``priors=None`` the mode is glmer's Laplace estimate.  The unconstrained
+    vector is (beta, log SDs, free correlation parameters): no sigma.
+    """
+
+    def __init__(self, design, priors: PriorSet | None, dev):
+        self.design = design
+        self.glmm_dev = dev
+        self.priors = priors
+        self.reml = False
+        pos = design.p
+        terms = []
+        for r in design.remats:
+            sd = slice(pos, pos + r.p)
+            pos += r.p
+            nc = r.p * (r.p - 1) // 2
+            terms.append((sd, slice(pos, pos + nc), r.p))
+            pos += nc
+        self.layout = _Layout(design.p, terms)
+        self.size = pos
+
+    def natural(self, phi: np.ndarray):
+        """phi -> (beta, 1.0, [sd_k], [Lcorr_k], log-Jacobian); sigma is 1."""
+        lay = self.layout
+        beta = phi[: lay.p]
+        logj = 0.0
+        sds, Ls = [], []
+        for sd_sl, c_sl, p in lay.terms:
+            logsd = phi[sd_sl]
+            sds.append(np.exp(logsd))
+            logj += logsd.sum()
+            L, lj = corr_cholesky(phi[c_sl], p)
+            Ls.append(L)
+            logj += lj
+        return beta, 1.0, sds, Ls, logj
+
+    def loglik(self, theta, beta, sigma=1.0):
+        """Laplace log-likelihood ``-deviance / 2`` (no factor is returned)."""
+        d = self.glmm_dev.stage2(np.concatenate([theta, beta]))
+        return (-0.5 * d if np.isfinite(d) else -np.inf), None
+
+    def __call__(self, phi: np.ndarray) -> float:
+        beta, _, sds, Ls, logj = self.natural(phi)
+        ll, _ = self.loglik(self.theta_of(1.0, sds, Ls), beta)
+        if self.priors is None:
+            return -ll if np.isfinite(ll) else 1e300
+        pr = self.priors
+        lp = sum(float(pr.fixed[n].logpdf(b)) for n, b in zip(self.design.xnames, beta))
+        for t, sd, L in zip(pr.term_names(), sds, Ls):
+            lp += float(np.sum(pr.sd[t].logpdf(sd)))
+            if L.shape[0] > 1:
+                lp += lkj_cholesky_logpdf(L, pr.lkj.params["eta"])
+        val = -(ll + lp + logj)
+        return val if np.isfinite(val) else 1e300
+
+    def start(self, fit) -> np.ndarray:
+        """Unconstrained start from a Laplace fit (SDs floored at 0.05, link scale)."""
+        phi = np.empty(self.size)
+        lay = self.layout
+        phi[: lay.p] = fit.fixef.to_numpy()
+        for (sd_sl, c_sl, p), r, sl in zip(lay.terms, self.design.remats, self.design.theta_slices()):
+            T = r.T(fit.theta[sl])
+            S = T @ T.T
+            sd = np.sqrt(np.maximum(np.diag(S), 0.05**2))
+            C = S / np.outer(sd, sd)
+            np.fill_diagonal(C, 1.0)
+            try:
+                Lc = np.linalg.cholesky(C * 0.98 + 0.02 * np.eye(p))
+            except np.linalg.LinAlgError:
+                Lc = np.eye(p)
+            phi[sd_sl] = np.log(sd)
+            phi[c_sl] = corr_cholesky_free(Lc)
+        return phi
+
+
+def fit_map_glmm(model, priors):
+    """Mode of the Laplace-marginal posterior of a binomial or Poisson GLMM.
+
+    Maximizes ``log p(y | theta, beta) + log prior(beta, SDs, correlations)``
+    over the unconstrained (beta, log SD, free correlation) vector, the
+    random effects integrated out by lme4's Laplace approximation.  With
+    ``priors="flat"`` the mode is glmer's Laplace (nAGQ = 1) estimate.
+
+    Parameters
+    ----------
+    model : hierlm.Model
+        A binomial or Poisson model.
+    priors : PriorSet or "flat"
+
+    Returns
+    -------
+    GLMMMAPFit
+    """
+    from ..glmm.fit import _one_blas_thread, fit_glmm
+    from ..lmm.fit import deriv12
+    from .results import GLMMMAPFit
+
+    flat = isinstance(priors, str) and priors == "flat"
+    if isinstance(priors, str) and not flat:
+        raise HierlmError(f"priors must be 'flat' or a PriorSet (model.priors), not {priors!r}")
+    if not flat and not isinstance(priors, PriorSet):
+        raise HierlmError(f"priors must be 'flat' or a PriorSet (model.priors), not {type(priors).__name__}")
+    with _one_blas_thread():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a singular Laplace start is expected and fine here
+            # the Laplace fit gives the start and, in its GLMMDeviance, glmer's own
+            # criterion (PIRLS from glmer's stage-1 linear predictor)
+            start_fit = fit_glmm(model, model.glmm_family, nAGQ=1, control={"calc_derivs": False},
+                                 data_name=model.data_name)
+        dev = start_fit._dev
+        post = GLMMMarginalPosterior(model.design, None if flat else priors, dev)
+        phi0 = post.start(start_fit)
+        scale = np.ones_like(phi0)
+        p = model.design.p
+        _, w, _ = start_fit._system.moments(start_fit._mode.eta)
+        scale[:p] = np.sqrt(np.diag(start_fit._system.unscaled_vcov(start_fit._mode, w)))
+
+        def scaled(x):
+            return post(phi0 + scale * x)
+
+        res = optimize.minimize(scaled, np.zeros_like(phi0), method="BFGS", jac="3-point",
+                                options={"gtol": 1e-6, "maxiter": 1000})
+        x = res.x if res.fun <= scaled(np.zeros_like(phi0)) else np.zeros_like(phi0)
+        phi = phi0 + scale * x
+        grad = optimize.approx_fprime(x, scaled, 1e-6)
+        converged = bool(np.max(np.abs(grad)) < 1e-2)
+        message = "converged" if converged else f"{res.message} (max |gradient| {np.max(np.abs(grad)):.2g})"
+        _, H = deriv12(lambda xs: np.array([scaled(v) for v in xs]), x)
+        H = H / np.outer(scale, scale)
+        try:
+            cov_phi = np.linalg.inv(H)
+        except np.linalg.LinAlgError:
+            cov_phi = np.full_like(H, np.nan)
+        return GLMMMAPFit(model, post, phi, cov_phi, flat=flat, converged=converged, message=message,
+                          nfev=int(res.nfev))

@@ -538,3 +538,70 @@ class MAPFit(MixedFitBase):
 
         return MAPSummary(self)
 
+
+
+class GLMMMAPFit(MAPFit):
+    """Mode of the Laplace-marginal posterior of a binomial or Poisson GLMM.
+
+    As :class:`MAPFit`, with no sigma (``sigma`` is 1, ``varcorr`` has no
+    Residual row); ``ranef()`` gives the PIRLS conditional modes at the mode
+    and ``loglik`` the Laplace log-likelihood there.
+    """
+
+    sigma = 1.0
+
+    def __init__(self, model, post, phi, cov_phi, flat: bool, converged: bool, message: str, nfev: int):
+        self.model = model
+        self.design = d = model.design
+        self.data_name = model.data_name
+        self.family = model.glmm_family
+        self.flat, self.reml = flat, False
+        self.converged, self.message, self.nfev = converged, message, nfev
+        self._post, self.phi, self._cov_phi = post, phi, cov_phi
+        beta, _, sds, Ls = post.natural(phi)[:4]
+        self.theta = post.theta_of(1.0, sds, Ls)
+        self._beta = np.asarray(beta, dtype=float)
+        dev = post.glmm_dev
+        mode = dev.mode(self.theta, self._beta)
+        self._mode = mode
+        self.loglik = -0.5 * float(dev.criterion(mode))
+        self._vcov = cov_phi[: d.p, : d.p]
+        system = dev.system
+        self._b = system.b_blocks(self.theta, mode.u)
+        _, w, _ = system.moments(mode.eta)
+        self._condvar = system.condvar(mode, w)
+        self.logpost = -float(post(phi))
+        if not converged:
+            warnings.warn(f"MAP optimizer: {message}", UserWarning, stacklevel=3)
+
+    @cached_property
+    def varcorr(self) -> pd.DataFrame:
+        """Variance components at the mode (no Residual row)."""
+        vc = MixedFitBase.varcorr.func(self)
+        return vc[vc["group"] != "Residual"].reset_index(drop=True)
+
+    def _natural_vector(self, phi) -> np.ndarray:
+        beta, _, sds, Ls = self._post.natural(phi)[:4]
+        out = list(beta)
+        for sd, L in zip(sds, Ls):
+            out.extend(sd)
+            C = L @ L.T
+            out.extend(C[i, j] for j in range(len(sd)) for i in range(j + 1, len(sd)))
+        return np.asarray(out, dtype=float)
+
+    @cached_property
+    def se(self) -> pd.Series:
+        """Approximate posterior SDs (inverse Hessian, delta method); no sigma."""
+        f0 = self._natural_vector(self.phi)
+        J = np.empty((f0.size, self.phi.size))
+        h = 1e-6
+        for k in range(self.phi.size):
+            e = np.zeros_like(self.phi)
+            e[k] = h
+            J[:, k] = (self._natural_vector(self.phi + e) - self._natural_vector(self.phi - e)) / (2 * h)
+        cov = J @ self._cov_phi @ J.T
+        names = list(self.design.xnames)
+        for t, r in zip(self.model.priors.term_names(), self.design.remats):
+            names.extend(f"sd_{t}[{c}]" for c in r.cnames)
+            names.extend(f"corr_{t}[{r.cnames[j]},{r.cnames[i]}]" for j in range(r.p) for i in range(j + 1, r.p))
+        return pd.Series(np.sqrt(np.maximum(np.diag(cov), 0)), index=names)

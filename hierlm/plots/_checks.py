@@ -19,9 +19,10 @@ from ._common import (
     _pyplot,
     _qq,
 )
+from ._glmm import is_glmm, link_label, mean_name, randomized_quantile_residuals
 
 
-def diagnostics(fit, covariate=None, *, smoother: bool = True, label_n: int = 3, figsize=None):
+def diagnostics(fit, covariate=None, *, smoother: bool = True, label_n: int = 3, seed=0, figsize=None):
     """Diagnostic panels of the lme4 tutorials.
 
     Pearson residuals (residual / sigma) against fitted values
@@ -29,6 +30,13 @@ def diagnostics(fit, covariate=None, *, smoother: bool = True, label_n: int = 3,
     scale-location plot (sqrt |Pearson residual| against fitted), a normal QQ
     plot of each random effect's conditional modes (posterior means) and,
     with ``covariate``, residuals against that column.
+
+    For binomial and Poisson fits the fitted values are the means on the
+    response scale (proportion, count), residuals vs fitted and
+    scale-location show Pearson residuals, and the residual QQ plot shows
+    randomized quantile residuals (Dunn & Smyth 1996), which are N(0, 1)
+    under the model even for 0/1 data; the random effects are on the link
+    scale.  Each panel's title names its residuals.
 
     Parameters
     ----------
@@ -40,6 +48,8 @@ def diagnostics(fit, covariate=None, *, smoother: bool = True, label_n: int = 3,
         Draw a local linear smoother (gid ``"smoother"``).
     label_n : int
         Label the rows with the largest absolute residuals.
+    seed : int or numpy.random.Generator
+        Randomization of the randomized quantile residuals (GLMMs only).
     figsize : tuple, optional
 
     Returns
@@ -55,6 +65,11 @@ def diagnostics(fit, covariate=None, *, smoother: bool = True, label_n: int = 3,
                             f"{[str(x) for x in data.columns]}")
     fitted = fit.fitted().to_numpy()
     res = fit.residuals(type="pearson").to_numpy()
+    glmm = is_glmm(fit)
+    # GLMMs: fitted means on the response scale; the QQ plot uses randomized
+    # quantile residuals (N(0, 1) under the model, unlike Pearson residuals)
+    fitted_label = f"fitted mean ({mean_name(fit)}, response scale)" if glmm else "fitted value"
+    qq_res = randomized_quantile_residuals(fit, seed) if glmm else res
     index = fit.fitted().index
     re_panels = [(g, k, j, c) for g in _groups(fit) for k, j, c in _group_columns(fit, g)]
     npanel = 3 + len(re_panels) + len(covs)
@@ -81,30 +96,34 @@ def diagnostics(fit, covariate=None, *, smoother: bool = True, label_n: int = 3,
     smooth(ax, fitted, res)
     for i in np.argsort(-np.abs(res))[:label_n]:
         ax.annotate(str(index[i]), (fitted[i], res[i]), xytext=(3, 2), textcoords="offset points", fontsize=7)
-    ax.set_xlabel("fitted value")
+    ax.set_xlabel(fitted_label)
     ax.set_ylabel("Pearson residual")
-    ax.set_title("Residuals vs fitted", fontsize=10)
+    ax.set_title("Pearson residuals vs fitted" if glmm else "Residuals vs fitted", fontsize=10)
     if smoother:
         ax.legend(fontsize=7, loc="best")
     # QQ of residuals
     ax = axes[1]
-    _qq(ax, res)
-    ax.set_ylabel("Pearson residual")
-    ax.set_title("Normal QQ plot of residuals", fontsize=10)
+    _qq(ax, qq_res)
+    if glmm:
+        ax.set_ylabel(f"randomized quantile residual (seed {seed})")
+        ax.set_title("Normal QQ plot of randomized quantile residuals", fontsize=10)
+    else:
+        ax.set_ylabel("Pearson residual")
+        ax.set_title("Normal QQ plot of residuals", fontsize=10)
     # scale-location
     ax = axes[2]
     sl = np.sqrt(np.abs(res))
     ax.scatter(fitted, sl, gid="scale-location-point", **small)
     smooth(ax, fitted, sl)
-    ax.set_xlabel("fitted value")
+    ax.set_xlabel(fitted_label)
     ax.set_ylabel("√|Pearson residual|")
-    ax.set_title("Scale-location", fontsize=10)
+    ax.set_title("Scale-location (Pearson residuals)" if glmm else "Scale-location", fontsize=10)
     # random effects
     what = "posterior mean" if _is_posterior(fit) else "conditional mode"
     for p, (g, k, j, c) in enumerate(re_panels):
         ax = axes[3 + p]
         _qq(ax, fit._b[k][:, j], color=NOPOOL_COLOR, gid="ranef-qq-point")
-        ax.set_ylabel(f"{what} of {c}")
+        ax.set_ylabel(f"{what} of {c}" + (f" ({link_label(fit)})" if glmm else ""))
         ax.set_title(f"Normal QQ: random effects {g}: {c}", fontsize=10)
     # residuals vs covariates
     for p, c in enumerate(covs):

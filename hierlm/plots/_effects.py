@@ -32,6 +32,27 @@ from ._common import (
     _x_terms,
     _z,
 )
+from ._glmm import is_glmm, link_label, mean_name, observations
+
+
+def _observed(fit) -> np.ndarray:
+    """The data on the response scale: y (Gaussian), the observed proportion
+    (binomial) or count per unit of exposure (Poisson with an offset)."""
+    if not is_glmm(fit):
+        return fit.design.y
+    y, _, _, off = observations(fit)
+    if fit.family.name == "poisson" and np.any(off != 0) and fit.family.link == "log":
+        return y / np.exp(off)
+    return y
+
+
+def _to_response(fit, vals):
+    """Linear predictor -> mean (GLMMs); unchanged for Gaussian fits."""
+    return fit.family.linkinv(np.asarray(vals, dtype=float)) if is_glmm(fit) else vals
+
+
+def _y_name(fit) -> str:
+    return mean_name(fit) if is_glmm(fit) else _response_name(fit)
 
 
 def _ranef_limits(fit, group: str, interval: float):
@@ -121,7 +142,8 @@ def caterpillar(fit, group: str | None = None, terms=None, *, interval: float = 
             axi.scatter(e, y, s=14, color=PARTIAL_COLOR, zorder=3, gid="caterpillar-point")
             axi.axvline(0, color="0.3", lw=0.8, ls="--")
             axi.set_title(f"{g}: {t}", fontsize=10)
-            axi.set_xlabel(f"{what} ({_ci_label(interval)} interval)")
+            axi.set_xlabel(f"{what} ({_ci_label(interval)} interval)"
+                           + (f"\n{link_label(fit)}" if is_glmm(fit) else ""))
             axi.set_ylim(-0.7, L - 0.3)
             if axi is first_ax:
                 if L <= 70:
@@ -223,7 +245,7 @@ def facets(fit, x: str | None = None, group: str | None = None, *, levels=None, 
     pos_of = {v: i for i, v in enumerate(grid)} if not numeric and xcol is not None else None
     gx = grid if numeric else np.arange(len(grid), dtype=float)
     G = len(grid)
-    pop = _linear_only(fit, _grid_frame(fit, G, {} if x is None else {x: list(grid)}), xk)
+    pop = _to_response(fit, _linear_only(fit, _grid_frame(fit, G, {} if x is None else {x: list(grid)}), xk))
     # every panel's conditional line in one prediction call
     over: dict = {}
     for lev in chosen:
@@ -231,7 +253,8 @@ def facets(fit, x: str | None = None, group: str | None = None, *, levels=None, 
             over.setdefault(c, []).extend([v] * G)
         if x is not None:
             over.setdefault(x, []).extend(grid)
-    conds = _linear_only(fit, _grid_frame(fit, m * G, over), keep_cond).reshape(m, G)
+    conds = _to_response(fit, _linear_only(fit, _grid_frame(fit, m * G, over), keep_cond)).reshape(m, G)
+    yobs = _observed(fit)
     rng = np.random.default_rng(1)
     for p, lev in enumerate(chosen):
         ax = flat[p]
@@ -243,7 +266,8 @@ def facets(fit, x: str | None = None, group: str | None = None, *, levels=None, 
         else:
             px = rng.uniform(-0.25, 0.25, rows.size)
         cond = conds[p]
-        ax.scatter(px, d.y[rows], s=10, color="0.25", alpha=0.8, gid="facet-data", label="data")
+        ax.scatter(px, yobs[rows], s=10, color="0.25", alpha=0.8, gid="facet-data",
+                   label="data (observed proportion)" if is_glmm(fit) and fit.family.name == "binomial" else "data")
         line = dict(marker="" if numeric or x is None else "o", ms=3)
         if x is None:
             ax.plot([-0.4, 0.4], [cond[0]] * 2, color=PARTIAL_COLOR, lw=1.8, gid="conditional-line",
@@ -258,7 +282,7 @@ def facets(fit, x: str | None = None, group: str | None = None, *, levels=None, 
         ax.set_title(f"{all_levels[lev]} (n={rows.size})", fontsize=8, pad=2)
         ax.tick_params(labelsize=7)
         if p % ncols == 0:
-            ax.set_ylabel(_response_name(fit), fontsize=8)
+            ax.set_ylabel(_y_name(fit), fontsize=8)
         if p >= m - ncols:
             ax.set_xlabel(x if x is not None else "", fontsize=8)
             ax.tick_params(labelbottom=True)
@@ -270,7 +294,8 @@ def facets(fit, x: str | None = None, group: str | None = None, *, levels=None, 
         flat[0].set_xticks([])
     handles, labels = flat[0].get_legend_handles_labels()
     note = f" (first {m} of {len(all_levels)} levels; pass levels=)" if levels is None and m < len(all_levels) else ""
-    fig.suptitle(f"{_response_name(fit)} by {group}: data, {group} fits and the population line{note}",
+    scale = " (response scale)" if is_glmm(fit) else ""
+    fig.suptitle(f"{_y_name(fit)} by {group}{scale}: data, {group} fits and the population line{note}",
                  fontsize=10)
     fig.legend(handles, labels, loc="outside lower center", ncol=3, fontsize=8, frameon=False)
     return fig
@@ -323,6 +348,11 @@ def predictions(fit, x: str | None = None, group: str | None = None, *, levels=N
             raise PlotError("predictions: the model has no covariate to plot against; pass x=COLUMN "
                             "(or use caterpillar for the groups' effects)")
     x = _check_x(fit, x, "predictions", group)
+    glmm = is_glmm(fit)
+    if glmm and predictive:
+        raise PlotError("predictions: predictive=True (intervals for new observations) is not available for "
+                        "binomial/Poisson fits; use predictive=False for intervals of the mean")
+    yobs = _observed(fit)
     frame = d.prepared.frame
     xcol = frame[x]
     numeric = _is_numeric(xcol)
@@ -358,10 +388,11 @@ def predictions(fit, x: str | None = None, group: str | None = None, *, levels=N
     if data:
         px = xcol.to_numpy(dtype=float) if numeric else np.array([grid.index(v) for v in xcol], dtype=float)
         jitter = 0 if numeric else np.random.default_rng(2).uniform(-0.12, 0.12, px.size)
-        ax.scatter(px + jitter, d.y, s=8, color="0.75", zorder=1, gid="data", label="data")
+        ax.scatter(px + jitter, yobs, s=8, color="0.75", zorder=1, gid="data", label="data")
     ncurve = 1 + len(chosen)
     width = 0.6 / max(ncurve, 1)
     mean, lo, hi = _predict_band(fit, _grid_frame(fit, len(grid), {x: list(grid)}), xk, interval, predictive)
+    mean, lo, hi = (_to_response(fit, v) for v in (mean, lo, hi))
     _draw_band(ax, gx, mean, lo, hi, numeric, POP_COLOR, f"population (marginal over {group}), {ci} {kind} interval",
                "population", -width * (ncurve - 1) / 2)
     cmap = _pyplot().get_cmap("tab10")
@@ -370,20 +401,21 @@ def predictions(fit, x: str | None = None, group: str | None = None, *, levels=N
         over = dict(_level_values(fit, group, lev))
         over[x] = list(grid)
         mean, lo, hi = _predict_band(fit, _grid_frame(fit, len(grid), over), keep_cond, interval, predictive)
+        mean, lo, hi = (_to_response(fit, v) for v in (mean, lo, hi))
         if data:
             rows = np.flatnonzero(r.codes == lev)
             px = xcol.to_numpy(dtype=float)[rows] if numeric else np.array(
                 [grid.index(v) for v in xcol.iloc[rows]], dtype=float)
             offset = -width * (ncurve - 1) / 2 + width * (c + 1)
-            ax.scatter(px + (0 if numeric else offset), d.y[rows], s=14, color=color, zorder=2, gid="group-data")
+            ax.scatter(px + (0 if numeric else offset), yobs[rows], s=14, color=color, zorder=2, gid="group-data")
         _draw_band(ax, gx, mean, lo, hi, numeric, color, f"{group} {all_levels[lev]} (conditional)", "conditional",
                    -width * (ncurve - 1) / 2 + width * (c + 1))
     if not numeric:
         ax.set_xticks(np.arange(len(grid)))
         ax.set_xticklabels([str(v) for v in grid])
     ax.set_xlabel(x)
-    ax.set_ylabel(_response_name(fit))
-    ax.set_title(f"Predicted {_response_name(fit)} over {x} ({type(fit).__name__}): population and "
+    ax.set_ylabel(_y_name(fit) + (" (response scale)" if glmm else ""))
+    ax.set_title(f"Predicted {_y_name(fit)} over {x} ({type(fit).__name__}): population and "
                  f"{len(chosen)} {group} level(s)", fontsize=10)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     ax.grid(alpha=0.3)

@@ -23,6 +23,7 @@ from ._common import (
     _term_names,
     _z,
 )
+from ._glmm import glm_irls, is_glmm, link_label, mean_name, observations, separated
 
 
 class _Pooling:
@@ -37,12 +38,20 @@ class _Pooling:
         self.levels = pd.Index(r0.levels)
         codes = r0.codes
         self.n = np.bincount(codes, minlength=len(self.levels))
-        # no pooling: each group's own least squares on the term's columns,
-        # the other fixed effects held at the model's estimates
+        # no pooling: each group's own fit on the term's columns, the other
+        # fixed effects held at the model's estimates (least squares; for a
+        # GLMM a GLM on the link scale with them in the offset)
         Z = np.column_stack([d.remats[k].Xt[:, j] for k, j, _ in cols])
         xnames = list(d.xnames)
         other = [i for i, c in enumerate(xnames) if c not in self.names]
-        y = d.y - (d.X[:, other] @ fit.fixef.to_numpy()[other] if other else 0.0)
+        xb_other = d.X[:, other] @ fit.fixef.to_numpy()[other] if other else np.zeros(d.n)
+        self.glmm = is_glmm(fit)
+        self.separated = 0
+        if self.glmm:
+            fam = fit.family
+            yg, wt, _, off = observations(fit)
+        else:
+            y = d.y - xb_other
         P = len(cols)
         self.nopool = np.full((len(self.levels), P), np.nan)
         order = np.argsort(codes, kind="stable")
@@ -51,9 +60,26 @@ class _Pooling:
             rows = order[bounds[lev]: bounds[lev + 1]]
             Zl = Z[rows]
             if rows.size >= P and np.linalg.matrix_rank(Zl) == P:
-                self.nopool[lev] = np.linalg.lstsq(Zl, y[rows], rcond=None)[0]
-        # complete pooling: one regression ignoring the groups
-        ols = np.linalg.lstsq(d.X, d.y, rcond=None)[0]
+                if not self.glmm:
+                    self.nopool[lev] = np.linalg.lstsq(Zl, y[rows], rcond=None)[0]
+                    continue
+                # all-0 / all-1 (or all-zero counts): the group's own estimate
+                # is -inf or +inf on the link scale; left out, and counted
+                if separated(yg[rows], wt[rows], fam):
+                    self.separated += 1
+                    continue
+                est = glm_irls(Zl, yg[rows], wt[rows], off[rows] + xb_other[rows], fam)
+                if est is None or np.max(np.abs(est)) > 30:  # a slope separating the data
+                    self.separated += 1
+                    continue
+                self.nopool[lev] = est
+        # complete pooling: one regression (GLM) ignoring the groups
+        if self.glmm:
+            ols = glm_irls(d.X, yg, wt, off, fam)
+            if ols is None:
+                ols = np.full(d.p, np.nan)
+        else:
+            ols = np.linalg.lstsq(d.X, d.y, rcond=None)[0]
         self.complete = np.array([ols[xnames.index(c)] if c in xnames else 0.0 for c in self.names])
         fe = fit.fixef
         self.population = np.array([fe[c] if c in fe.index else 0.0 for c in self.names])
@@ -104,6 +130,9 @@ def pooling_estimates(fit, group: str | None = None, interval: float = 0.95) -> 
         has too few rows), ``partial_pooling`` (``fit.coef()``) and
         ``complete_pooling`` (one regression ignoring groups), one column per
         coefficient; posterior fits add ``partial_lower`` and ``partial_upper``.
+        Binomial and Poisson fits: all on the link scale; no pooling is the
+        group's own GLM (other fixed effects in the offset), NaN where it is
+        infinite (all-0 or all-1 outcomes); complete pooling one GLM.
     """
     group = _resolve_group(fit, group, "pooling_estimates")
     pool = _Pooling(fit, group, _check_interval(interval))
@@ -156,9 +185,15 @@ def shrinkage(fit, group: str | None = None, terms=None, *, dim: int | None = No
     complete-pooling estimate (one regression ignoring groups), with an
     arrow from no pooling to partial pooling.  Small groups move furthest.
 
+    Binomial and Poisson fits (GLMMs) are drawn on the link scale: each
+    group's own GLM fit (IRLS, the other fixed effects held at the model's
+    values through an offset), ``coef()``, and one GLM ignoring the groups.
+    Groups with only 0 or only 1 outcomes (all-zero counts) have an infinite
+    own estimate: they get no no-pooling point or arrow, with a warning.
+
     Parameters
     ----------
-    fit : LMMFit, MAPFit or BayesFit
+    fit : LMMFit, GLMMFit, MAPFit or BayesFit
     group : str, optional
         Grouping factor; default the model's first (largest) one.
     terms : str or pair of str, optional
@@ -223,9 +258,15 @@ def shrinkage(fit, group: str | None = None, terms=None, *, dim: int | None = No
         pool.lower, pool.upper = _condvar_limits(fit, group, pool, interval)
     idx = [pool.names.index(c) for c in chosen]
     missing = int(np.isnan(pool.nopool[:, 0]).sum())
-    if missing:
-        warnings.warn(f"shrinkage: {missing} group(s) of {group!r} have too few observations for their own fit; "
+    small = missing - pool.separated
+    if small:
+        warnings.warn(f"shrinkage: {small} group(s) of {group!r} have too few observations for their own fit; "
                       "they get no no-pooling point or arrow", UserWarning, stacklevel=2)
+    if pool.separated:
+        warnings.warn(f"shrinkage: {pool.separated} group(s) of {group!r} have only 0 (or only 1) outcomes, so "
+                      f"their own estimate is infinite on the {link_label(fit)}; they get no no-pooling point or "
+                      "arrow (their partial-pooling point is drawn)", UserWarning, stacklevel=2)
+    missing = (small, pool.separated)
     if dim == 1:
         return _shrinkage_1d(fit, pool, idx[0], intervals, interval, sort, missing, ax, figsize)
     return _shrinkage_2d(fit, pool, idx, intervals, interval, ellipses, annotate, missing, ax, figsize)
@@ -238,9 +279,21 @@ def _condvar_limits(fit, group, pool, interval):
     return pool.partial - z * sd, pool.partial + z * sd
 
 
-def _nopool_label(missing: int) -> str:
-    extra = f"; {missing} group(s) too small, not drawn" if missing else ""
+def _nopool_label(missing) -> str:
+    small, sep = missing if isinstance(missing, tuple) else (missing, 0)
+    extra = f"; {small} group(s) too small, not drawn" if small else ""
+    if sep:
+        extra += f"; {sep} group(s) with all-0/all-1 outcomes (infinite), not drawn"
     return f"no pooling: each group's own fit{extra}"
+
+
+def _axis_name(fit, pool, name: str, intercept_only: bool) -> str:
+    """Axis label of one coefficient; GLMMs say the link scale."""
+    if not pool.glmm:
+        return f"{name} per {pool.group}"
+    if intercept_only:
+        return f"{fit.family.link}({mean_name(fit)}) per {pool.group} ({link_label(fit)})"
+    return f"{name} per {pool.group} ({link_label(fit)})"
 
 
 def _shrinkage_1d(fit, pool: _Pooling, j: int, intervals: bool, interval: float, sort, missing, ax, figsize):
@@ -270,7 +323,7 @@ def _shrinkage_1d(fit, pool: _Pooling, j: int, intervals: bool, interval: float,
     plabel = "partial pooling: the model's estimate" + (f" ({_ci_label(interval)} interval)" if intervals else "")
     ax.scatter(par, ypos, s=22, color=PARTIAL_COLOR, zorder=3, gid="partial-pooling", label=plabel)
     ax.axvline(pool.complete[j], color="0.35", ls="--", lw=1.2, gid="complete-pooling",
-               label="complete pooling: one regression, groups ignored")
+               label="complete pooling: one " + ("GLM" if pool.glmm else "regression") + ", groups ignored")
     if name in fit.fixef.index:
         ax.axvline(pool.population[j], color=POP_COLOR, ls=":", lw=1.2, gid="population-mean",
                    label="population mean (fixed effect)")
@@ -281,9 +334,12 @@ def _shrinkage_1d(fit, pool: _Pooling, j: int, intervals: bool, interval: float,
         ax.set_yticks([])
     ax.set_ylim(-0.8, L - 0.2)
     ax.set_ylabel(f"{pool.group}" + (f", sorted by {sort.replace('_', ' ')}" if sort else ""))
-    what = "mean of " + _response_name(fit) if (name == "(Intercept)" and len(pool.names) == 1
-                                                and len(fit.fixef) == 1) else name
-    ax.set_xlabel(f"{what} per {pool.group}")
+    if pool.glmm:
+        ax.set_xlabel(_axis_name(fit, pool, name, name == "(Intercept)" and len(pool.names) == 1))
+    else:
+        what = "mean of " + _response_name(fit) if (name == "(Intercept)" and len(pool.names) == 1
+                                                    and len(fit.fixef) == 1) else name
+        ax.set_xlabel(f"{what} per {pool.group}")
     ax.set_title(f"Shrinkage of {pool.group} estimates ({type(fit).__name__})\n"
                  "arrows: each group's own fit → the model's estimate; small groups move furthest", fontsize=10)
     _shrinkage_legend(ax, pool.n)
@@ -334,8 +390,8 @@ def _shrinkage_2d(fit, pool: _Pooling, idx, intervals, interval, ellipses, annot
         for k in range(len(pool.levels)):
             ax.annotate(str(pool.levels[k]), (par[k, 0], par[k, 1]), xytext=(3, 3), textcoords="offset points",
                         fontsize=7, color=PARTIAL_COLOR)
-    ax.set_xlabel(f"{pool.names[i]} per {pool.group}")
-    ax.set_ylabel(f"{pool.names[j]} per {pool.group}")
+    ax.set_xlabel(_axis_name(fit, pool, pool.names[i], False))
+    ax.set_ylabel(_axis_name(fit, pool, pool.names[j], False))
     ax.set_title(f"Shrinkage of {pool.group} coefficients ({type(fit).__name__})\n"
                  "arrows: each group's own fit → the model's estimate", fontsize=10)
     _shrinkage_legend(ax, pool.n)

@@ -1,0 +1,126 @@
+"""Pieces the plots need for binomial and Poisson fits (GLMMs): the data on
+the response scale, small GLM fits by IRLS for the no- and complete-pooling
+estimates, and randomized quantile residuals."""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: readable names of the link functions, for axis labels
+_LINK_WORDS = {"logit": "logit", "probit": "probit", "cloglog": "cloglog", "cauchit": "cauchit", "log": "log",
+               "identity": "identity", "sqrt": "square root"}
+
+
+def is_glmm(fit) -> bool:
+    """True for a binomial or Poisson fit (GLMMFit, or a posterior fit with ``.family``)."""
+    return getattr(fit, "family", None) is not None
+
+
+def observations(fit):
+    """(y, wt, ntrials, offset) as the likelihood sees them: binomial y is the
+    proportion of ``ntrials`` (prior weights ``wt``), Poisson y the count."""
+    from ..glmm.family import check_response
+
+    sysm = getattr(fit, "_system", None)
+    if sysm is not None:
+        return sysm.y, sysm.wt, sysm.ntrials, sysm.offset
+    d = fit.design
+    y, wt, ntrials = check_response(d, fit.family)
+    off = np.zeros(d.n) if d.offset is None else np.asarray(d.offset, dtype=float)
+    return y, wt, ntrials, off
+
+
+def mean_name(fit) -> str:
+    """What the mean is: 'proportion of incidence / size' or 'rate of TICKS'."""
+    d = fit.design
+    resp = str(d.formula.response)
+    if fit.family.name == "binomial":
+        if d.counts is not None and resp.startswith("cbind("):
+            inner = resp[len("cbind("):-1]
+            parts = [p.strip() for p in inner.split(",", 1)]
+            if len(parts) == 2:
+                import re
+
+                # cbind(s, n - s): the trials are n
+                m = re.fullmatch(r"(.+?)\s*-\s*" + re.escape(parts[0]), parts[1])
+                total = m.group(1) if m else f"({parts[0]} + {parts[1]})"
+                return f"proportion {parts[0]} / {total}"
+        return f"proportion of {resp}"
+    return f"mean {resp}" if d.offset is None else f"mean {resp} (per unit of exposure)"
+
+
+def link_label(fit) -> str:
+    """e.g. 'logit scale' -- said on every axis drawn on the link scale."""
+    return f"{_LINK_WORDS.get(fit.family.link, fit.family.link)} scale"
+
+
+def glm_irls(X, y, wt, offset, family, maxit: int = 50, tol: float = 1e-10):
+    """Maximum-likelihood GLM coefficients by iteratively reweighted least squares.
+
+    Returns the coefficients, or ``None`` when the fit does not converge to a
+    finite estimate (separation: all-0 or all-1 outcomes, all-zero counts).
+    """
+    X = np.asarray(X, dtype=float)
+    mu = np.asarray(family.mustart(y, wt, wt), dtype=float)
+    eta = family.linkfun(mu) - offset
+    beta = np.linalg.lstsq(X, eta, rcond=None)[0]
+    dev_old = np.inf
+    for _ in range(maxit):
+        e = X @ beta + offset
+        mu = family.linkinv(e)
+        d = family.mu_eta(e)
+        w = wt * d * d / np.maximum(family.variance(mu), 1e-300)
+        z = (e - offset) + (y - mu) / d
+        sw = np.sqrt(w)
+        beta_new = np.linalg.lstsq(X * sw[:, None], z * sw, rcond=None)[0]
+        if not np.all(np.isfinite(beta_new)):
+            return None
+        mu_new = family.linkinv(X @ beta_new + offset)
+        dev = float(np.sum(family.dev_resid(y, mu_new, wt)))
+        beta = beta_new
+        if abs(dev - dev_old) < tol * (abs(dev) + 0.1):
+            break
+        dev_old = dev
+    else:
+        return None
+    return beta
+
+
+def separated(y, wt, family) -> bool:
+    """True when the group's own ML estimate is infinite on the link scale
+    (an intercept-only view: all failures, all successes, or all-zero counts)."""
+    pos = wt > 0
+    if not np.any(pos):
+        return True
+    yy = y[pos]
+    if family.name == "binomial":
+        return bool(np.all(yy <= 0) or np.all(yy >= 1))
+    return bool(np.all(yy <= 0))
+
+
+def randomized_quantile_residuals(fit, seed=0) -> np.ndarray:
+    """Randomized quantile residuals (Dunn & Smyth 1996).
+
+    For each observation ``u`` is drawn uniformly between ``F(y-)`` and
+    ``F(y)`` of the fitted distribution (binomial with the row's trials, or
+    Poisson) at the fitted mean; the residual is ``Phi^{-1}(u)``.  Under the
+    model they are independent N(0, 1), so a normal QQ plot applies even to
+    0/1 data.  ``seed`` makes the randomization repeatable.
+    """
+    from scipy import stats
+
+    y, _, ntrials, _ = observations(fit)
+    mu = np.asarray(fit.fitted(), dtype=float)
+    rng = np.random.default_rng(seed)
+    if fit.family.name == "binomial":
+        n = np.round(np.asarray(ntrials, dtype=float))
+        k = np.round(y * n)
+        lo = stats.binom.cdf(k - 1, n, mu)
+        hi = stats.binom.cdf(k, n, mu)
+    else:
+        k = np.round(y)
+        lo = stats.poisson.cdf(k - 1, mu)
+        hi = stats.poisson.cdf(k, mu)
+    u = lo + rng.uniform(size=y.size) * (hi - lo)
+    u = np.clip(u, 1e-12, 1 - 1e-12)
+    return stats.norm.ppf(u)
