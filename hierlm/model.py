@@ -131,7 +131,8 @@ class Model:
             fits in memory).  Binomial and Poisson models sample their
             random effects, starting the chains at the Laplace fit.
             For ``"map"``: ``priors`` (``"flat"`` for maximum likelihood),
-            ``reml=False`` (integrate beta out too).
+            ``reml=False`` (integrate beta out too; Gaussian models only:
+            binomial and Poisson models use the Laplace-marginal posterior).
 
         Returns
         -------
