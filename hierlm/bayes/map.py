@@ -91,13 +91,20 @@ class _Layout:
 class MarginalPosterior:
     """Negative log marginal posterior (or likelihood) on the unconstrained scale."""
 
+    #: the vector has a log sigma slot (False for binomial/Poisson: sigma is 1)
+    has_sigma = True
+
     def __init__(self, design, priors: PriorSet | None, reml: bool):
         self.design = design
         self.dev = make_deviance(design)
         self.priors = priors
         self.reml = reml
-        pos = 0 if reml else design.p
-        pos += 1  # log sigma
+        self._set_layout()
+
+    def _set_layout(self) -> None:
+        design = self.design
+        pos = 0 if self.reml else design.p
+        pos += int(self.has_sigma)  # log sigma
         terms = []
         for r in design.remats:
             sd = slice(pos, pos + r.p)
@@ -105,14 +112,14 @@ class MarginalPosterior:
             nc = r.p * (r.p - 1) // 2
             terms.append((sd, slice(pos, pos + nc), r.p))
             pos += nc
-        self.layout = _Layout(0 if reml else design.p, terms)
+        self.layout = _Layout(0 if self.reml else design.p, terms)
         self.size = pos
 
     def natural(self, phi: np.ndarray):
         """phi -> (beta or None, sigma, [sd_k], [Lcorr_k], log-Jacobian)."""
         lay = self.layout
         beta = phi[: lay.p] if lay.p else None
-        log_sigma = phi[lay.p]
+        log_sigma = phi[lay.p] if self.has_sigma else 0.0
         sigma = np.exp(log_sigma)
         logj = log_sigma
         sds, Ls = [], []
@@ -152,9 +159,9 @@ class MarginalPosterior:
         beta, sigma, sds, Ls, logj = self.natural(phi)
         ll, _ = self.loglik(self.theta_of(sigma, sds, Ls), beta, sigma)
         if self.priors is None:
-            return -ll
+            return -ll if np.isfinite(ll) else 1e300
         pr = self.priors
-        lp = float(pr.sigma.logpdf(sigma))
+        lp = float(pr.sigma.logpdf(sigma)) if self.has_sigma else 0.0
         if beta is not None:
             lp += sum(float(pr.fixed[n].logpdf(b)) for n, b in zip(self.design.xnames, beta))
         for t, sd, L in zip(pr.term_names(), sds, Ls):
@@ -170,7 +177,8 @@ class MarginalPosterior:
         lay = self.layout
         if lay.p:
             phi[: lay.p] = fit.fixef.to_numpy()
-        phi[lay.p] = np.log(fit.sigma)
+        if self.has_sigma:
+            phi[lay.p] = np.log(fit.sigma)
         for (sd_sl, c_sl, p), r, sl in zip(lay.terms, self.design.remats, self.design.theta_slices()):
             T = r.T(fit.theta[sl])
             S = fit.sigma**2 * T @ T.T
@@ -262,74 +270,19 @@ class GLMMMarginalPosterior(MarginalPosterior):
     vector is (beta, log SDs, free correlation parameters): no sigma.
     """
 
+    has_sigma = False
+
     def __init__(self, design, priors: PriorSet | None, dev):
         self.design = design
         self.glmm_dev = dev
         self.priors = priors
         self.reml = False
-        pos = design.p
-        terms = []
-        for r in design.remats:
-            sd = slice(pos, pos + r.p)
-            pos += r.p
-            nc = r.p * (r.p - 1) // 2
-            terms.append((sd, slice(pos, pos + nc), r.p))
-            pos += nc
-        self.layout = _Layout(design.p, terms)
-        self.size = pos
-
-    def natural(self, phi: np.ndarray):
-        """phi -> (beta, 1.0, [sd_k], [Lcorr_k], log-Jacobian); sigma is 1."""
-        lay = self.layout
-        beta = phi[: lay.p]
-        logj = 0.0
-        sds, Ls = [], []
-        for sd_sl, c_sl, p in lay.terms:
-            logsd = phi[sd_sl]
-            sds.append(np.exp(logsd))
-            logj += logsd.sum()
-            L, lj = corr_cholesky(phi[c_sl], p)
-            Ls.append(L)
-            logj += lj
-        return beta, 1.0, sds, Ls, logj
+        self._set_layout()
 
     def loglik(self, theta, beta, sigma=1.0):
         """Laplace log-likelihood ``-deviance / 2`` (no factor is returned)."""
         d = self.glmm_dev.stage2(np.concatenate([theta, beta]))
         return (-0.5 * d if np.isfinite(d) else -np.inf), None
-
-    def __call__(self, phi: np.ndarray) -> float:
-        beta, _, sds, Ls, logj = self.natural(phi)
-        ll, _ = self.loglik(self.theta_of(1.0, sds, Ls), beta)
-        if self.priors is None:
-            return -ll if np.isfinite(ll) else 1e300
-        pr = self.priors
-        lp = sum(float(pr.fixed[n].logpdf(b)) for n, b in zip(self.design.xnames, beta))
-        for t, sd, L in zip(pr.term_names(), sds, Ls):
-            lp += float(np.sum(pr.sd[t].logpdf(sd)))
-            if L.shape[0] > 1:
-                lp += lkj_cholesky_logpdf(L, pr.lkj.params["eta"])
-        val = -(ll + lp + logj)
-        return val if np.isfinite(val) else 1e300
-
-    def start(self, fit) -> np.ndarray:
-        """Unconstrained start from a Laplace fit (SDs floored at 0.05, link scale)."""
-        phi = np.empty(self.size)
-        lay = self.layout
-        phi[: lay.p] = fit.fixef.to_numpy()
-        for (sd_sl, c_sl, p), r, sl in zip(lay.terms, self.design.remats, self.design.theta_slices()):
-            T = r.T(fit.theta[sl])
-            S = T @ T.T
-            sd = np.sqrt(np.maximum(np.diag(S), 0.05**2))
-            C = S / np.outer(sd, sd)
-            np.fill_diagonal(C, 1.0)
-            try:
-                Lc = np.linalg.cholesky(C * 0.98 + 0.02 * np.eye(p))
-            except np.linalg.LinAlgError:
-                Lc = np.eye(p)
-            phi[sd_sl] = np.log(sd)
-            phi[c_sl] = corr_cholesky_free(Lc)
-        return phi
 
 
 def fit_map_glmm(model, priors):

@@ -505,7 +505,8 @@ class MAPFit(MixedFitBase):
     def _natural_vector(self, phi) -> np.ndarray:
         beta, sigma, sds, Ls = self._post.natural(phi)[:4]
         out = [] if beta is None else list(beta)
-        out.append(sigma)
+        if self._post.has_sigma:
+            out.append(sigma)
         for sd, L in zip(sds, Ls):
             out.extend(sd)
             C = L @ L.T
@@ -524,7 +525,8 @@ class MAPFit(MixedFitBase):
             J[:, k] = (self._natural_vector(self.phi + e) - self._natural_vector(self.phi - e)) / (2 * h)
         cov = J @ self._cov_phi @ J.T
         names = [] if self.reml else list(self.design.xnames)
-        names.append("sigma")
+        if self._post.has_sigma:
+            names.append("sigma")
         for t, r in zip(self.model.priors.term_names(), self.design.remats):
             names.extend(f"sd_{t}[{c}]" for c in r.cnames)
             names.extend(f"corr_{t}[{r.cnames[j]},{r.cnames[i]}]" for j in range(r.p) for i in range(j + 1, r.p))
@@ -579,29 +581,3 @@ class GLMMMAPFit(MAPFit):
         """Variance components at the mode (no Residual row)."""
         vc = MixedFitBase.varcorr.func(self)
         return vc[vc["group"] != "Residual"].reset_index(drop=True)
-
-    def _natural_vector(self, phi) -> np.ndarray:
-        beta, _, sds, Ls = self._post.natural(phi)[:4]
-        out = list(beta)
-        for sd, L in zip(sds, Ls):
-            out.extend(sd)
-            C = L @ L.T
-            out.extend(C[i, j] for j in range(len(sd)) for i in range(j + 1, len(sd)))
-        return np.asarray(out, dtype=float)
-
-    @cached_property
-    def se(self) -> pd.Series:
-        """Approximate posterior SDs (inverse Hessian, delta method); no sigma."""
-        f0 = self._natural_vector(self.phi)
-        J = np.empty((f0.size, self.phi.size))
-        h = 1e-6
-        for k in range(self.phi.size):
-            e = np.zeros_like(self.phi)
-            e[k] = h
-            J[:, k] = (self._natural_vector(self.phi + e) - self._natural_vector(self.phi - e)) / (2 * h)
-        cov = J @ self._cov_phi @ J.T
-        names = list(self.design.xnames)
-        for t, r in zip(self.model.priors.term_names(), self.design.remats):
-            names.extend(f"sd_{t}[{c}]" for c in r.cnames)
-            names.extend(f"corr_{t}[{r.cnames[j]},{r.cnames[i]}]" for j in range(r.p) for i in range(j + 1, r.p))
-        return pd.Series(np.sqrt(np.maximum(np.diag(cov), 0)), index=names)

@@ -29,11 +29,13 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import ConvergenceWarning, HierlmError
+from ..lmm.fit import OptInfo
+from ..lmm.fit import check_control as check_lmm_control
 from .family import Family, check_response
 from .pirls import Mode, PirlsError, PirlsSystem
 
@@ -57,26 +59,16 @@ DEFAULT_CONTROL = {
 
 
 @dataclass
-class GLMMOptInfo:
-    """What the optimizers did: evaluations per stage, status, lme4's
-    convergence messages, and the derivatives at the optimum."""
+class GLMMOptInfo(OptInfo):
+    """What the optimizers did (as the LMM's :class:`OptInfo`), with the
+    evaluations of lme4's first stage (nAGQ = 0) counted apart."""
 
     optimizer: str = "nloptwrap (NLOPT_LN_BOBYQA), two stages"
-    feval: int = 0
     feval_stage1: int = 0
-    status: str = ""
-    singular: bool = False
-    messages: list = field(default_factory=list)
-    gradient: np.ndarray | None = None
-    hessian: np.ndarray | None = None
 
 
 def check_control(control: dict) -> dict:
-    unknown = set(control) - set(DEFAULT_CONTROL)
-    if unknown:
-        raise HierlmError(f"unknown control option(s) {sorted(unknown)} for a GLMM fit; valid: "
-                          f"{sorted(DEFAULT_CONTROL)}")
-    return {**DEFAULT_CONTROL, **control}
+    return check_lmm_control(control, DEFAULT_CONTROL, " for a GLMM fit")
 
 
 def gh_rule(n: int) -> tuple[np.ndarray, np.ndarray]:

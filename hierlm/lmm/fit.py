@@ -42,13 +42,15 @@ class OptInfo:
     hessian: np.ndarray | None = None
 
 
-def check_control(control: dict) -> dict:
-    unknown = set(control) - set(DEFAULT_CONTROL)
+def check_control(control: dict, defaults: dict | None = None, what: str = "") -> dict:
+    """``control`` over ``defaults`` (the LMM engine's unless given); unknown keys are an error."""
+    defaults = DEFAULT_CONTROL if defaults is None else defaults
+    unknown = set(control) - set(defaults)
     if unknown:
         raise HierlmError(
-            f"unknown control option(s) {sorted(unknown)}; valid: {sorted(DEFAULT_CONTROL)}"
+            f"unknown control option(s) {sorted(unknown)}{what}; valid: {sorted(defaults)}"
         )
-    return {**DEFAULT_CONTROL, **control}
+    return {**defaults, **control}
 
 
 def deriv12(fun_many, x: np.ndarray, delta: float = 1e-4) -> tuple[np.ndarray, np.ndarray]:
