@@ -206,13 +206,19 @@ def coefmat_lines(tab, digits: int = 4) -> list[str]:
         cells = shown.reshape(nr, 3)
     t_s = format_r_vector(np.round(tval, 3), digits)
     p_s = format_pval(pv, digits=max(1, min(5, digits - 1)))
-    stars = any(np.isfinite(pv) & (pv < 0.1))
-    header = ["", "Estimate", "Std. Error", "df", "t value", "Pr(>|t|)"] + ([""] if stars else [])
+    return starred_table(["Estimate", "Std. Error", "df", "t value", "Pr(>|t|)"], names,
+                         [[*cells[i], t_s[i], p_s[i]] for i in range(nr)], pv)
+
+
+def starred_table(columns: list[str], names, cells: list[list[str]], pv: np.ndarray) -> list[str]:
+    """R's ``printCoefmat`` table: formatted cells per row, then significance
+    stars and their legend when some p-value is below 0.1."""
+    stars = bool(np.any(np.isfinite(pv) & (pv < 0.1)))
+    header = ["", *columns] + ([""] if stars else [])
     rows = [header]
-    for i, n in enumerate(names):
-        row = [n, *cells[i], t_s[i], p_s[i]]
+    for n, row, p in zip(names, cells, pv):
+        row = [n, *row]
         if stars:
-            p = pv[i]
             row.append(("***" if p <= 0.001 else "**" if p <= 0.01 else "*" if p <= 0.05
                         else "." if p <= 0.1 else " ").ljust(3) if np.isfinite(p) else "   ")
         rows.append(row)

@@ -9,7 +9,6 @@ import textwrap
 import numpy as np
 
 from ..summary import (
-    SIGNIF_LEGEND,
     _fixed_corr,
     _quantile_line,
     _table,
@@ -17,6 +16,7 @@ from ..summary import (
     format_r_vector,
     named_vector,
     random_effects_table,
+    starred_table,
 )
 
 
@@ -70,20 +70,8 @@ def glmm_coefmat_lines(tab, digits: int = 4) -> list[str]:
     cells = np.array(format_r_vector(rounded.T.ravel(), digits), dtype=object).reshape(2, nr).T
     z_s = format_r_vector(np.round(zval, 3), digits)
     p_s = format_pval(pv, digits=max(1, min(5, digits - 1)))
-    stars = bool(np.any(np.isfinite(pv) & (pv < 0.1)))
-    header = ["", "Estimate", "Std. Error", "z value", "Pr(>|z|)"] + ([""] if stars else [])
-    rows = [header]
-    for i, n in enumerate(names):
-        row = [n, *cells[i], z_s[i], p_s[i]]
-        if stars:
-            p = pv[i]
-            row.append(("***" if p <= 0.001 else "**" if p <= 0.01 else "*" if p <= 0.05
-                        else "." if p <= 0.1 else " ").ljust(3) if np.isfinite(p) else "   ")
-        rows.append(row)
-    lines = _table(rows, ["l"] + ["r"] * (len(header) - 1))
-    if stars:
-        lines += ["---", SIGNIF_LEGEND]
-    return lines
+    return starred_table(["Estimate", "Std. Error", "z value", "Pr(>|z|)"], names,
+                         [[*cells[i], z_s[i], p_s[i]] for i in range(nr)], pv)
 
 
 def _title(text: str, cls: str = "glmerMod", width: int = 80) -> list[str]:
