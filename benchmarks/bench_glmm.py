@@ -33,11 +33,8 @@ from __future__ import annotations
 import argparse
 import gc
 import platform
-import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -45,6 +42,7 @@ from pathlib import Path
 import numpy as np
 
 import hierlm
+import rserver  # benchmarks/rserver.py (the script's folder is on sys.path)
 
 HERE = Path(__file__).resolve().parent
 DATA_DIR = Path(hierlm.datasets.__file__).resolve().parent / "data"
@@ -57,57 +55,8 @@ CASES = [
 ]
 
 
-class Lme4Server:
-    """benchmarks/bench_glmm.R running as a persistent Rscript process."""
-
-    def __init__(self, startup_timeout: float = 300.0):
-        self._stderr = tempfile.TemporaryFile(mode="w+")
-        self.proc = subprocess.Popen(
-            ["Rscript", str(R_SCRIPT), str(DATA_DIR)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, text=True, bufsize=1,
-        )
-        line = self._readline()
-        if not line.startswith("READY"):
-            raise RuntimeError(f"bench_glmm.R did not start: {line!r} {self.stderr_tail()}")
-        parts = line.split()  # READY lme4 <ver> R <ver>
-        self.version = f"{parts[2]} (R {parts[4]})"
-
-    def _readline(self) -> str:
-        line = self.proc.stdout.readline()
-        if not line:
-            raise RuntimeError(f"Rscript exited (rc={self.proc.poll()}): {self.stderr_tail()}")
-        return line.strip()
-
-    def stderr_tail(self, n: int = 600) -> str:
-        self._stderr.seek(0)
-        return self._stderr.read()[-n:].strip()
-
-    def fit(self, case: str) -> tuple[float, float]:
-        self.proc.stdin.write(f"fit {case}\n")
-        self.proc.stdin.flush()
-        parts = self._readline().split()
-        if parts[0] != "RESULT" or parts[1] != case:
-            raise RuntimeError(f"lme4 {case}: {' '.join(parts)}")
-        return float(parts[2]), float(parts[3])
-
-    def close(self) -> None:
-        try:
-            self.proc.stdin.write("quit\n")
-            self.proc.stdin.close()
-            self.proc.wait(timeout=30)
-        except Exception:
-            self.proc.kill()
-            self.proc.wait()
-        self._stderr.close()
-
-
-def make_lme4() -> tuple[Lme4Server | None, str | None]:
-    if shutil.which("Rscript") is None:
-        return None, "lme4 skipped: Rscript is not on PATH"
-    try:
-        return Lme4Server(), None
-    except Exception as exc:
-        return None, f"lme4 skipped: {exc}"
+def make_lme4():
+    return rserver.start(rserver.RServer, R_SCRIPT, DATA_DIR)
 
 
 def fit_hierlm(formula: str, df, family: str) -> tuple[float, float]:
@@ -135,7 +84,7 @@ def main(argv=None) -> int:
         for name, formula, family in CASES:
             fit_hierlm(formula, data[name], family)
             if lme4:
-                lme4.fit(name)
+                lme4.fit_case(name)
         for rep in range(args.reps):
             for name, formula, family in CASES:
                 order = tools if rep % 2 == 0 else tools[::-1]
@@ -143,7 +92,7 @@ def main(argv=None) -> int:
                     if tool == "hierlm":
                         t, val = fit_hierlm(formula, data[name], family)
                     else:
-                        t, val = lme4.fit(name)
+                        t, val = lme4.fit_case(name)
                     times.setdefault((tool, name), []).append(t)
                     ll[(tool, name)] = val
     finally:

@@ -48,7 +48,6 @@ import gc
 import os
 import pickle
 import platform
-import shutil
 import statistics
 import subprocess
 import sys
@@ -62,6 +61,7 @@ import numpy as np
 import pandas as pd
 
 import hierlm
+import rserver  # benchmarks/rserver.py (the script's folder is on sys.path)
 
 HERE = Path(__file__).resolve().parent
 DATA_DIR = Path(hierlm.datasets.__file__).resolve().parent / "data"
@@ -124,46 +124,17 @@ def make_mixedlm() -> PyTool | None:
                   converged=lambda r: bool(r.converged) and bool(r.REML))
 
 
-class Lme4Server:
+class Lme4Server(rserver.RServer):
     """benchmarks/bench_lme4.R running as a persistent Rscript process."""
 
     name = "lme4"
 
-    def __init__(self, startup_timeout: float = 300.0):
+    def __init__(self):
         self.notes: list[str] = []
-        self._stderr = tempfile.TemporaryFile(mode="w+")
-        self.proc = subprocess.Popen(
-            ["Rscript", str(R_SCRIPT), str(DATA_DIR)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
-            text=True, bufsize=1,
-        )
-        line = self._readline()
-        if not line.startswith("READY"):
-            raise RuntimeError(f"bench_lme4.R did not start: {line!r} {self.stderr_tail()}")
-        parts = line.split()           # READY lme4 <ver> R <ver>
-        self.version = f"{parts[2]} (R {parts[4]})"
-
-    def _readline(self) -> str:
-        line = self.proc.stdout.readline()
-        if not line:
-            raise RuntimeError(f"Rscript exited (rc={self.proc.poll()}): {self.stderr_tail()}")
-        return line.strip()
-
-    def stderr_tail(self, n: int = 600) -> str:
-        self._stderr.seek(0)
-        return self._stderr.read()[-n:].strip()
-
-    def _request(self, req: str) -> str:
-        self.proc.stdin.write(req + "\n")
-        self.proc.stdin.flush()
-        return self._readline()
+        super().__init__(R_SCRIPT, DATA_DIR)
 
     def fit(self, case: str, formula: str, df: pd.DataFrame) -> tuple[float, float]:
-        line = self._request(f"fit {case}")
-        parts = line.split()
-        if parts[0] != "RESULT" or parts[1] != case:
-            raise RuntimeError(f"lme4 {case}: {line}")
-        return float(parts[2]), float(parts[3])
+        return self.fit_case(case)
 
     def peak_rss_mib(self) -> float | None:
         parts = self._request("mem").split()
@@ -172,24 +143,9 @@ class Lme4Server:
         except (IndexError, ValueError):
             return None
 
-    def close(self) -> None:
-        try:
-            self.proc.stdin.write("quit\n")
-            self.proc.stdin.close()
-            self.proc.wait(timeout=30)
-        except Exception:
-            self.proc.kill()
-            self.proc.wait()
-        self._stderr.close()
-
 
 def make_lme4() -> tuple[Lme4Server | None, str | None]:
-    if shutil.which("Rscript") is None:
-        return None, "lme4 skipped: Rscript is not on PATH"
-    try:
-        return Lme4Server(), None
-    except Exception as exc:
-        return None, f"lme4 skipped: {exc}"
+    return rserver.start(Lme4Server)
 
 
 # ------------------------------------------------------------------ peak memory
