@@ -7,8 +7,9 @@ import sys
 import warnings
 from pathlib import Path
 
-from . import datasets
+from . import datasets, plots
 from .errors import FormulaError, HierlmError
+from .model import Model
 
 DEMO_FORMULA = "Reaction ~ Days + (Days | Subject)"
 # hierlm.plots.KINDS, without importing it (and numpy) before arguments are parsed
@@ -31,8 +32,6 @@ def _load(name: str):
 
 
 def _fit_model(formula: str, data_name: str, ml: bool, nuts: dict | None = None):
-    from .model import Model
-
     data, label = _load(data_name)
     model = Model(formula, data)
     model.data_name = label
@@ -61,8 +60,6 @@ def _save_plots(fit, kinds: list[str], out: str | None, group: str | None, x: st
     if getattr(matplotlib.rcParams, "_get_backend_or_none", lambda: None)() is None:
         matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from . import plots
 
     written = []
     for kind, path in zip(kinds, _plot_paths(kinds, out)):

@@ -1,17 +1,35 @@
-"""The user-facing model: a formula on a data frame, fit by one of the engines."""
+"""The user-facing model: a formula on a data frame, fit by one of the engines.
+
+``Model.fit(method)`` maps a method to one engine's entry point and hands it
+the design; each engine validates its own options:
+
+=================  ========================================  ==========================
+method             engine                                    fit
+=================  ========================================  ==========================
+``"reml"``/``"ml"``  :func:`hierlm.lmm.fit_lmm` (Gaussian)      :class:`~hierlm.lmm.LMMFit`
+``"laplace"``      :func:`hierlm.glmm.fit_glmm` (binomial,    :class:`~hierlm.glmm.GLMMFit`
+                   Poisson; ``"ml"`` is an alias)
+``"map"``          :func:`hierlm.bayes.fit_map`               :class:`~hierlm.bayes.MAPFit`
+``"nuts"``         :func:`hierlm.bayes.fit_nuts`              :class:`~hierlm.bayes.BayesFit`
+=================  ========================================  ==========================
+"""
 
 from __future__ import annotations
 
 import pandas as pd
 
+from .bayes import fit_map, fit_nuts
+from .bayes.backend import MarginalPlan, build_pymc_model
+from .bayes.sample import check_counts
 from .design.build import build_design
 from .errors import HierlmError
+from .family import FamilyError, make_family
+from .glmm import fit_glmm
+from .lmm import fit_lmm
+from .priors import PriorSet
 
 FAMILIES = ("gaussian", "binomial", "poisson")
 METHODS = ("reml", "ml", "laplace", "nuts", "map")
-GLMM_METHODS = ("laplace", "ml")
-NUTS_OPTIONS = ("draws", "tune", "chains", "sampler", "random_seed", "progressbar", "marginalize",
-                "target_accept", "log_likelihood")
 
 
 class Model:
@@ -48,17 +66,13 @@ class Model:
 
     def __init__(self, formula: str, data: pd.DataFrame, family: str = "gaussian", na_action: str = "omit",
                  link: str | None = None, weights=None, offset=None):
-        if family not in FAMILIES:
-            raise HierlmError(f"family {family!r} is not supported; available: {', '.join(FAMILIES)}")
+        if not isinstance(family, str) or family not in FAMILIES:
+            raise FamilyError(f"family {family!r} is not supported; available: {', '.join(FAMILIES)}")
+        if family == "gaussian" and link not in (None, "identity"):
+            raise FamilyError(f"link {link!r} is not available for the gaussian family (identity only)")
         self.formula = formula
-        self.family = family
-        self.glmm_family = None
-        if family != "gaussian":
-            from .glmm.family import make_family
-
-            self.glmm_family = make_family(family, link)
-        elif link not in (None, "identity"):
-            raise HierlmError(f"link {link!r} is not available for the gaussian family (identity only)")
+        #: the family and link (a :class:`hierlm.family.Family`)
+        self.family = make_family(family, link)
         self.design = build_design(formula, data, na_action=na_action, family=family, weights=weights,
                                    offset=offset)
         self.data = data if isinstance(data, pd.DataFrame) else pd.DataFrame(data)
@@ -69,8 +83,6 @@ class Model:
     def priors(self):
         """The priors of Bayesian fits (a :class:`hierlm.priors.PriorSet`; print it to see them)."""
         if self._priors is None:
-            from .priors import PriorSet
-
             self._priors = PriorSet(self.design, family=self.family)
         return self._priors
 
@@ -94,11 +106,8 @@ class Model:
         """Draws from the prior and the prior predictive (ArviZ InferenceData)."""
         import pymc as pm
 
-        from .bayes.backend import MarginalPlan, build_pymc_model
-        from .bayes.sample import check_counts
-
         check_counts(draws, 0, 1)
-        with build_pymc_model(self.design, self.priors, MarginalPlan("none"), family=self.glmm_family):
+        with build_pymc_model(self.design, self.priors, MarginalPlan("none"), self.family):
             return pm.sample_prior_predictive(draws=draws, random_seed=random_seed)
 
     def fit(self, method: str | None = None, **control):
@@ -138,74 +147,40 @@ class Model:
         -------
         LMMFit, BayesFit or MAPFit
         """
-        from .lmm.deviance import make_deviance
-        from .lmm.fit import check_control, optimize_theta
-        from .lmm.results import LMMFit
-
+        gaussian = self.family.is_gaussian
         if method is None:
-            method = "reml" if self.family == "gaussian" else "laplace"
+            method = "reml" if gaussian else "laplace"
         key = str(method).lower()
         if key not in METHODS:
             raise HierlmError(f"method must be one of {METHODS}, not {method!r}")
-        if self.family != "gaussian":
-            return self._fit_glmm(key, control)
-        if key == "laplace":
-            raise HierlmError("method 'laplace' is for binomial and Poisson models; a gaussian model is fit "
-                              "by 'reml' or 'ml'")
+        where = dict(model=self, data_name=self.data_name)
         if key == "nuts":
-            unknown = set(control) - set(NUTS_OPTIONS)
-            if unknown:
-                raise HierlmError(f"unknown option(s) {sorted(unknown)} for NUTS; valid: {', '.join(NUTS_OPTIONS)}")
-            from .bayes.results import fit_nuts
-
-            return fit_nuts(self, **control)
+            return fit_nuts(self.design, self.family, self.priors, control, **where)
         if key == "map":
-            unknown = set(control) - {"priors", "reml"}
+            unknown = set(control) - ({"priors", "reml"} if gaussian else {"priors"})
             if unknown:
-                raise HierlmError(f"unknown option(s) {sorted(unknown)} for MAP; valid: priors, reml")
-            from .bayes.map import fit_map
-
+                valid = "priors, reml" if gaussian else "priors (there is no REML for GLMMs)"
+                raise HierlmError(f"unknown option(s) {sorted(unknown)} for MAP of a {self.family.name} model; "
+                                  f"valid: {valid}")
             priors = control.get("priors")
-            return fit_map(self, self.priors if priors is None else priors, reml=bool(control.get("reml", False)))
-        control = check_control(control)
-        dev = make_deviance(self.design)
-        reml = key == "reml"
-        theta, info = optimize_theta(dev, reml, control)
-        return LMMFit(self, dev, theta, reml, info, data_name=self.data_name)
-
-    def _fit_glmm(self, key: str, control: dict):
-        """Dispatch of a binomial or Poisson model (lme4's ``glmer``)."""
-        if key == "nuts":
-            unknown = set(control) - set(NUTS_OPTIONS)
-            if unknown:
-                raise HierlmError(f"unknown option(s) {sorted(unknown)} for NUTS; valid: {', '.join(NUTS_OPTIONS)}")
-            if control.get("marginalize"):
-                raise HierlmError(f"marginalize=True needs a Gaussian model (this one is {self.family}); "
-                                  "a binomial or Poisson model samples its random effects")
-            from .bayes.results import fit_nuts
-
-            return fit_nuts(self, **control)
-        if key == "map":
-            unknown = set(control) - {"priors"}
-            if unknown:
-                raise HierlmError(f"unknown option(s) {sorted(unknown)} for MAP of a {self.family} model; "
-                                  "valid: priors (there is no REML for GLMMs)")
-            from .bayes.map import fit_map_glmm
-
-            priors = control.get("priors")
-            return fit_map_glmm(self, self.priors if priors is None else priors)
-        if key not in GLMM_METHODS:
-            raise HierlmError(f"a {self.family} model is fit by maximum likelihood (Laplace or adaptive "
-                              f"Gauss-Hermite quadrature, as glmer; there is no REML): use fit('laplace'), "
-                              f"not {key!r}")
-        from .glmm.fit import fit_glmm
-
+            return fit_map(self.design, self.family, self.priors if priors is None else priors,
+                           reml=bool(control.get("reml", False)), **where)
+        if gaussian:
+            if key == "laplace":
+                raise HierlmError("method 'laplace' is for binomial and Poisson models; a gaussian model is "
+                                  "fit by 'reml' or 'ml'")
+            return fit_lmm(self.design, key == "reml", control, **where)
+        if key == "reml":
+            raise HierlmError(f"a {self.family.name} model is fit by maximum likelihood (Laplace or adaptive "
+                              "Gauss-Hermite quadrature, as glmer; there is no REML): use fit('laplace'), "
+                              "not 'reml'")
+        control = dict(control)
         nagq = control.pop("nAGQ", 1)
-        return fit_glmm(self, self.glmm_family, nAGQ=nagq, control=control, data_name=self.data_name)
+        return fit_glmm(self.design, self.family, nagq, control, **where)
 
     def __repr__(self) -> str:
         d = self.design
-        return (f"Model({self.formula!r}, family={self.family!r}: n={d.n}, "
+        return (f"Model({self.formula!r}, family={self.family.name!r}: n={d.n}, "
                 f"{d.p} fixed effects, groups {d.groups()})")
 
 

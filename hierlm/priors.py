@@ -44,7 +44,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .design.remat import term_names
 from .errors import HierlmError
+from .family import make_family
 
 
 class PriorError(HierlmError):
@@ -147,15 +149,15 @@ class PriorSet:
     Parameters
     ----------
     design : hierlm.design.Design
-    family : str
-        ``"gaussian"`` (priors scaled by the response) or ``"binomial"`` /
-        ``"poisson"`` (link-scale defaults, no ``sigma``).
+    family : Family or str
+        Gaussian (priors scaled by the response) or binomial / Poisson
+        (link-scale defaults, no ``sigma``).
     """
 
-    def __init__(self, design, family: str = "gaussian"):
+    def __init__(self, design, family="gaussian"):
         self.design = design
-        self.family = family
-        if family != "gaussian":
+        self.family = make_family(family)
+        if not self.family.is_gaussian:
             self._glmm_defaults()
             return
         y = design.y
@@ -197,8 +199,6 @@ class PriorSet:
 
     def term_names(self) -> list[str]:
         """lme4's group names per term (``Subject``, ``Subject.1`` for a second term)."""
-        from .design.remat import term_names
-
         return term_names(self.design.remats)
 
     def targets(self) -> list[str]:

@@ -150,7 +150,7 @@ def test_marginal_loglik_matches_engine(model):
 
 def test_exact_ranef_draws_match_conditional_distribution(model):
     from hierlm.bayes.backend import draw_ranef, sufficient_stats
-    from hierlm.bayes.map import conditional_modes
+    from hierlm.lmm.deviance import conditional_modes
 
     Lm, beta, sigma = np.array([[24.0, 0.0], [1.0, 5.8]]), np.array([251.0, 10.5]), 25.6
     S = 20000

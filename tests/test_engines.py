@@ -66,7 +66,7 @@ def test_engine_choice_by_size():
 
 
 def test_batched_objective_and_deriv12():
-    from hierlm.lmm.fit import deriv12
+    from hierlm.optimize import deriv12
 
     design = build_design("Reaction ~ Days + (Days|Subject)", hierlm.datasets.load("sleepstudy"))
     dense, blocked = DenseProfiledDeviance(design), ProfiledDeviance(design)

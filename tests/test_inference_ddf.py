@@ -69,7 +69,7 @@ def fit_at_lme4_theta(case):
     """The same model at lme4's estimate of theta (beta, sigma follow from it)."""
     fit = own_fit(case)
     theta = np.asarray(_aslist(REFERENCE[case]["theta"] if case in REFERENCE else DDF[case]["theta"]), float)
-    return LMMFit(fit.model, fit._dev, theta, fit.reml, fit.optinfo)
+    return LMMFit(fit.devfun, theta, fit.reml, fit.optinfo, model=fit.model)
 
 
 def satt_reference(case):

@@ -20,7 +20,7 @@ import pytest
 from scipy import stats
 
 import hierlm
-from hierlm.bayes.results import GLMMMAPFit
+from hierlm.bayes import GLMMMAPFit
 
 HERE = Path(__file__).parent
 REF = json.loads((HERE / "reference" / "glmm_reference.json").read_text())
@@ -111,7 +111,7 @@ def test_default_priors_cbpp_mode():
 
 def _logpost_cbpp(model, lap, beta, sd):
     """log posterior on (beta, log sd) composed independently of hierlm.bayes.map."""
-    dev = lap._dev.stage2(np.concatenate([[sd], beta]))
+    dev = lap.devfun.stage2(np.concatenate([[sd], beta]))
     lp = -0.5 * dev
     pr = model.priors
     for name, b in zip(model.design.xnames, beta):

@@ -221,7 +221,8 @@ def test_diagnostics_reml(reml):
                       "Residuals vs Days"]
     rvf, qq, sl = fig.axes[:3]
     np.testing.assert_allclose(offsets(rvf, "residual-point")[:, 0], reml.fitted().to_numpy())
-    np.testing.assert_allclose(offsets(rvf, "residual-point")[:, 1], reml.residuals(type="pearson").to_numpy())
+    np.testing.assert_allclose(offsets(rvf, "residual-point")[:, 1],
+                               reml.residuals(type="pearson", scaled=True).to_numpy())
     assert by_gid(rvf, "smoother") and by_gid(sl, "smoother") and by_gid(fig.axes[5], "smoother")
     assert len(offsets(qq, "qq-point")) == 180 and by_gid(qq, "qq-line")
     assert len(offsets(fig.axes[3], "ranef-qq-point")) == 18

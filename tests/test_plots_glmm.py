@@ -132,7 +132,7 @@ def test_randomized_quantile_residuals_normal(cbpp, grouse):
     fit = cbpp[1]
     u = stats.norm.cdf(randomized_quantile_residuals(fit, seed=3))
     mu, n = fit.fitted().to_numpy(), fit.weights.to_numpy()
-    k = np.round(fit._system.y * n)
+    k = np.round(fit.system.y * n)
     assert np.all(u >= stats.binom.cdf(k - 1, n, mu) - 1e-12)
     assert np.all(u <= stats.binom.cdf(k, n, mu) + 1e-12)
 

@@ -13,7 +13,13 @@ F = "Reaction ~ Days + (Days | Subject)"
 def test_fitted_plus_residuals_is_response(sleep_fit, sleepstudy):
     y = sleepstudy["Reaction"].to_numpy()
     np.testing.assert_allclose(sleep_fit.fitted() + sleep_fit.residuals(), y, rtol=1e-12)
-    np.testing.assert_allclose(sleep_fit.residuals(type="pearson"), sleep_fit.residuals() / sleep_fit.sigma)
+    # lme4: an lmerMod's Pearson residuals are the response residuals (weights 1);
+    # scaled = TRUE divides by sigma (R: residuals(m, type = "pearson") of
+    # sleepstudy starts -4.103656, scaled -0.1603504)
+    np.testing.assert_allclose(sleep_fit.residuals(type="pearson"), sleep_fit.residuals())
+    np.testing.assert_allclose(sleep_fit.residuals(type="pearson")[:3], [-4.103656, -14.625218, -42.195579],
+                               atol=1e-5)
+    np.testing.assert_allclose(sleep_fit.residuals(type="pearson", scaled=True), sleep_fit.residuals() / sleep_fit.sigma)
 
 
 def test_coef_is_fixef_plus_ranef(sleep_fit):

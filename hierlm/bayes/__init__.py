@@ -1,5 +1,12 @@
 """Bayesian fits: PyMC models (non-centered or marginalized), NUTS, MAP.
 
-Only this package imports PyMC, and only when a Bayesian fit is asked for,
-so ``import hierlm`` and REML/ML fits stay light.
+Entry points: :func:`fit_map` (the mode of the marginal posterior, random
+effects integrated out by the engines) and :func:`fit_nuts` (NUTS in PyMC).
+Only :mod:`.backend` and :mod:`.sample` import PyMC, and only when a
+posterior is sampled, so ``import hierlm`` and REML/ML fits stay light.
 """
+
+from .map import GLMMMAPFit, MAPFit, fit_map
+from .results import BayesFit, fit_nuts
+
+__all__ = ["BayesFit", "GLMMMAPFit", "MAPFit", "fit_map", "fit_nuts"]

@@ -35,6 +35,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import HierlmError
+from ..family import Family, check_response
 from ..priors import Prior, PriorSet
 
 # PyTensor's C backend warns at import when it finds no BLAS to link; nutpie
@@ -182,7 +184,7 @@ class MarginalPlan:
 BLOCKED_MAX_P = 4
 
 
-def plan_marginalization(design, priors: PriorSet, marginalize: bool | None, family: str = "gaussian"):
+def plan_marginalization(design, priors: PriorSet, marginalize: bool | None, family: Family):
     """Choose what to integrate out (``marginalize=None``: as much as pays).
 
     One grouping factor, or at most ``DENSE_MARGINAL_MAX_Q`` random effects:
@@ -199,13 +201,12 @@ def plan_marginalization(design, priors: PriorSet, marginalize: bool | None, fam
     between a fixed effect and the mean of a term's effects) and most of its
     dimension.
     """
-    from ..errors import HierlmError
-
     if marginalize is False:
         return MarginalPlan("none")
-    if family != "gaussian":
+    if not family.is_gaussian:
         if marginalize:
-            raise HierlmError(f"marginalize=True needs a Gaussian model (this one is {family})")
+            raise HierlmError(f"marginalize=True needs a Gaussian model (this one is {family.name}); "
+                              "a binomial or Poisson model samples its random effects")
         return MarginalPlan("none")
     if one_grouping_factor(design):
         return MarginalPlan("per_level")
@@ -248,9 +249,6 @@ def glmm_observations(design, family) -> dict:
     only those that are numbers of trials (a proportion with ``weights=``)
     are accepted.
     """
-    from ..errors import HierlmError
-    from ..glmm.family import check_response
-
     y, wt, ntrials = check_response(design, family)
     user_wt = None if design.weights is None else np.asarray(design.weights, dtype=float)
     offset = None if design.offset is None else np.asarray(design.offset, dtype=float)
@@ -319,16 +317,16 @@ def _glmm_likelihood(eta, family, obs: dict):
     return pm.Poisson("y", mu=inverse_link(family.link, eta), observed=obs["y"], dims="obs_id")
 
 
-def build_pymc_model(design, priors: PriorSet, plan: MarginalPlan, family=None):
+def build_pymc_model(design, priors: PriorSet, plan: MarginalPlan, family: Family):
     """The PyMC model of ``design`` under ``priors``, with ``plan``'s parts
     integrated out.
 
     Parameters
     ----------
-    family : hierlm.glmm.family.Family, optional
-        A binomial or Poisson family (then ``plan`` must be ``"none"``): the
-        likelihood is Bernoulli/Binomial/Poisson on the family's link, with
-        the design's offset, and there is no ``sigma``.  None: Gaussian.
+    family : hierlm.family.Family
+        Gaussian, or a binomial or Poisson family (then ``plan`` must be
+        ``"none"``): the likelihood is Bernoulli/Binomial/Poisson on the
+        family's link, with the design's offset, and there is no ``sigma``.
 
     Returns
     -------
@@ -338,7 +336,7 @@ def build_pymc_model(design, priors: PriorSet, plan: MarginalPlan, family=None):
     import pytensor.tensor as pt
 
     terms = priors.term_names()
-    if family is not None:
+    if not family.is_gaussian:
         if plan.kind != "none":  # pragma: no cover  (plan_marginalization never does this)
             raise ValueError("a binomial or Poisson model samples its random effects (plan 'none')")
         obs = glmm_observations(design, family)

@@ -27,49 +27,26 @@ unconstrained scale, mapped to the reported scale by the delta method.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
+import pandas as pd
 from scipy import optimize
 
 from ..errors import HierlmError
-from ..lmm.deviance import make_deviance
+from ..family import make_family
+from ..fit import MixedFit
+from ..glmm import fit_glmm
+from ..lmm import fit_lmm
+from ..lmm.deviance import conditional_modes, make_deviance
+from ..optimize import Convergence, deriv12, one_blas_thread, warn_all
+from ..params import corr_cholesky, corr_cholesky_free, theta_of_sd_chol
 from ..priors import PriorSet
 
 _LOG2PI = np.log(2 * np.pi)
-
-
-def corr_cholesky(z: np.ndarray, p: int) -> tuple[np.ndarray, float]:
-    """Stan's ``cholesky_corr_constrain``: free reals -> Cholesky factor of a
-    correlation matrix, and the log-Jacobian of the map."""
-    L = np.zeros((p, p))
-    L[0, 0] = 1.0
-    cpc = np.tanh(z)
-    logj = np.sum(np.log1p(-cpc**2))
-    k = 0
-    for i in range(1, p):
-        ssq = 0.0
-        for j in range(i):
-            L[i, j] = cpc[k] * np.sqrt(1.0 - ssq)
-            logj += 0.5 * np.log1p(-ssq)
-            ssq += L[i, j] ** 2
-            k += 1
-        L[i, i] = np.sqrt(1.0 - ssq)
-    return L, logj
-
-
-def corr_cholesky_free(L: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`corr_cholesky`."""
-    p = L.shape[0]
-    z = []
-    for i in range(1, p):
-        ssq = 0.0
-        for j in range(i):
-            cpc = L[i, j] / np.sqrt(max(1.0 - ssq, 1e-300))
-            z.append(np.arctanh(np.clip(cpc, -0.999999, 0.999999)))
-            ssq += L[i, j] ** 2
-    return np.asarray(z)
 
 
 def lkj_cholesky_logpdf(L: np.ndarray, eta: float) -> float:
@@ -133,11 +110,7 @@ class MarginalPosterior:
         return beta, sigma, sds, Ls, logj
 
     def theta_of(self, sigma: float, sds, Ls) -> np.ndarray:
-        out = []
-        for r, sd, L in zip(self.design.remats, sds, Ls):
-            T = (sd[:, None] * L) / sigma
-            out.append(T[r.tril_rows, r.tril_cols])
-        return np.concatenate(out)
+        return theta_of_sd_chol(self.design, sds, Ls, sigma)
 
     def loglik(self, theta, beta, sigma):
         """Marginal log-likelihood (REML: beta integrated out); also returns the factor."""
@@ -172,7 +145,7 @@ class MarginalPosterior:
         return val if np.isfinite(val) else 1e300
 
     def start(self, fit) -> np.ndarray:
-        """Unconstrained start from an ML/REML fit (SDs floored away from 0)."""
+        """Unconstrained start from an ML/REML or Laplace fit (SDs floored away from 0)."""
         phi = np.empty(self.size)
         lay = self.layout
         if lay.p:
@@ -192,72 +165,6 @@ class MarginalPosterior:
             phi[sd_sl] = np.log(sd)
             phi[c_sl] = corr_cholesky_free(Lc)
         return phi
-
-
-def fit_map(model, priors, reml: bool = False):
-    """Mode of the marginal posterior (see module docstring).
-
-    Parameters
-    ----------
-    model : hierlm.Model
-    priors : PriorSet or "flat"
-    reml : bool
-        Integrate beta out too (with flat priors the mode is then REML).
-
-    Returns
-    -------
-    MAPFit
-    """
-    from ..lmm.fit import check_control, deriv12, optimize_theta
-    from ..lmm.results import LMMFit
-    from .results import MAPFit
-
-    design = model.design
-    flat = isinstance(priors, str) and priors == "flat"
-    if isinstance(priors, str) and not flat:
-        raise HierlmError(f"priors must be 'flat' or a PriorSet (model.priors), not {priors!r}")
-    post = MarginalPosterior(design, None if flat else priors, reml)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # a singular start is expected and fine here
-        dev = make_deviance(design)
-        theta0, info = optimize_theta(dev, reml, check_control({"calc_derivs": False}))
-        start_fit = LMMFit(model, dev, theta0, reml, info)
-    # optimize in coordinates of order one: fixed effects in units of their
-    # ML/REML standard errors, the rest (logs, free correlations) as they are
-    phi0 = post.start(start_fit)
-    scale = np.ones_like(phi0)
-    if post.layout.p:
-        scale[: post.layout.p] = np.sqrt(np.diag(start_fit.vcov.to_numpy()))
-
-    def scaled(x):
-        return post(phi0 + scale * x)
-
-    res = optimize.minimize(scaled, np.zeros_like(phi0), method="BFGS", jac="3-point",
-                            options={"gtol": 1e-6, "maxiter": 1000})
-    phi = phi0 + scale * res.x
-    # BFGS with finite-difference gradients often ends with "precision loss"
-    # at the optimum; judge convergence by the gradient itself
-    grad = optimize.approx_fprime(res.x, scaled, 1e-6)
-    converged = bool(np.max(np.abs(grad)) < 1e-3)
-    message = "converged" if converged else f"{res.message} (max |gradient| {np.max(np.abs(grad)):.2g})"
-    _, H = deriv12(lambda xs: np.array([scaled(x) for x in xs]), res.x)
-    H = H / np.outer(scale, scale)
-    try:
-        cov_phi = np.linalg.inv(H)
-    except np.linalg.LinAlgError:
-        cov_phi = np.full_like(H, np.nan)
-    return MAPFit(model, post, phi, cov_phi, flat=flat, reml=reml, converged=converged,
-                  message=message, nfev=int(res.nfev))
-
-
-def conditional_modes(design, theta: np.ndarray, beta: np.ndarray):
-    """E[b | y, theta, beta] (for a given beta), via the engine on y - X beta."""
-    d0 = replace(design, y=design.y - design.X @ beta, X=np.empty((design.n, 0)), xnames=[])
-    dev = make_deviance(d0)
-    f = dev.factor(theta)
-    _, b = dev.solve(f)
-    cv = dev.condvar_unscaled(f)
-    return b, cv
 
 
 class GLMMMarginalPosterior(MarginalPosterior):
@@ -285,63 +192,220 @@ class GLMMMarginalPosterior(MarginalPosterior):
         return (-0.5 * d if np.isfinite(d) else -np.inf), None
 
 
-def fit_map_glmm(model, priors):
-    """Mode of the Laplace-marginal posterior of a binomial or Poisson GLMM.
+#: the largest |gradient| (in the scaled coordinates) taken as converged, per family kind;
+#: the Laplace criterion is evaluated by PIRLS to ~1e-10, so its finite
+#: differences are coarser than the LMM's exact deviance
+_GTOL = {True: 1e-3, False: 1e-2}
 
-    Maximizes ``log p(y | theta, beta) + log prior(beta, SDs, correlations)``
-    over the unconstrained (beta, log SD, free correlation) vector, the
-    random effects integrated out by lme4's Laplace approximation.  With
-    ``priors="flat"`` the mode is glmer's Laplace (nAGQ = 1) estimate.
 
-    Parameters
-    ----------
-    model : hierlm.Model
-        A binomial or Poisson model.
-    priors : PriorSet or "flat"
-
-    Returns
-    -------
-    GLMMMAPFit
-    """
-    from ..glmm.fit import _one_blas_thread, fit_glmm
-    from ..lmm.fit import deriv12
-    from .results import GLMMMAPFit
-
+def _check_priors(priors):
     flat = isinstance(priors, str) and priors == "flat"
     if isinstance(priors, str) and not flat:
         raise HierlmError(f"priors must be 'flat' or a PriorSet (model.priors), not {priors!r}")
     if not flat and not isinstance(priors, PriorSet):
         raise HierlmError(f"priors must be 'flat' or a PriorSet (model.priors), not {type(priors).__name__}")
-    with _one_blas_thread():
+    return flat
+
+
+def fit_map(design, family, priors, reml: bool = False, *, model=None, data_name: str | None = None) -> "MAPFit":
+    """Mode of the marginal posterior (see module docstring): the MAP engine's entry point.
+
+    Parameters
+    ----------
+    design : hierlm.design.build.Design
+    family : Family or str
+        Gaussian: the random effects are integrated out exactly; binomial
+        or Poisson: by lme4's Laplace approximation.
+    priors : PriorSet or "flat"
+        With ``"flat"`` the mode is the ML (or REML) estimate, or glmer's
+        Laplace estimate.
+    reml : bool
+        Gaussian models only: integrate beta out too (with flat priors the
+        mode is then REML).
+    model : hierlm.Model, optional
+    data_name : str, optional
+
+    Returns
+    -------
+    MAPFit
+    """
+    family = make_family(family)
+    flat = _check_priors(priors)
+    gaussian = family.is_gaussian
+    if reml and not gaussian:
+        raise HierlmError(f"reml=True is for Gaussian models; a {family.name} model has no REML "
+                          "(its MAP integrates the random effects out by the Laplace approximation)")
+    pin = contextlib.nullcontext() if gaussian else one_blas_thread()
+    with pin:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # a singular Laplace start is expected and fine here
-            # the Laplace fit gives the start and, in its GLMMDeviance, glmer's own
-            # criterion (PIRLS from glmer's stage-1 linear predictor)
-            start_fit = fit_glmm(model, model.glmm_family, nAGQ=1, control={"calc_derivs": False},
-                                 data_name=model.data_name)
-        dev = start_fit._dev
-        post = GLMMMarginalPosterior(model.design, None if flat else priors, dev)
-        phi0 = post.start(start_fit)
-        scale = np.ones_like(phi0)
-        p = model.design.p
-        _, w, _ = start_fit._system.moments(start_fit._mode.eta)
-        scale[:p] = np.sqrt(np.diag(start_fit._system.unscaled_vcov(start_fit._mode, w)))
+            warnings.simplefilter("ignore")  # a singular start is expected and fine here
+            # the ML/REML (Laplace) fit gives the start and the scale of the fixed
+            # effects; for a GLMM its deviance functions are glmer's own criterion
+            if gaussian:
+                start_fit = fit_lmm(design, reml, {"calc_derivs": False})
+                post = MarginalPosterior(design, None if flat else priors, reml)
+                beta_sd = np.sqrt(np.diag(start_fit.vcov.to_numpy()))
+            else:
+                start_fit = fit_glmm(design, family, 1, {"calc_derivs": False})
+                post = GLMMMarginalPosterior(design, None if flat else priors, start_fit.devfun)
+                _, w, _ = start_fit.system.moments(start_fit.mode.eta)
+                beta_sd = np.sqrt(np.diag(start_fit.system.unscaled_vcov(start_fit.mode, w)))
+        phi, cov_phi, convergence, nfev = _maximize(post, post.start(start_fit), beta_sd, _GTOL[gaussian])
+        cls = MAPFit if gaussian else GLMMMAPFit
+        fit = cls(post, phi, cov_phi, flat=flat, convergence=convergence, nfev=nfev, family=family,
+                  model=model, data_name=data_name)
+    warn_all(convergence.messages, stacklevel=3)
+    return fit
 
-        def scaled(x):
-            return post(phi0 + scale * x)
 
-        res = optimize.minimize(scaled, np.zeros_like(phi0), method="BFGS", jac="3-point",
-                                options={"gtol": 1e-6, "maxiter": 1000})
-        x = res.x if res.fun <= scaled(np.zeros_like(phi0)) else np.zeros_like(phi0)
-        phi = phi0 + scale * x
-        grad = optimize.approx_fprime(x, scaled, 1e-6)
-        converged = bool(np.max(np.abs(grad)) < 1e-2)
-        message = "converged" if converged else f"{res.message} (max |gradient| {np.max(np.abs(grad)):.2g})"
-        _, H = deriv12(lambda xs: np.array([scaled(v) for v in xs]), x)
-        H = H / np.outer(scale, scale)
-        try:
-            cov_phi = np.linalg.inv(H)
-        except np.linalg.LinAlgError:
-            cov_phi = np.full_like(H, np.nan)
-        return GLMMMAPFit(model, post, phi, cov_phi, flat=flat, converged=converged, message=message,
-                          nfev=int(res.nfev))
+def _maximize(post, phi0: np.ndarray, beta_sd: np.ndarray, gtol: float):
+    """BFGS on the negative log posterior from ``phi0``; returns (phi, inverse
+    Hessian on the unconstrained scale, Convergence, evaluations).
+
+    The optimizer works in coordinates of order one: fixed effects in units
+    of their ML standard errors, the rest (logs, free correlations) as they are.
+    """
+    scale = np.ones_like(phi0)
+    if post.layout.p:
+        scale[: post.layout.p] = beta_sd
+
+    def scaled(x):
+        return post(phi0 + scale * x)
+
+    zero = np.zeros_like(phi0)
+    res = optimize.minimize(scaled, zero, method="BFGS", jac="3-point", options={"gtol": 1e-6, "maxiter": 1000})
+    x = res.x if res.fun <= scaled(zero) else zero
+    # BFGS with finite-difference gradients often ends with "precision loss"
+    # at the optimum; judge convergence by the gradient itself
+    grad = optimize.approx_fprime(x, scaled, 1e-6)
+    gmax = float(np.max(np.abs(grad))) if grad.size else 0.0
+    converged = bool(gmax < gtol)
+    messages = [] if converged else [f"MAP optimizer: {res.message} (max |gradient| {gmax:.2g})"]
+    _, H = deriv12(lambda xs: np.array([scaled(v) for v in xs]), x)
+    H = H / np.outer(scale, scale)
+    try:
+        cov_phi = np.linalg.inv(H)
+    except np.linalg.LinAlgError:
+        cov_phi = np.full_like(H, np.nan)
+    return phi0 + scale * x, cov_phi, Convergence(converged, messages), int(res.nfev)
+
+
+class MAPFit(MixedFit):
+    """Mode of the marginal posterior (random effects integrated out).
+
+    ``fixef``, ``sigma``, ``varcorr`` are at the mode; ``ranef()`` gives the
+    conditional modes of the random effects there; ``se`` the approximate
+    posterior SDs from the Hessian (delta method on the reported scale).
+    Created by :func:`fit_map`.
+
+    Attributes
+    ----------
+    flat : bool
+        Flat priors (the mode is the ML/REML estimate).
+    reml : bool
+        beta integrated out too.
+    phi : numpy.ndarray
+        The mode on the unconstrained scale.
+    loglik : float
+        Log marginal likelihood at the mode.
+    logpost : float
+        Log posterior density at the mode (unconstrained scale).
+    """
+
+    kind = "map"
+
+    def __init__(self, post, phi, cov_phi, *, flat: bool, convergence: Convergence, nfev: int, family,
+                 model=None, data_name: str | None = None):
+        self.model = model
+        self.design = d = post.design
+        self.family = family
+        self.data_name = data_name
+        self.flat, self.reml = flat, post.reml
+        self.convergence, self.nfev = convergence, nfev
+        self.posterior, self.phi, self.cov_phi = post, phi, cov_phi
+        self._set_estimates(post, phi, cov_phi, d)
+        self.logpost = -float(post(phi))
+
+    def _set_estimates(self, post, phi, cov_phi, d) -> None:
+        beta, sigma, sds, Ls = post.natural(phi)[:4]
+        self.sigma = float(sigma)
+        self.theta = post.theta_of(sigma, sds, Ls)
+        ll, f = post.loglik(self.theta, beta, sigma)
+        self.loglik = float(ll)
+        if beta is None:  # REML: beta integrated out; report its conditional mode
+            beta, _ = post.dev.solve(f)
+            self._vcov = self.sigma**2 * post.dev.vcov_unscaled(f)
+        else:
+            self._vcov = cov_phi[: d.p, : d.p]
+        self.beta = np.asarray(beta)
+        self.b, cv = conditional_modes(d, self.theta, self.beta)
+        self.condvar = [self.sigma**2 * c for c in cv]
+
+    @property
+    def vcov(self) -> pd.DataFrame:
+        """Approximate posterior covariance of the fixed effects (inverse Hessian)."""
+        n = self.design.xnames
+        return pd.DataFrame(self._vcov, index=n, columns=n)
+
+    def _natural_vector(self, phi) -> np.ndarray:
+        beta, sigma, sds, Ls = self.posterior.natural(phi)[:4]
+        out = [] if beta is None else list(beta)
+        if self.posterior.has_sigma:
+            out.append(sigma)
+        for sd, L in zip(sds, Ls):
+            out.extend(sd)
+            C = L @ L.T
+            out.extend(C[i, j] for j in range(len(sd)) for i in range(j + 1, len(sd)))
+        return np.asarray(out, dtype=float)
+
+    @cached_property
+    def se(self) -> pd.Series:
+        """Approximate posterior SDs (inverse Hessian, delta method)."""
+        f0 = self._natural_vector(self.phi)
+        J = np.empty((f0.size, self.phi.size))
+        h = 1e-6
+        for k in range(self.phi.size):
+            e = np.zeros_like(self.phi)
+            e[k] = h
+            J[:, k] = (self._natural_vector(self.phi + e) - self._natural_vector(self.phi - e)) / (2 * h)
+        cov = J @ self.cov_phi @ J.T
+        names = [] if self.reml else list(self.design.xnames)
+        if self.posterior.has_sigma:
+            names.append("sigma")
+        for t, r in zip(self.term_names, self.design.remats):
+            names.extend(f"sd_{t}[{c}]" for c in r.cnames)
+            names.extend(f"corr_{t}[{r.cnames[j]},{r.cnames[i]}]" for j in range(r.p) for i in range(j + 1, r.p))
+        se = pd.Series(np.sqrt(np.maximum(np.diag(cov), 0)), index=names)
+        if self.reml:
+            se = pd.concat([pd.Series(np.sqrt(np.diag(self._vcov)), index=self.design.xnames), se])
+        return se
+
+    def coef_table(self) -> pd.DataFrame:
+        """Fixed effects at the mode with their approximate posterior SDs and
+        ``z = estimate / SD``."""
+        est = self.fixef.to_numpy()
+        sd = np.array([self.se[n] for n in self.design.xnames])
+        return pd.DataFrame({"Estimate": est, "Std. Error": sd, "z value": est / sd}, index=self.design.xnames)
+
+
+class GLMMMAPFit(MAPFit):
+    """Mode of the Laplace-marginal posterior of a binomial or Poisson GLMM.
+
+    As :class:`MAPFit`, with no sigma (``sigma`` is 1, ``varcorr`` has no
+    Residual row); ``ranef()`` gives the PIRLS conditional modes at the mode
+    and ``loglik`` the Laplace log-likelihood there.
+    """
+
+    def _set_estimates(self, post, phi, cov_phi, d) -> None:
+        beta, _, sds, Ls = post.natural(phi)[:4]
+        self.sigma = 1.0
+        self.theta = post.theta_of(1.0, sds, Ls)
+        self.beta = np.asarray(beta, dtype=float)
+        dev = post.glmm_dev
+        self.mode = dev.mode(self.theta, self.beta)
+        self.loglik = -0.5 * float(dev.criterion(self.mode))
+        self._vcov = cov_phi[: d.p, : d.p]
+        system = dev.system
+        self.b = system.b_blocks(self.theta, self.mode.u)
+        _, w, _ = system.moments(self.mode.eta)
+        self.condvar = system.condvar(self.mode, w)

@@ -1,4 +1,9 @@
-"""Posterior (NUTS) and MAP fits: the accessors of an lme4 fit, Bayesian numbers."""
+"""Posterior (NUTS) fits: the accessors of an lme4 fit, Bayesian numbers.
+
+The NUTS engine's entry point is :func:`fit_nuts`; the fit, :class:`BayesFit`,
+holds the draws (ArviZ InferenceData) and answers lme4's accessors with
+posterior means, through its family as every fit does.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,12 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from ..lmm.results import MixedFitBase
+from ..errors import HierlmError
+from ..family import make_family
+from ..fit import MixedFit
+from ..glmm import fit_glmm
+from ..optimize import Convergence, warn_all
+from ..params import theta_of_covariances
 from .backend import (
     MarginalPlan, build_pymc_model, collapsed_stats, dense_stats, draw_collapsed, draw_ranef, draw_ranef_dense,
     glmm_observations, plan_marginalization, sufficient_stats,
@@ -31,38 +41,58 @@ def _block_diag(blocks: list[np.ndarray]) -> np.ndarray:
     return out
 
 
-def _theta_from(design, sigma: float, covs: list[np.ndarray]) -> np.ndarray:
-    out = []
-    for r, S in zip(design.remats, covs):
-        try:
-            T = np.linalg.cholesky(S) / sigma
-        except np.linalg.LinAlgError:
-            T = np.diag(np.sqrt(np.maximum(np.diag(S), 0))) / sigma
-        out.append(T[r.tril_rows, r.tril_cols])
-    return np.concatenate(out)
+NUTS_OPTIONS = {"draws": 1000, "tune": 1000, "chains": 4, "sampler": None, "random_seed": None,
+                "progressbar": True, "marginalize": None, "target_accept": 0.9, "log_likelihood": None}
 
 
-def fit_nuts(model, draws: int = 1000, tune: int = 1000, chains: int = 4, sampler: str | None = None,
-             random_seed=None, progressbar: bool = True, marginalize: bool | None = None,
-             target_accept: float = 0.9, log_likelihood: bool | None = None) -> "BayesFit":
-    """Sample the posterior with NUTS (see :meth:`hierlm.Model.fit`)."""
-    check_counts(draws, tune, chains)
-    sampler = choose_sampler(sampler)
-    plan = plan_marginalization(model.design, model.priors, marginalize, model.family)
-    family = getattr(model, "glmm_family", None)
-    pm_model = build_pymc_model(model.design, model.priors, plan, family=family)
-    init = None if family is None else glmm_start(model, pm_model)
+def fit_nuts(design, family, priors, options: dict | None = None, *, model=None,
+             data_name: str | None = None) -> "BayesFit":
+    """Sample the posterior with NUTS: the engine's entry point.
+
+    Parameters
+    ----------
+    design : hierlm.design.build.Design
+    family : Family or str
+    priors : hierlm.priors.PriorSet
+    options : dict, optional
+        ``draws=1000``, ``tune=1000``, ``chains=4``, ``sampler`` (``"nutpie"``,
+        ``"pymc"``, ``"numpyro"``; default the first installed),
+        ``random_seed``, ``progressbar=True``, ``marginalize`` (None: as much
+        as pays; see :func:`hierlm.bayes.backend.plan_marginalization`),
+        ``target_accept=0.9``, ``log_likelihood`` (None: when it fits in memory).
+    model : hierlm.Model, optional
+    data_name : str, optional
+
+    Returns
+    -------
+    BayesFit
+    """
+    options = dict(options or {})
+    unknown = set(options) - set(NUTS_OPTIONS)
+    if unknown:
+        raise HierlmError(f"unknown option(s) {sorted(unknown)} for NUTS; valid: {', '.join(NUTS_OPTIONS)}")
+    o = {**NUTS_OPTIONS, **options}
+    family = make_family(family)
+    check_counts(o["draws"], o["tune"], o["chains"])
+    sampler = choose_sampler(o["sampler"])
+    plan = plan_marginalization(design, priors, o["marginalize"], family)
+    pm_model = build_pymc_model(design, priors, plan, family)
+    init = None if family.is_gaussian else glmm_start(design, family, priors, pm_model)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=FutureWarning)
         warnings.filterwarnings("ignore", category=UserWarning, module="pymc")
-        idata, seconds = run_nuts(pm_model, sampler, draws, tune, chains, random_seed, progressbar, target_accept,
+        idata, seconds = run_nuts(pm_model, sampler, o["draws"], o["tune"], o["chains"], o["random_seed"],
+                                  o["progressbar"], o["target_accept"],
                                   cheap_gradient=plan.kind in ("per_level", "dense"), initial_points=init,
                                   jitter=("z_",))
-    return BayesFit(model, idata, sampler=sampler, plan=plan, seconds=seconds, random_seed=random_seed,
-                    log_likelihood=log_likelihood)
+    fit = BayesFit(design, family, priors, idata, sampler=sampler, plan=plan, seconds=seconds,
+                   random_seed=o["random_seed"], log_likelihood=o["log_likelihood"], model=model,
+                   data_name=data_name)
+    warn_all(fit.convergence.messages, stacklevel=3)
+    return fit
 
 
-def glmm_start(model, pm_model) -> dict:
+def glmm_start(design, family, priors, pm_model) -> dict:
     """Start values of a binomial or Poisson NUTS fit: the Laplace (glmer) fit.
 
     PyMC's default start (prior support points, every variable jittered by
@@ -72,16 +102,14 @@ def glmm_start(model, pm_model) -> dict:
     500 draws).  Starting at the Laplace estimates and conditional modes,
     with only the standardized effects z jittered, gives R-hat 1.02 in 11 s.
     """
-    from ..errors import HierlmError
-
     names = {v.name for v in pm_model.free_RVs}
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            lap = model.fit("laplace")
+            lap = fit_glmm(design, family)
     except HierlmError:  # pragma: no cover  (then PyMC's defaults)
         return None
-    d = model.design
+    d = design
     init = {}
     beta = lap.fixef
     if "fixef" in names:
@@ -89,7 +117,7 @@ def glmm_start(model, pm_model) -> dict:
     for n in d.xnames:
         if f"b_{n}" in names:
             init[f"b_{n}"] = np.asarray(beta[n])
-    for t, r, b, S in zip(model.priors.term_names(), d.remats, lap._b, lap._covariances()):
+    for t, r, b, S in zip(priors.term_names(), d.remats, lap.b, lap.covariances()):
         sd = np.sqrt(np.maximum(np.diag(S), 0.05**2))  # away from 0 (singular fits)
         if f"ranef_{t}" in names:  # centered term
             init[f"ranef_{t}"] = np.asarray(b, dtype=float)
@@ -107,7 +135,7 @@ def glmm_start(model, pm_model) -> dict:
     return init
 
 
-class BayesFit(MixedFitBase):
+class BayesFit(MixedFit):
     """A posterior sample of a mixed model (NUTS).
 
     Point accessors (``fixef``, ``varcorr``, ``ranef()``, ``coef()``,
@@ -131,30 +159,33 @@ class BayesFit(MixedFitBase):
         Wall time of compilation and sampling.
     """
 
-    def __init__(self, model, idata, sampler: str, plan: MarginalPlan, seconds: float, random_seed=None,
-                 log_likelihood: bool | None = None):
+    kind = "posterior"
+    is_posterior = True
+
+    def __init__(self, design, family, priors, idata, sampler: str, plan: MarginalPlan, seconds: float,
+                 random_seed=None, log_likelihood: bool | None = None, *, model=None, data_name: str | None = None):
         self.model = model
-        self.design = model.design
+        self.design = design
+        self.family = family
+        self.priors = priors
         self.sampler = sampler
         self.plan = plan
         self.marginalized = plan.marginalized
         self.seconds = seconds
-        self.data_name = model.data_name
-        self.terms = model.priors.term_names()
-        # binomial or Poisson: the family (with its link) and what the likelihood observed
-        self.family = getattr(model, "glmm_family", None)
-        self._obs = None if self.family is None else glmm_observations(self.design, self.family)
+        self.data_name = data_name
+        self.terms = priors.term_names()
+        # binomial or Poisson: what the likelihood observed
+        self._obs = None if family.is_gaussian else glmm_observations(design, family)
         self.idata = self._tidy(idata, random_seed, log_likelihood)
         post = self.idata.posterior
-        self._beta = post["fixef"].mean(("chain", "draw")).to_numpy()
-        self._b = [post[f"ranef_{t}"].mean(("chain", "draw")).to_numpy() for t in self.terms]
+        self.beta = post["fixef"].mean(("chain", "draw")).to_numpy()
+        self.b = [post[f"ranef_{t}"].mean(("chain", "draw")).to_numpy() for t in self.terms]
         # binomial and Poisson have no residual SD: theta is then the
         # covariances' Cholesky factors themselves (sigma = 1, as glmer)
-        self.sigma = 1.0 if self.family is not None else float(post["sigma"].mean())
-        self.theta = _theta_from(self.design, self.sigma, self._mean_covs())
-        self.warnings = self._diagnose()
-        for w in self.warnings:
-            warnings.warn(w, UserWarning, stacklevel=3)
+        self.sigma = float(post["sigma"].mean()) if family.has_dispersion else 1.0
+        self.theta = theta_of_covariances(design, self._mean_covs(), self.sigma)
+        messages = self._diagnose()
+        self.convergence = Convergence(not messages, messages)
 
     # ---- construction ------------------------------------------------------
     def _tidy(self, idata, random_seed, log_likelihood):
@@ -204,7 +235,7 @@ class BayesFit(MixedFitBase):
             splits = np.cumsum([r.q for r in d.remats])[:-1]
             drawn = dict(enumerate(np.split(b, splits, axis=1)))
         else:
-            st = collapsed_stats(d, self.model.priors, plan)
+            st = collapsed_stats(d, self.priors, plan)
             sampled = plan.sampled(len(d.remats))
             b_s = {k: post[f"ranef_{self.terms[k]}"].to_numpy().reshape(S, d.remats[k].nlevels, -1)
                    for k in sampled}
@@ -247,7 +278,7 @@ class BayesFit(MixedFitBase):
         for t, r in zip(self.terms, d.remats):
             b = post[f"ranef_{t}"].to_numpy()  # (c, d, levels, p)
             mu += np.einsum("cdnp,np->cdn", b[:, :, r.codes, :], r.Xt)
-        if self.family is not None:
+        if not self.family.is_gaussian:
             obs = self._obs
             if obs["offset"] is not None:
                 mu += obs["offset"]
@@ -351,13 +382,25 @@ class BayesFit(MixedFitBase):
                     for i in range(j + 1, r.p):
                         rows.append((t, r.cnames[j], r.cnames[i], np.mean(C[:, i, j] * sd[:, i] * sd[:, j]),
                                      np.mean(C[:, i, j])))
-        if self.family is None:  # binomial and Poisson have no residual row (as glmer)
+        if self.family.has_dispersion:  # binomial and Poisson have no residual row (as glmer)
             s = post["sigma"].to_numpy().ravel()
             rows.append(("Residual", None, None, np.mean(s**2), np.mean(s)))
         return pd.DataFrame(rows, columns=["group", "var1", "var2", "vcov", "sdcor"])
 
+    def parameter_draws(self) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+        """(beta ``(S, p)``, Sigma_k ``(S, p_k, p_k)`` per term, sigma ``(S,)``) for every draw."""
+        beta = self.draws("fixef").reshape(-1, self.design.p)
+        covs = []
+        for t, r in zip(self.terms, self.design.remats):
+            sd = self.draws(f"sd_{t}").reshape(-1, r.p)
+            C = self.draws(f"corr_{t}") if r.p > 1 else np.ones((len(sd), 1, 1))
+            covs.append(sd[:, :, None] * C * sd[:, None, :])
+        sigma = self.draws("sigma").ravel() if self.family.has_dispersion else np.ones(len(beta))
+        return beta, covs, sigma
+
     @cached_property
-    def _condvar(self) -> list[np.ndarray]:
+    def condvar(self) -> list[np.ndarray]:
+        """Posterior covariances of the random effects per term, ``(levels, p_k, p_k)``."""
         post = self.idata.posterior
         out = []
         for t, r in zip(self.terms, self.design.remats):
@@ -365,84 +408,6 @@ class BayesFit(MixedFitBase):
             c = b - b.mean(axis=0)
             out.append(np.einsum("sla,slb->lab", c, c) / (b.shape[0] - 1))
         return out
-
-    # ---- binomial and Poisson: link and response scales ----------------------
-    def predict(self, newdata: pd.DataFrame | None = None, re_form=None, allow_new_levels: bool = False,
-                type: str = "link") -> pd.Series:  # noqa: A002
-        """Predictions at the posterior means of beta and b.
-
-        Parameters
-        ----------
-        newdata, re_form, allow_new_levels
-            As :meth:`hierlm.lmm.results.MixedFitBase.predict`.
-        type : {"link", "response"}
-            Binomial and Poisson fits: the linear predictor (with the
-            offset, as ``GLMMFit.predict``) or the mean ``g^{-1}(eta)``.
-            Gaussian fits: both are the same.
-
-        Returns
-        -------
-        pandas.Series
-        """
-        from ..errors import HierlmError
-
-        if type not in ("link", "response"):
-            raise HierlmError(f"type must be 'link' or 'response', not {type!r}")
-        eta = super().predict(newdata=newdata, re_form=re_form, allow_new_levels=allow_new_levels)
-        if self.family is None:
-            return eta
-        from ..glmm.results import GLMMFit
-
-        d = self.design
-        if newdata is None:
-            off = np.zeros(d.n) if d.offset is None else np.asarray(d.offset, dtype=float)
-        else:
-            off = np.zeros(len(newdata))
-            if d.offset_builders:
-                frame = GLMMFit._offset_frame(self, newdata)
-                for b in d.offset_builders:
-                    off = off + b.rebuild(frame)[:, 0]
-        vals = eta.to_numpy() + off
-        if type == "response":
-            vals = self.family.linkinv(vals)
-        return pd.Series(vals, index=eta.index, name="predicted")
-
-    def fitted(self) -> pd.Series:
-        """Fitted values at the posterior means: X beta + Z b (Gaussian), or
-        the means ``g^{-1}(eta)`` (binomial, Poisson; as lme4's ``fitted``)."""
-        if self.family is None:
-            return super().fitted()
-        return self.predict(type="response").rename("fitted")
-
-    def residuals(self, type: str = "response", scaled: bool = False) -> pd.Series:  # noqa: A002
-        """Residuals at the posterior means.
-
-        Gaussian: as :meth:`MixedFitBase.residuals`.  Binomial and Poisson:
-        ``"response"`` ``y - mu`` (y a proportion for binomial) or
-        ``"pearson"`` ``(y - mu) sqrt(wt / V(mu))``.
-        """
-        from ..errors import HierlmError
-        from ..glmm.family import check_response
-
-        if self.family is None:
-            return super().residuals(type=type, scaled=scaled)
-        if type not in ("response", "pearson"):
-            raise HierlmError(f"type must be 'response' or 'pearson', not {type!r}")
-        y, wt, _ = check_response(self.design, self.family)
-        mu = self.fitted().to_numpy()
-        r = y - mu
-        if type == "pearson" or scaled:
-            r = r * np.sqrt(wt / self.family.variance(mu))
-        return pd.Series(r, index=self._index(), name="residuals")
-
-    def simulate(self, nsim: int = 1, seed=None) -> pd.DataFrame:
-        """Simulated responses (Gaussian fits only; see MixedFitBase.simulate)."""
-        if self.family is not None:
-            from ..errors import HierlmError
-
-            raise HierlmError("simulate() is not available for binomial or Poisson NUTS fits; use the "
-                              "Laplace fit's simulate() (fit('laplace'))")
-        return super().simulate(nsim=nsim, seed=seed)
 
     def draws(self, name: str) -> np.ndarray:
         """All draws of a posterior variable, chains stacked first."""
@@ -454,130 +419,3 @@ class BayesFit(MixedFitBase):
         import arviz as az
 
         return az.loo(self.idata, **kw)
-
-    def summary(self):
-        from ..summary import BayesSummary
-
-        return BayesSummary(self)
-
-
-
-class MAPFit(MixedFitBase):
-    """Mode of the marginal posterior (random effects integrated out).
-
-    ``fixef``, ``sigma``, ``varcorr`` are at the mode; ``ranef()`` gives the
-    conditional modes of the random effects there; ``se`` the approximate
-    posterior SDs from the Hessian (delta method on the reported scale).
-    """
-
-    def __init__(self, model, post, phi, cov_phi, flat: bool, reml: bool, converged: bool, message: str,
-                 nfev: int):
-        from .map import conditional_modes
-
-        self.model = model
-        self.design = d = model.design
-        self.data_name = model.data_name
-        self.flat, self.reml = flat, reml
-        self.converged, self.message, self.nfev = converged, message, nfev
-        self._post, self.phi, self._cov_phi = post, phi, cov_phi
-        beta, sigma, sds, Ls = post.natural(phi)[:4]
-        self.sigma = float(sigma)
-        self.theta = post.theta_of(sigma, sds, Ls)
-        ll, f = post.loglik(self.theta, beta, sigma)
-        self.loglik = float(ll)
-        if beta is None:  # REML: beta integrated out; report its conditional mode
-            beta, _ = post.dev.solve(f)
-            self._vcov = self.sigma**2 * post.dev.vcov_unscaled(f)
-        else:
-            self._vcov = cov_phi[: d.p, : d.p]
-        self._beta = np.asarray(beta)
-        self._b, cv = conditional_modes(d, self.theta, self._beta)
-        self._condvar = [self.sigma**2 * c for c in cv]
-        self.logpost = -float(post(phi))
-        if not converged:
-            warnings.warn(f"MAP optimizer: {message}", UserWarning, stacklevel=3)
-
-    @property
-    def vcov(self) -> pd.DataFrame:
-        n = self.design.xnames
-        return pd.DataFrame(self._vcov, index=n, columns=n)
-
-    def _natural_vector(self, phi) -> np.ndarray:
-        beta, sigma, sds, Ls = self._post.natural(phi)[:4]
-        out = [] if beta is None else list(beta)
-        if self._post.has_sigma:
-            out.append(sigma)
-        for sd, L in zip(sds, Ls):
-            out.extend(sd)
-            C = L @ L.T
-            out.extend(C[i, j] for j in range(len(sd)) for i in range(j + 1, len(sd)))
-        return np.asarray(out, dtype=float)
-
-    @cached_property
-    def se(self) -> pd.Series:
-        """Approximate posterior SDs (inverse Hessian, delta method)."""
-        f0 = self._natural_vector(self.phi)
-        J = np.empty((f0.size, self.phi.size))
-        h = 1e-6
-        for k in range(self.phi.size):
-            e = np.zeros_like(self.phi)
-            e[k] = h
-            J[:, k] = (self._natural_vector(self.phi + e) - self._natural_vector(self.phi - e)) / (2 * h)
-        cov = J @ self._cov_phi @ J.T
-        names = [] if self.reml else list(self.design.xnames)
-        if self._post.has_sigma:
-            names.append("sigma")
-        for t, r in zip(self.model.priors.term_names(), self.design.remats):
-            names.extend(f"sd_{t}[{c}]" for c in r.cnames)
-            names.extend(f"corr_{t}[{r.cnames[j]},{r.cnames[i]}]" for j in range(r.p) for i in range(j + 1, r.p))
-        se = pd.Series(np.sqrt(np.maximum(np.diag(cov), 0)), index=names)
-        if self.reml:
-            se = pd.concat([pd.Series(np.sqrt(np.diag(self._vcov)), index=self.design.xnames), se])
-        return se
-
-    def summary(self):
-        from ..summary import MAPSummary
-
-        return MAPSummary(self)
-
-
-
-class GLMMMAPFit(MAPFit):
-    """Mode of the Laplace-marginal posterior of a binomial or Poisson GLMM.
-
-    As :class:`MAPFit`, with no sigma (``sigma`` is 1, ``varcorr`` has no
-    Residual row); ``ranef()`` gives the PIRLS conditional modes at the mode
-    and ``loglik`` the Laplace log-likelihood there.
-    """
-
-    sigma = 1.0
-
-    def __init__(self, model, post, phi, cov_phi, flat: bool, converged: bool, message: str, nfev: int):
-        self.model = model
-        self.design = d = model.design
-        self.data_name = model.data_name
-        self.family = model.glmm_family
-        self.flat, self.reml = flat, False
-        self.converged, self.message, self.nfev = converged, message, nfev
-        self._post, self.phi, self._cov_phi = post, phi, cov_phi
-        beta, _, sds, Ls = post.natural(phi)[:4]
-        self.theta = post.theta_of(1.0, sds, Ls)
-        self._beta = np.asarray(beta, dtype=float)
-        dev = post.glmm_dev
-        mode = dev.mode(self.theta, self._beta)
-        self._mode = mode
-        self.loglik = -0.5 * float(dev.criterion(mode))
-        self._vcov = cov_phi[: d.p, : d.p]
-        system = dev.system
-        self._b = system.b_blocks(self.theta, mode.u)
-        _, w, _ = system.moments(mode.eta)
-        self._condvar = system.condvar(mode, w)
-        self.logpost = -float(post(phi))
-        if not converged:
-            warnings.warn(f"MAP optimizer: {message}", UserWarning, stacklevel=3)
-
-    @cached_property
-    def varcorr(self) -> pd.DataFrame:
-        """Variance components at the mode (no Residual row)."""
-        vc = MixedFitBase.varcorr.func(self)
-        return vc[vc["group"] != "Residual"].reset_index(drop=True)

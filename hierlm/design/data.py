@@ -111,12 +111,16 @@ class PreparedData:
         Rows removed for missing values.
     rows : numpy.ndarray
         Positions of the kept rows in the user's data.
+    row_index : pandas.Index
+        The user's row labels of the kept rows (a copy: fitted values keep
+        their labels whatever happens to the data frame afterwards).
     """
 
     frame: pd.DataFrame
     ordered: set
     n_dropped: int
     rows: np.ndarray
+    row_index: pd.Index | None = None
 
 
 def prepare_data(data, parsed: ParsedFormula, na_action: str = "omit", extra: tuple = ()) -> PreparedData:
@@ -213,4 +217,5 @@ def prepare_data(data, parsed: ParsedFormula, na_action: str = "omit", extra: tu
                     f"column {col!r} has {bad.size} infinite value(s), first at row positions "
                     f"{rows[bad[:5]].tolist()}; remove them or set them to NaN to have the rows dropped"
                 )
-    return PreparedData(frame=frame, ordered=ordered, n_dropped=n_drop, rows=rows)
+    row_index = pd.Index(data.index[rows], copy=True)
+    return PreparedData(frame=frame, ordered=ordered, n_dropped=n_drop, rows=rows, row_index=row_index)

@@ -169,3 +169,15 @@ def lme4_order(remats: list[ReMat]) -> list[ReMat]:
         order = np.argsort(nl, kind="stable")[::-1]
         return [remats[i] for i in order]
     return list(remats)
+
+
+def group_labels(frame: pd.DataFrame, factors: tuple[str, ...]) -> np.ndarray:
+    """The level labels of a grouping factor (``a:b`` for an interaction of
+    factors), row by row, as the ReMat's ``levels`` name them."""
+    parts = [np.asarray(pd.Series(as_factor(frame[f])).astype(str)) for f in factors]
+    if len(parts) == 1:
+        return parts[0]
+    out = parts[0].astype(object)
+    for p in parts[1:]:
+        out = out + ":" + p
+    return out

@@ -1,9 +1,8 @@
 """Generalized linear mixed models (binomial, Poisson) fit as lme4's ``glmer``:
 Laplace approximation or adaptive Gauss-Hermite quadrature, conditional
-modes by penalized IRLS."""
+modes by penalized IRLS (:mod:`.pirls`), lme4's two stages (:mod:`.engine`),
+the fit (:mod:`.results`, entry point :func:`fit_glmm`)."""
 
-from .family import Family, FamilyError, make_family
-from .fit import fit_glmm
-from .results import GLMMFit, Overdispersion
+from .results import GLMMFit, Overdispersion, fit_glmm
 
-__all__ = ["Family", "FamilyError", "GLMMFit", "Overdispersion", "fit_glmm", "make_family"]
+__all__ = ["GLMMFit", "Overdispersion", "fit_glmm"]

@@ -8,11 +8,11 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError, HierlmError
-from ..lmm.results import MixedFitBase
-from .family import Family
-from .fit import GLMMDeviance, GLMMOptInfo
-from .pirls import Mode, PirlsSystem
+from ..errors import HierlmError
+from ..family import make_family
+from ..fit import LikelihoodFit
+from ..optimize import one_blas_thread, warn_all
+from .engine import GLMMOptimum, check_glmm_control, optimize_glmm
 
 
 @dataclass
@@ -61,13 +61,14 @@ class Overdispersion:
                 f"p_value={self.p_value:.4g})")
 
 
-class GLMMFit(MixedFitBase):
+class GLMMFit(LikelihoodFit):
     """A generalized linear mixed model fit by maximum likelihood (lme4's ``glmerMod``).
 
-    Created by :func:`hierlm.glmer` or ``Model(..., family="binomial").fit()``.
-    Names follow lme4: ``fixef``, ``vcov``, ``theta``, ``varcorr``,
-    ``ranef(condvar=True)``, ``coef()``, ``loglik``, ``deviance``, ``aic``,
-    ``bic``, ``nobs``, ``ngroups``, ``fitted()`` (means), ``predict(type=)``,
+    Created by :func:`fit_glmm` (the engine's entry point), :func:`hierlm.glmer`
+    or ``Model(..., family="binomial").fit()``.  Names follow lme4:
+    ``fixef``, ``vcov``, ``theta``, ``varcorr``, ``ranef(condvar=True)``,
+    ``coef()``, ``loglik``, ``deviance``, ``aic``, ``bic``, ``nobs``,
+    ``ngroups``, ``fitted()`` (means), ``predict(type=)``,
     ``residuals(type=)``, ``simulate()``, ``summary()``, plus
     :meth:`overdispersion`.
 
@@ -79,31 +80,37 @@ class GLMMFit(MixedFitBase):
         0, 1 (Laplace) or the number of quadrature points.
     theta : numpy.ndarray
         Relative covariance parameters in lme4's order (sigma is 1).
-    optinfo : GLMMOptInfo
+    optinfo : OptInfo
         Evaluations, status, lme4's convergence messages, gradient and
         Hessian of the deviance at the optimum.
+    convergence : hierlm.optimize.Convergence
+    devfun : GLMMDeviance
+        The deviance functions of both stages (lme4's ``devfun``).
+    system : PirlsSystem
+        The penalized IRLS system (response, weights, offset, family).
+    mode : Mode
+        PIRLS at the estimates: conditional modes u, eta, mu.
     """
 
+    kind = "glmm"
     sigma = 1.0
 
-    def __init__(self, model, system: PirlsSystem, dev: GLMMDeviance, family: Family, nAGQ: int,
-                 theta, beta, fval: float, optinfo: GLMMOptInfo, data_name: str | None = None,
-                 mode: Mode | None = None):
+    def __init__(self, optimum: GLMMOptimum, nAGQ: int, *, model=None, data_name: str | None = None):
         self.model = model
-        self.design = model.design
-        self.family = family
+        self.system = optimum.system
+        self.design = self.system.design
+        self.family = self.system.family
         self.nAGQ = int(nAGQ)
-        self.theta = np.asarray(theta, dtype=float)
-        self._beta = np.asarray(beta, dtype=float)
-        self._system = system
-        self._dev = dev
-        self._fval = float(fval)
-        self.optinfo = optinfo
+        self.theta = np.asarray(optimum.theta, dtype=float)
+        self.beta = np.asarray(optimum.beta, dtype=float)
+        self.devfun = optimum.devfun
+        self.control = optimum.control
+        self.fval = float(optimum.fval)
+        self.optinfo = optimum.info
+        self.convergence = optimum.info.convergence()
         self.data_name = data_name
-        if mode is None:
-            mode = dev.mode(self.theta, None if nAGQ == 0 else self._beta)
-        self._mode = mode
-        self._b = system.b_blocks(self.theta, mode.u)
+        self.mode = optimum.mode
+        self.b = self.system.b_blocks(self.theta, self.mode.u)
 
     # ---- criteria ----------------------------------------------------------
     @property
@@ -112,49 +119,30 @@ class GLMMFit(MixedFitBase):
         ``logLik``.  For nAGQ > 1 lme4's value is built from deviance
         residuals and omits the saturated model's constant (so it cannot be
         compared with a Laplace fit's); it is reported the same way here."""
-        return -0.5 * self._fval
+        return -0.5 * self.fval
 
     @property
     def deviance(self) -> float:
         """Sum of squared deviance residuals at the conditional modes (lme4's
         ``deviance()`` for GLMMs; not ``-2 logLik``, which the summary shows
         under "deviance")."""
-        return float(self._system.dev_resid(self._mode.mu).sum())
+        return float(self.system.dev_resid(self.mode.mu).sum())
 
     @property
     def df(self) -> int:
         """Number of parameters: fixed effects and theta."""
         return self.design.p + self.design.ntheta
 
-    @property
-    def df_residual(self) -> int:
-        return self.nobs - self.df
 
-    @property
-    def aic(self) -> float:
-        return -2.0 * self.loglik + 2.0 * self.df
 
-    @property
-    def bic(self) -> float:
-        return -2.0 * self.loglik + np.log(self.nobs) * self.df
 
-    @property
-    def singular(self) -> bool:
-        """lme4's ``isSingular``: a bounded theta below 1e-4."""
-        return self.optinfo.singular
 
     @property
     def weights(self) -> pd.Series:
         """Prior weights (for ``cbind(s, f)``: the trials ``s + f``)."""
-        return pd.Series(self._system.wt, index=self._index(), name="weights")
+        return pd.Series(self.system.wt, index=self.index, name="weights")
 
     # ---- variance components ------------------------------------------------
-    @cached_property
-    def varcorr(self) -> pd.DataFrame:
-        """Variance components as lme4's ``as.data.frame(VarCorr(m))`` (no residual row)."""
-        vc = MixedFitBase.varcorr.func(self)
-        return vc[vc["group"] != "Residual"].reset_index(drop=True)
-
     @cached_property
     def vcov(self) -> pd.DataFrame:
         """Covariance matrix of the fixed effects.
@@ -168,7 +156,7 @@ class GLMMFit(MixedFitBase):
         V = None
         H = self.optinfo.hessian
         k = self.design.ntheta
-        use = self._dev.control.get("use_hessian")
+        use = self.control.get("use_hessian")
         if H is not None and use is not False:
             try:
                 Vh = np.linalg.inv(H)[k:, k:]
@@ -186,15 +174,16 @@ class GLMMFit(MixedFitBase):
         elif use is True:
             raise HierlmError("use_hessian=True, but the Hessian is unavailable (calc_derivs=False or nAGQ=0)")
         if V is None:
-            _, w, _ = self._system.moments(self._mode.eta)
-            V = self._system.unscaled_vcov(self._mode, w)
+            _, w, _ = self.system.moments(self.mode.eta)
+            V = self.system.unscaled_vcov(self.mode, w)
         names = self.design.xnames
         return pd.DataFrame(V, index=names, columns=names)
 
     @cached_property
-    def _condvar(self) -> list[np.ndarray]:
-        _, w, _ = self._system.moments(self._mode.eta)
-        return self._system.condvar(self._mode, w)
+    def condvar(self) -> list[np.ndarray]:
+        """Conditional covariances of the random effects per term, ``(levels, p_k, p_k)``."""
+        _, w, _ = self.system.moments(self.mode.eta)
+        return self.system.condvar(self.mode, w)
 
     def coef_table(self) -> pd.DataFrame:
         """Wald tests of the fixed effects as glmer's summary:
@@ -206,115 +195,6 @@ class GLMMFit(MixedFitBase):
         z = est / se
         return pd.DataFrame({"Estimate": est, "Std. Error": se, "z value": z,
                              "Pr(>|z|)": 2.0 * stats.norm.sf(np.abs(z))}, index=self.design.xnames)
-
-    # ---- fitted values, predictions, residuals ------------------------------
-    def _offset(self) -> np.ndarray:
-        return self._system.offset
-
-    def fitted(self) -> pd.Series:
-        """Fitted means mu (on the response scale, as lme4's ``fitted``)."""
-        return pd.Series(self._mode.mu, index=self._index(), name="fitted")
-
-    def predict(self, newdata: pd.DataFrame | None = None, re_form=None, allow_new_levels: bool = False,
-                type: str = "link") -> pd.Series:
-        """Predictions on the link or the response scale (lme4's ``predict``).
-
-        Parameters
-        ----------
-        newdata : pandas.DataFrame, optional
-            Rows to predict for (default: the data of the fit).  The
-            formula's ``offset()`` terms are evaluated on it; an ``offset=``
-            argument of the fit is not (as lme4).
-        re_form : None, False or str
-            ``None``: all random effects; ``False`` / ``"~0"``: population
-            level; ``"~(1|g)"``: only the terms on ``g``.
-        allow_new_levels : bool
-            New levels get random effect 0 instead of an error.
-        type : {"link", "response"}
-            Linear predictor, or mean ``g^{-1}(eta)``.
-
-        Returns
-        -------
-        pandas.Series
-        """
-        if type not in ("link", "response"):
-            raise HierlmError(f"type must be 'link' or 'response', not {type!r}")
-        eta = super().predict(newdata=newdata, re_form=re_form, allow_new_levels=allow_new_levels)
-        if newdata is None:
-            off = self._offset()
-        else:
-            off = np.zeros(len(newdata))
-            d = self.design
-            if d.offset_builders:
-                frame = self._offset_frame(newdata)
-                for b in d.offset_builders:
-                    off = off + b.rebuild(frame)[:, 0]
-        vals = eta.to_numpy() + off
-        if type == "response":
-            vals = self.family.linkinv(vals)
-        return pd.Series(vals, index=eta.index, name="predicted")
-
-    def _offset_frame(self, newdata: pd.DataFrame) -> pd.DataFrame:
-        from ..design.data import referenced_names
-
-        cols = {name for e in self.design.formula.offsets for name, _ in referenced_names(e)}
-        missing = sorted(c for c in cols if c not in newdata.columns)
-        if missing:
-            raise DataError(f"newdata lacks column(s) {missing} used by the offset")
-        return newdata[sorted(cols)].reset_index(drop=True)
-
-    def residuals(self, type: str = "deviance", scaled: bool = False) -> pd.Series:
-        """Residuals as lme4's ``residuals`` for GLMMs.
-
-        Parameters
-        ----------
-        type : {"deviance", "pearson", "response", "working"}
-            Signed square roots of the deviance residuals (default);
-            ``sqrt(wt / V(mu)) (y - mu)``; ``y - mu``; ``(y - mu) / mu_eta``.
-        scaled : bool
-            Divide by sigma (which is 1 for binomial and Poisson).
-        """
-        sysm, mu = self._system, self._mode.mu
-        y = sysm.y
-        if type == "deviance":
-            r = np.sign(y - mu) * np.sqrt(np.maximum(sysm.dev_resid(mu), 0.0))
-        elif type == "pearson":
-            r = np.sqrt(sysm.wt / self.family.variance(mu)) * (y - mu)
-        elif type == "response":
-            r = y - mu
-        elif type == "working":
-            r = (y - mu) / self.family.mu_eta(self._mode.eta + sysm.offset)
-        else:
-            raise HierlmError(f"type must be 'deviance', 'pearson', 'response' or 'working', not {type!r}")
-        return pd.Series(r / self.sigma if scaled else r, index=self._index(), name="residuals")
-
-    def simulate(self, nsim: int = 1, seed=None, use_u: bool = False) -> pd.DataFrame:
-        """Simulate responses (lme4's ``simulate``): new random effects drawn
-        from their fitted distribution (or the conditional modes with
-        ``use_u=True``), then responses from the family.
-
-        Returns
-        -------
-        pandas.DataFrame
-            n rows, columns ``sim_1 ... sim_nsim``; binomial responses as
-            proportions of the trials (multiply by :attr:`weights` for counts).
-        """
-        if not isinstance(nsim, (int, np.integer)) or nsim < 1:
-            raise HierlmError(f"nsim must be a positive integer, not {nsim!r}")
-        rng = np.random.default_rng(seed)
-        d, sysm = self.design, self._system
-        base = d.X @ self._beta + sysm.offset
-        out = np.empty((d.n, nsim))
-        for s in range(nsim):
-            eta = base.copy()
-            for k, (r, sl) in enumerate(zip(d.remats, d.theta_slices())):
-                if use_u:
-                    b = self._b[k]
-                else:
-                    b = rng.standard_normal((r.nlevels, r.p)) @ r.T(self.theta[sl]).T
-                eta += r.Zb(b)
-            out[:, s] = self.family.simulate(self.family.linkinv(eta), sysm.wt, sysm.ntrials, rng)
-        return pd.DataFrame(out, index=self._index(), columns=[f"sim_{i + 1}" for i in range(nsim)])
 
     def overdispersion(self) -> Overdispersion:
         """Overdispersion check: squared Pearson residuals over the residual df.
@@ -333,7 +213,7 @@ class GLMMFit(MixedFitBase):
         """
         from scipy import stats
 
-        sysm = self._system
+        sysm = self.system
         if self.family.name == "binomial" and np.all(np.round(sysm.ntrials) <= 1) and np.all(sysm.wt <= 1):
             raise HierlmError("overdispersion cannot be assessed for a 0/1 (Bernoulli) response; it needs "
                               "counts (Poisson) or binomial trials > 1")
@@ -341,21 +221,6 @@ class GLMMFit(MixedFitBase):
         rdf = self.df_residual
         return Overdispersion(chisq=chisq, ratio=chisq / rdf, rdf=rdf, p_value=float(stats.chi2.sf(chisq, rdf)),
                               family=self.family.name)
-
-    # ---- not (yet) for GLMMs --------------------------------------------------
-    def icc(self):
-        """Not available for GLMMs yet (the Gaussian formula would be wrong here)."""
-        raise HierlmError("icc() is not available for binomial/Poisson fits yet: their residual variance "
-                          "is not sigma^2 (performance::icc uses distribution-specific variances)")
-
-    def r2(self):
-        """Not available for GLMMs yet (the Gaussian formula would be wrong here)."""
-        raise HierlmError("r2() is not available for binomial/Poisson fits yet: their residual variance "
-                          "is not sigma^2 (performance::r2_nakagawa uses distribution-specific variances)")
-
-    def to_bambi(self, **kwargs):
-        """Not available for GLMMs yet."""
-        raise HierlmError("to_bambi() is not available for binomial/Poisson fits yet")
 
     # ---- printing -----------------------------------------------------------
     def method_name(self) -> str:
@@ -365,16 +230,37 @@ class GLMMFit(MixedFitBase):
             return "Laplace Approximation"
         return f"Adaptive Gauss-Hermite Quadrature, nAGQ = {self.nAGQ}"
 
-    def summary(self):
-        """glmer's ``summary()``: print it, or show it in a notebook."""
-        from .summary import GLMMSummary
 
-        return GLMMSummary(self)
+def fit_glmm(design, family, nAGQ: int = 1, control: dict | None = None, *, model=None,
+             data_name: str | None = None) -> GLMMFit:
+    """Fit a GLMM as lme4's ``glmer``: the engine's entry point.
 
-    def __repr__(self) -> str:
-        from .summary import short_repr
+    Parameters
+    ----------
+    design : hierlm.design.build.Design
+    family : Family or str
+        Binomial or Poisson family (with its link).
+    nAGQ : int
+        0 (stage 1 only), 1 (Laplace, the default) or up to 25 quadrature
+        points (one scalar random-effects term only).
+    control : dict, optional
+        See :data:`hierlm.glmm.engine.DEFAULT_CONTROL`.
+    model : hierlm.Model, optional
+        Kept on the fit.
+    data_name : str, optional
+        Shown as ``Data:`` in the summary.
 
-        return short_repr(self)
-
-    def _repr_html_(self) -> str:
-        return self.summary()._repr_html_()
+    Returns
+    -------
+    GLMMFit
+    """
+    family = make_family(family)
+    if family.is_gaussian:
+        raise HierlmError("fit_glmm fits binomial and Poisson models; a gaussian model is fit by fit_lmm "
+                          "(REML or ML)")
+    control = check_glmm_control(control)
+    with one_blas_thread():
+        optimum = optimize_glmm(design, family, nAGQ, control)
+        fit = GLMMFit(optimum, nAGQ, model=model, data_name=data_name)
+    warn_all(fit.optinfo.messages, stacklevel=3)
+    return fit

@@ -27,7 +27,6 @@ path), and the parallelism comes from the workers.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import math
 import sys
@@ -40,6 +39,11 @@ import pandas as pd
 from scipy import stats
 
 from ..errors import ConvergenceWarning, HierlmError
+from ..lmm import LMMFit
+from ..lmm.deviance import make_deviance
+from ..lmm.engine import check_lmm_control
+from ..optimize import one_blas_thread
+from .profile import check_level, format_perc, profile_estimates, profile_names, select_parameters
 
 __all__ = ["BootResult", "PBModComp", "boot_mer", "confint_boot", "pb_test"]
 
@@ -57,8 +61,6 @@ def _check_nsim(nsim) -> int:
 
 
 def _check_lmm(fit, what: str, arg: str = "fit") -> None:
-    from ..lmm.results import LMMFit
-
     if not isinstance(fit, LMMFit):
         raise HierlmError(
             f"{what}: {arg} is a {type(fit).__name__}; the parametric bootstrap refits REML/ML fits "
@@ -105,12 +107,9 @@ class _FitSpec:
         return cls(fit.model, fit.design, np.array(fit.theta, dtype=float), fit.reml, fit.optinfo, fit.data_name)
 
     def build(self):
-        from ..lmm.deviance import make_deviance
-        from ..lmm.results import LMMFit
-
         # LMMFit's constructor computes beta and sigma from theta exactly as the
         # original fit did, so the rebuilt fit simulates the same numbers
-        return LMMFit(self.model, make_deviance(self.design), self.theta, self.reml, self.optinfo,
+        return LMMFit(make_deviance(self.design), self.theta, self.reml, self.optinfo, model=self.model,
                       data_name=self.data_name)
 
 
@@ -146,27 +145,10 @@ def _classify(messages) -> tuple[list[str], bool]:
     return conv, len(conv) < len(messages)
 
 
-def _one_blas_thread():
-    """One BLAS thread for the refits.
-
-    A multi-threaded BLAS may sum in a different order with a different
-    number of threads (an InstEval refit's theta moves by ~5e-7 between 1 and
-    2 OpenBLAS threads), so the refits run single-threaded wherever they run:
-    in this process, in loky workers (started with one thread anyway) and on
-    Dask workers (whose nannies set OPENBLAS_NUM_THREADS=1 by default).
-    Parallelism comes from the workers instead.
-    """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # then only the workers are single-threaded (by their environment)
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
-
-
 def _run_chunk(payload: _Payload, items) -> list[tuple]:
     """Run replicates ``items`` = [(index, SeedSequence), ...]; one tuple per replicate:
     (index, values or None, convergence messages, singular, error message or None)."""
-    with _one_blas_thread():
+    with one_blas_thread():
         return _run_items(payload, items)
 
 
@@ -335,9 +317,7 @@ class BootResult:
         pandas.DataFrame
             One row per statistic, columns ``"2.5 %"``, ``"97.5 %"`` (for 0.95).
         """
-        from .profile import _check_level, format_perc
-
-        lev = _check_level(level)
+        lev = check_level(level)
         alpha = np.array([(1.0 - lev) / 2.0, (1.0 + lev) / 2.0])
         out = np.array([_norm_inter(self.t[c].to_numpy(), alpha) for c in self.t.columns]).reshape(-1, 2)
         return pd.DataFrame(out, index=self.t.columns, columns=format_perc(alpha))
@@ -384,9 +364,7 @@ def _bootstrap(sim_fit, targets: list, fun, nsim: int, seed, n_jobs, client, pro
     and apply ``fun(*refits)``."""
     ss = _seed_sequence(seed)
     if control:
-        from ..lmm.fit import check_control
-
-        check_control(dict(control))  # unknown options: an error here, not in every worker
+        check_lmm_control(control)  # unknown options: an error here, not in every worker
     t0_raw = fun(*targets)
     t0 = np.asarray(t0_raw, dtype=float).ravel()
     if t0.size == 0:
@@ -559,13 +537,11 @@ def confint_boot(fit, parm=None, level: float = 0.95, nsim: int = 500, seed=None
         ``cor_Days.(Intercept)|Subject``, ``sd_Days|Subject``, ``sigma``,
         ``(Intercept)``, ``Days``), columns ``"2.5 %"``, ``"97.5 %"``.
     """
-    from .profile import _check_level, _select, profile_estimates, profile_names
-
     _check_lmm(fit, "confint_boot")
-    lev = _check_level(level)
+    lev = check_level(level)
     nsim = _check_nsim(nsim)
     names = profile_names(fit)
-    idx = _select(names, fit.design.ntheta + 1, parm)
+    idx = select_parameters(names, fit.design.ntheta + 1, parm)
     res = _bootstrap(fit, [fit], profile_estimates, nsim, seed, n_jobs, client, progress, {}, "bootstrap")
     return res.confint(lev).iloc[idx]
 

@@ -12,6 +12,7 @@ import pandas as pd
 from scipy import stats
 
 from ..errors import HierlmError
+from ..lmm import LMMFit
 
 REFIT_MESSAGE = "refitting model(s) with ML (instead of REML)"
 
@@ -63,8 +64,6 @@ def _check_same_data(fits: dict, what: str) -> None:
 
 
 def _likelihood_fits(fits: dict, what: str) -> None:
-    from ..lmm.results import LMMFit
-
     for name, f in fits.items():
         if not isinstance(f, LMMFit):
             raise HierlmError(f"{what}: {name} is a {type(f).__name__}; likelihood-ratio tests and AIC need "
@@ -181,9 +180,7 @@ def compare(models, criterion: str = "AICc") -> pd.DataFrame:
         fits = _named(tuple(models), {}, "compare")
     if len(fits) < 1:
         raise HierlmError("compare needs at least one model")
-    from ..bayes.results import BayesFit
-
-    bayes = [isinstance(f, BayesFit) for f in fits.values()]
+    bayes = [f.is_posterior for f in fits.values()]
     if any(bayes):
         if not all(bayes):
             raise HierlmError("compare: mix of posterior and REML/ML fits; compare posterior fits by LOO and "

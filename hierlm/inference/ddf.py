@@ -45,6 +45,7 @@ from scipy import stats
 from scipy.linalg import solve_triangular
 
 from ..errors import ConvergenceWarning, HierlmError
+from ..lmm import LMMFit
 
 #: Valid values of ``ddf``.
 DDF_METHODS = ("satterthwaite", "kenward-roger", "none")
@@ -70,7 +71,7 @@ def check_ddf(ddf) -> str:
 
 
 def _check_fit(fit) -> None:
-    if not (hasattr(fit, "_dev") and hasattr(fit, "reml") and hasattr(fit, "_factor")):
+    if not isinstance(fit, LMMFit):
         raise HierlmError(
             f"denominator degrees of freedom need a REML or ML fit (LMMFit), not {type(fit).__name__}"
         )
@@ -178,7 +179,7 @@ class _VarparFunctions:
     """
 
     def __init__(self, fit):
-        self.dev = fit._dev
+        self.dev = fit.devfun
         self.reml = fit.reml
         self.n, self.p = fit.design.n, fit.design.p
         self._cache: dict[bytes, tuple] = {}

@@ -58,6 +58,12 @@ from scipy.optimize import brentq
 from scipy.stats import norm
 
 from ..errors import HierlmError
+from ..lmm import LMMFit
+from ..optimize import bobyqa
+from ..params import cholesky_to_cpc, cpc_to_cholesky, theta_to_sdcor
+
+#: the profile's inner optimizations: BOBYQA as the fit, tighter tolerances
+_TIGHT = {"xtol_abs": 1e-10, "ftol_abs": 1e-12, "maxeval": 20000}
 
 __all__ = ["ProfileLikelihood", "confint", "format_perc", "profile_estimates", "profile_names"]
 
@@ -98,27 +104,6 @@ def profile_names(fit) -> list[str]:
     return _vp_names(fit.design) + list(fit.design.xnames)
 
 
-def _theta_to_sdcor(design, theta: np.ndarray, sigma: float) -> np.ndarray:
-    """lme4's ``Cv_to_Sv(theta, s = sigma)``: SDs and correlations per term, then sigma.
-
-    A correlation with a zero SD is undefined; lme4's ``cov2sdcor`` sets it
-    to 0, and so does this.
-    """
-    out = []
-    for r, sl in zip(design.remats, design.theta_slices()):
-        T = r.T(theta[sl])
-        C = sigma**2 * (T @ T.T)
-        sd = np.sqrt(np.diag(C))
-        for i, j in zip(r.tril_rows, r.tril_cols):
-            if i == j:
-                out.append(sd[i])
-            else:
-                den = sd[i] * sd[j]
-                out.append(C[i, j] / den if den > 0 else 0.0)
-    out.append(sigma)
-    return np.asarray(out, dtype=float)
-
-
 def profile_estimates(fit) -> pd.Series:
     """The fit's estimates on lme4's profiling scale, named by :func:`profile_names`.
 
@@ -134,7 +119,7 @@ def profile_estimates(fit) -> pd.Series:
     pandas.Series
     """
     _check_fit(fit)
-    vals = np.concatenate([_theta_to_sdcor(fit.design, fit.theta, fit.sigma), np.asarray(fit._beta)])
+    vals = np.concatenate([theta_to_sdcor(fit.design, fit.theta, fit.sigma), np.asarray(fit.beta)])
     return pd.Series(vals, index=profile_names(fit), name="estimate")
 
 
@@ -164,14 +149,14 @@ def format_perc(probs, digits: int = 3) -> list[str]:
 # argument checks
 # ----------------------------------------------------------------------
 def _check_fit(fit) -> None:
-    if not (hasattr(fit, "_dev") and hasattr(fit, "theta") and hasattr(fit, "reml")):
+    if not isinstance(fit, LMMFit):
         raise HierlmError(
             f"confidence intervals by profile or Wald need an REML/ML fit (LMMFit), not "
             f"{type(fit).__name__}; fit the model with method='reml' or 'ml'"
         )
 
 
-def _check_level(level) -> float:
+def check_level(level) -> float:
     try:
         lev = float(level)
     except (TypeError, ValueError):
@@ -181,7 +166,7 @@ def _check_level(level) -> float:
     return lev
 
 
-def _select(names: list[str], nvp: int, parm) -> list[int]:
+def select_parameters(names: list[str], nvp: int, parm) -> list[int]:
     """Indices of the requested parameters in lme4's order (lme4's ``get.which``).
 
     ``parm`` may be None (all), a name, ``"theta_"`` (all variance
@@ -205,42 +190,6 @@ def _select(names: list[str], nvp: int, parm) -> list[int]:
                 "(or 'theta_' for all variance parameters, 'beta_' for all fixed effects)"
             )
     return sorted(idx)
-
-
-# ----------------------------------------------------------------------
-# optimizer
-# ----------------------------------------------------------------------
-def _bobyqa(fun, x0: np.ndarray, lower: np.ndarray, upper: np.ndarray, step: np.ndarray,
-            xtol_abs: float = 1e-10, ftol_abs: float = 1e-12) -> tuple[np.ndarray, float]:
-    """Minimize ``fun`` by NLopt's BOBYQA (as the fit, hierlm.lmm.fit), tighter tolerances.
-
-    Returns the best point seen and its value (NLopt may stop with a
-    round-off status after reaching the minimum).
-    """
-    import nlopt
-
-    x0 = np.clip(np.asarray(x0, dtype=float), lower, upper)
-    best = {"f": np.inf, "x": x0.copy()}
-
-    def f(x, grad):
-        val = fun(x)
-        if val < best["f"]:
-            best["f"], best["x"] = val, x.copy()
-        return val if np.isfinite(val) else 1e300
-
-    opt = nlopt.opt(nlopt.LN_BOBYQA, x0.size)
-    opt.set_lower_bounds(lower)
-    opt.set_upper_bounds(upper)
-    opt.set_min_objective(f)
-    opt.set_xtol_abs(xtol_abs)
-    opt.set_ftol_abs(ftol_abs)
-    opt.set_maxeval(20000)
-    opt.set_initial_step(step)
-    try:
-        opt.optimize(x0)
-    except nlopt.RoundoffLimited:
-        pass
-    return best["x"], best["f"]
 
 
 # ----------------------------------------------------------------------
@@ -296,7 +245,7 @@ class _VarMap:
             phi[start: start + p] = sd
             if p > 1:
                 L = _psd_cholesky(R[np.ix_(perm, perm)])
-                phi[start + p: start + p + p * (p - 1) // 2] = _chol_to_cpc(L) if L is not None else 0.0
+                phi[start + p: start + p + p * (p - 1) // 2] = cholesky_to_cpc(L) if L is not None else 0.0
         phi[-1] = vp[-1]
         return phi
 
@@ -312,7 +261,7 @@ class _VarMap:
             if p == 1:
                 out.append(sd / sigma)
                 continue
-            L = _cpc_to_chol(phi[start + p: start + p + p * (p - 1) // 2], p)
+            L = cpc_to_cholesky(phi[start + p: start + p + p * (p - 1) // 2], p)
             if np.any(perm != np.arange(p)):
                 inv = np.argsort(perm)
                 Rp = L @ L.T
@@ -334,34 +283,6 @@ def _unpack_sdcor(r, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         else:
             R[i, j] = R[j, i] = val
     return sd, R
-
-
-def _cpc_to_chol(z: np.ndarray, p: int) -> np.ndarray:
-    """Cholesky factor (unit rows) of the correlation matrix with canonical partial
-    correlations z, row by row: (1,0), (2,0), (2,1), ... (LKJ's construction)."""
-    L = np.zeros((p, p))
-    L[0, 0] = 1.0
-    k = 0
-    for i in range(1, p):
-        rem = 1.0
-        for j in range(i):
-            L[i, j] = z[k] * math.sqrt(max(rem, 0.0))
-            rem -= L[i, j] ** 2
-            k += 1
-        L[i, i] = math.sqrt(max(rem, 0.0))
-    return L
-
-
-def _chol_to_cpc(L: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`_cpc_to_chol`."""
-    p = L.shape[0]
-    z = []
-    for i in range(1, p):
-        rem = 1.0
-        for j in range(i):
-            z.append(L[i, j] / math.sqrt(rem) if rem > 1e-15 else 0.0)
-            rem -= L[i, j] ** 2
-    return np.clip(np.asarray(z), -1.0, 1.0)
 
 
 class ProfileLikelihood:
@@ -390,7 +311,7 @@ class ProfileLikelihood:
     def __init__(self, fit):
         _check_fit(fit)
         self.fit = fit
-        dev = self.dev = fit._dev
+        dev = self.dev = fit.devfun
         d = self.design = fit.design
         self.n = d.n
         self.nvp = d.ntheta + 1
@@ -401,7 +322,7 @@ class ProfileLikelihood:
         f = dev.factor(self.theta_ml)
         sigma_ml = math.sqrt(f.pwrss / self.n)
         beta_ml = self._beta_hat(f)
-        self.estimates = np.concatenate([_theta_to_sdcor(d, self.theta_ml, sigma_ml), beta_ml])
+        self.estimates = np.concatenate([theta_to_sdcor(d, self.theta_ml, sigma_ml), beta_ml])
         # lme4's bounds on the sd/cor scale: sd >= 0, -1 <= cor <= 1, sigma >= 0
         is_sd = np.concatenate([r.tril_rows == r.tril_cols for r in d.remats] + [[True]])
         self.vp_lower = np.where(is_sd, 0.0, -1.0)
@@ -427,7 +348,8 @@ class ProfileLikelihood:
             return dev.objective(th, False)
 
         step = np.maximum(0.1 * np.abs(theta0), 0.01)
-        theta, val = _bobyqa(obj, theta0, self.theta_lower, np.full(theta0.size, np.inf), step)
+        res = bobyqa(obj, theta0, self.theta_lower, step=step, **_TIGHT)
+        theta, val = res.x, res.fun
         # a singular fit: lme4's theta sits exactly on the bound; keep tiny values there
         diag = np.isfinite(self.theta_lower)
         near = diag & (theta < 1e-6)
@@ -504,7 +426,8 @@ class ProfileLikelihood:
 
             def obj(th):
                 return self.deviance_beta(th, j, x)
-        xbest, val = _bobyqa(obj, start, lo, up, step)
+        res = bobyqa(obj, start, lo, up, step=step, **_TIGHT)
+        xbest, val = res.x, res.fun
         self._warm[w].append((x, xbest))
         return float(val)
 
@@ -578,7 +501,7 @@ class ProfileLikelihood:
         level : float
         """
         w = self.names.index(name_or_index) if isinstance(name_or_index, str) else int(name_or_index)
-        target = float(norm.ppf((1.0 + _check_level(level)) / 2.0))
+        target = float(norm.ppf((1.0 + check_level(level)) / 2.0))
         return self._end(w, -1, target), self._end(w, +1, target)
 
 
@@ -653,7 +576,7 @@ def confint(fit, parm=None, level: float = 0.95, method: str = "profile") -> pd.
     Days                           7.36   13.58
     """
     _check_fit(fit)
-    lev = _check_level(level)
+    lev = check_level(level)
     key = str(method).lower()
     if key not in METHODS:
         raise HierlmError(
@@ -662,13 +585,13 @@ def confint(fit, parm=None, level: float = 0.95, method: str = "profile") -> pd.
         )
     names = profile_names(fit)
     nvp = fit.design.ntheta + 1
-    idx = _select(names, nvp, parm)
+    idx = select_parameters(names, nvp, parm)
     a = (1.0 - lev) / 2.0
     cols = format_perc([a, 1.0 - a])
     out = np.full((len(idx), 2), np.nan)
     if key == "wald":
         z = norm.ppf(1.0 - a)
-        beta = np.asarray(fit._beta)
+        beta = np.asarray(fit.beta)
         se = np.sqrt(np.diag(fit.vcov.to_numpy()))
         for row, i in enumerate(idx):
             if i >= nvp:

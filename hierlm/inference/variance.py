@@ -1,10 +1,10 @@
-"""Variance decomposition: ICC and Nakagawa's R2, as the performance package.
+r"""Variance decomposition: ICC and Nakagawa's R2, as the performance package.
 
 With ``var_f = var(X beta)`` (n - 1 denominator, as R's ``var``), the
 random-effect variance ``var_r = sum_k mean_i(z_ki' Sigma_k z_ki)`` (each
 term's variance averaged over the rows' random-effect covariates: Johnson
 2014's extension to random slopes, as ``insight::get_variance``) and the
-residual variance ``var_e = sigma^2``:
+residual variance ``var_e``:
 
 * adjusted ICC ``var_r / (var_r + var_e)``, conditional ICC
   ``var_r / (var_f + var_r + var_e)``;
@@ -12,46 +12,115 @@ residual variance ``var_e = sigma^2``:
   ``(var_f + var_r) / (var_f + var_r + var_e)`` (Nakagawa, Johnson &
   Schielzeth 2017).
 
-For posterior fits the same quantities are computed for every draw; the
-Series holds posterior means and ``.attrs["draws"]`` the draws.
+A random-effects term with one level per observation (an
+observation-level random effect, the usual remedy for overdispersion) is
+part of the residual, not of ``var_r``: ``var_e`` is the family's
+distribution-specific variance plus those terms' variances (insight's
+``var.dispersion``).
+
+The distribution-specific variance is the family's (:func:`distribution_variance`):
+``sigma^2`` for Gaussian models; for binomial and Poisson GLMMs the
+distribution-specific variance on the link scale (Nakagawa et al. 2017,
+as ``insight``'s ``var.distribution``): ``pi^2 / 3`` for the logit link, 1
+for probit, ``pi^2 / 6`` for cloglog; for Poisson with the log link the
+lognormal approximation ``log(1 + 1 / lambda)``, with ``lambda = exp(beta_0)``
+the intercept of the null model ``y ~ 1 + (random part)`` refit by the
+Laplace engine (insight's ``null_model``), and ``0.25`` for the square-root
+link.
+
+For posterior fits the same quantities are computed for every draw (the
+Poisson null model's lambda is the Laplace estimate); the Series holds
+posterior means and ``.attrs["draws"]`` the draws.
 """
 
 from __future__ import annotations
 
+import warnings
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 
+from ..errors import HierlmError
+from ..glmm import fit_glmm
 
-def _components(design, beta, covs, sigma):
-    """(var_f, var_r, var_e) for arrays with a leading draws axis.
+#: distribution-specific variance of binomial links (Nakagawa et al. 2017, table 1)
+_BINOMIAL_LINK_VARIANCE = {"logit": np.pi**2 / 3.0, "probit": 1.0, "cloglog": np.pi**2 / 6.0}
 
-    beta (S, p), covs[k] (S, p_k, p_k), sigma (S,).
+
+def observation_level(design) -> list[bool]:
+    """Per term: one level per observation (insight's test: as many levels as rows)."""
+    return [r.nlevels == design.n for r in design.remats]
+
+
+def _components(design, beta, covs):
+    """(var_f, var_r, var_olre) for arrays with a leading draws axis: beta (S, p), covs[k] (S, p_k, p_k).
+
+    ``var_olre`` is the variance of the observation-level terms, which
+    belongs to the residual.
     """
     eta = beta @ design.X.T  # (S, n)
-    var_f = eta.var(axis=1, ddof=1) if design.n > 1 else np.zeros(len(sigma))
-    var_r = np.zeros(len(sigma))
-    for r, S in zip(design.remats, covs):
+    var_f = eta.var(axis=1, ddof=1) if design.n > 1 else np.zeros(beta.shape[0])
+    var_r = np.zeros(beta.shape[0])
+    var_olre = np.zeros(beta.shape[0])
+    for r, S, olre in zip(design.remats, covs, observation_level(design)):
         # mean_i z_i' Sigma z_i = sum_ab Sigma_ab mean_i(z_ia z_ib)
         M = r.Xt.T @ r.Xt / design.n
-        var_r += np.einsum("sab,ab->s", S, M)
-    return var_f, var_r, sigma**2
+        v = np.einsum("sab,ab->s", S, M)
+        if olre:
+            var_olre += v
+        else:
+            var_r += v
+    return var_f, var_r, var_olre
 
 
-def _point_or_draws(fit):
-    from ..bayes.results import BayesFit
+def null_model_intercept(fit) -> float:
+    """Intercept of the null model ``y ~ 1 + (random part)`` of a GLMM, refit by
+    the Laplace engine (insight's ``null_model`` for the lognormal approximation)."""
+    d = fit.design
+    null = replace(d, X=np.ones((d.n, 1)), xnames=["(Intercept)"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the null model's own convergence notes are not the user's
+        return float(fit_glmm(null, fit.family).beta[0])
 
-    if isinstance(fit, BayesFit):
-        post = fit.idata.posterior
-        beta = fit.draws("fixef")
-        sigma = fit.draws("sigma")
-        covs = []
-        for t, r in zip(fit.terms, fit.design.remats):
-            sd = fit.draws(f"sd_{t}").reshape(-1, r.p)
-            C = fit.draws(f"corr_{t}") if f"corr_{t}" in post else np.ones((len(sd), 1, 1))
-            covs.append(sd[:, :, None] * C * sd[:, None, :])
-        return _components(fit.design, beta, covs, sigma), True
-    covs = [S[None] for S in fit._covariances()]
-    return _components(fit.design, fit.fixef.to_numpy()[None], covs, np.array([fit.sigma])), False
+
+def distribution_variance(fit, sigma: np.ndarray) -> np.ndarray:
+    """The residual (distribution-specific) variance of ``fit``'s family on the link scale.
+
+    Parameters
+    ----------
+    fit : MixedFit
+    sigma : numpy.ndarray
+        Residual SD per draw (Gaussian models).
+
+    Raises
+    ------
+    HierlmError
+        For a family and link with no distribution-specific variance (the
+        binomial cauchit and log links, the Poisson identity link).
+    """
+    fam = fit.family
+    if fam.is_gaussian:
+        return sigma**2
+    if fam.name == "binomial" and fam.link in _BINOMIAL_LINK_VARIANCE:
+        return np.full(sigma.shape, _BINOMIAL_LINK_VARIANCE[fam.link])
+    if fam.name == "poisson" and fam.link == "log":
+        lam = np.exp(null_model_intercept(fit))
+        return np.full(sigma.shape, np.log1p(1.0 / lam))
+    if fam.name == "poisson" and fam.link == "sqrt":
+        return np.full(sigma.shape, 0.25)
+    raise HierlmError(
+        f"no distribution-specific variance for the {fam.name} family with the {fam.link} link "
+        "(performance has none either); ICC and R2 are available for the logit, probit and cloglog "
+        "binomial links and the log and sqrt Poisson links"
+    )
+
+
+def _decompose(fit):
+    """(var_f, var_r, var_e) per draw, and whether they are posterior draws."""
+    beta, covs, sigma = fit.parameter_draws()
+    vf, vr, v_olre = _components(fit.design, beta, covs)
+    return (vf, vr, distribution_variance(fit, sigma) + v_olre), fit.is_posterior
 
 
 def _series(values: dict, draws: bool) -> pd.Series:
@@ -64,6 +133,11 @@ def _series(values: dict, draws: bool) -> pd.Series:
 def icc(fit) -> pd.Series:
     """Intraclass correlation, as ``performance::icc``.
 
+    Parameters
+    ----------
+    fit : MixedFit
+        Any fit: REML/ML, Laplace, MAP or posterior; Gaussian, binomial or Poisson.
+
     Returns
     -------
     pandas.Series
@@ -71,12 +145,16 @@ def icc(fit) -> pd.Series:
         the fixed effects) and ``conditional`` (share of the total).  For
         posterior fits, posterior means; the draws in ``.attrs["draws"]``.
     """
-    (vf, vr, ve), draws = _point_or_draws(fit)
+    (vf, vr, ve), draws = _decompose(fit)
     return _series({"adjusted": vr / (vr + ve), "conditional": vr / (vf + vr + ve)}, draws)
 
 
 def r2(fit) -> pd.Series:
     """Nakagawa's R2 for mixed models, as ``performance::r2_nakagawa``.
+
+    Parameters
+    ----------
+    fit : MixedFit
 
     Returns
     -------
@@ -85,6 +163,13 @@ def r2(fit) -> pd.Series:
         ``conditional`` (fixed and random effects' share).  For posterior
         fits, posterior means; the draws in ``.attrs["draws"]``.
     """
-    (vf, vr, ve), draws = _point_or_draws(fit)
+    (vf, vr, ve), draws = _decompose(fit)
     tot = vf + vr + ve
     return _series({"marginal": vf / tot, "conditional": (vf + vr) / tot}, draws)
+
+
+def variance_components(fit) -> pd.Series:
+    """The pieces of :func:`icc` and :func:`r2`, as ``insight::get_variance``:
+    ``var_fixed``, ``var_random``, ``var_residual`` (posterior means for posterior fits)."""
+    (vf, vr, ve), draws = _decompose(fit)
+    return _series({"var_fixed": vf, "var_random": vr, "var_residual": ve}, draws)

@@ -31,7 +31,7 @@ Nothing here ever forms a dense Z or an n x n matrix.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.sparse as sp
@@ -441,3 +441,13 @@ def make_deviance(design: Design) -> ProfiledDeviance:
     """The profiled deviance with the factorization that suits the model's size."""
     size = sum(r.q for r in design.remats) + design.p + 1
     return DenseProfiledDeviance(design) if size <= DENSE_MAX else ProfiledDeviance(design)
+
+
+def conditional_modes(design: Design, theta: np.ndarray, beta: np.ndarray) -> tuple[list, list]:
+    """E[b | y, theta, beta] for a given beta, and the unscaled conditional
+    covariances (multiply by sigma^2): the engine on ``y - X beta`` with no X."""
+    d0 = replace(design, y=design.y - design.X @ beta, X=np.empty((design.n, 0)), xnames=[])
+    dev = make_deviance(d0)
+    f = dev.factor(theta)
+    _, b = dev.solve(f)
+    return b, dev.condvar_unscaled(f)

@@ -64,7 +64,8 @@ def diagnostics(fit, covariate=None, *, smoother: bool = True, label_n: int = 3,
             raise PlotError(f"diagnostics: covariate {c!r} is not a column of the data; columns: "
                             f"{[str(x) for x in data.columns]}")
     fitted = fit.fitted().to_numpy()
-    res = fit.residuals(type="pearson").to_numpy()
+    # Pearson residuals in units of sigma (lme4's residuals(type="pearson", scaled=TRUE))
+    res = fit.residuals(type="pearson", scaled=True).to_numpy()
     glmm = is_glmm(fit)
     # GLMMs: fitted means on the response scale; the QQ plot uses randomized
     # quantile residuals (N(0, 1) under the model, unlike Pearson residuals)
@@ -122,7 +123,7 @@ def diagnostics(fit, covariate=None, *, smoother: bool = True, label_n: int = 3,
     what = "posterior mean" if _is_posterior(fit) else "conditional mode"
     for p, (g, k, j, c) in enumerate(re_panels):
         ax = axes[3 + p]
-        _qq(ax, fit._b[k][:, j], color=NOPOOL_COLOR, gid="ranef-qq-point")
+        _qq(ax, fit.b[k][:, j], color=NOPOOL_COLOR, gid="ranef-qq-point")
         ax.set_ylabel(f"{what} of {c}" + (f" ({link_label(fit)})" if glmm else ""))
         ax.set_title(f"Normal QQ: random effects {g}: {c}", fontsize=10)
     # residuals vs covariates

@@ -88,8 +88,7 @@ def _group_columns(fit, group: str) -> list[tuple[int, int, str]]:
 
 
 def _term_names(fit) -> list[str]:
-    terms = getattr(fit, "terms", None)
-    return list(terms) if terms is not None else fit._term_names()
+    return list(fit.term_names)
 
 
 def _check_interval(interval: float) -> float:
@@ -193,17 +192,7 @@ def _level_values(fit, group: str, level_pos: int) -> dict:
 
 def _new_rows(fit, frame: pd.DataFrame, keep: list[int]):
     """X and the random-effects pieces of new rows (as ``predict`` builds them)."""
-    d = fit.design
-    nf = fit._newdata_frame(frame, keep)
-    X = d.x_builder.rebuild(nf)[:, d.x_keep]
-    terms = []
-    for k in keep:
-        r = d.remats[k]
-        labels = fit._group_labels(nf, r.term.factors)
-        pos = pd.Index(r.levels).get_indexer(labels)
-        Xt = np.ones((len(nf), 1)) if r.builder is None else r.builder.rebuild(nf)
-        terms.append((k, pos, Xt))
-    return X, terms
+    return fit.model_rows(frame, keep)
 
 
 def _predict_band(fit, frame: pd.DataFrame, keep: list[int], interval: float, predictive: bool):
@@ -216,7 +205,7 @@ def _predict_band(fit, frame: pd.DataFrame, keep: list[int], interval: float, pr
     beta is ignored, the usual approximation (merTools' predictInterval).
     """
     X, terms = _new_rows(fit, frame, keep)
-    mean = fit._linear(X, terms)
+    mean = fit.linear_predictor(X, terms)
     if _is_posterior(fit):
         beta = fit.draws("fixef")
         eta = beta @ X.T
@@ -233,7 +222,7 @@ def _predict_band(fit, frame: pd.DataFrame, keep: list[int], interval: float, pr
     V = fit.vcov.to_numpy()
     var = np.einsum("ij,jk,ik->i", X, V, X)
     for k, pos, Xt in terms:
-        C = fit._condvar[k]
+        C = fit.condvar[k]
         ok = pos >= 0
         var += np.where(ok, np.einsum("ij,ijk,ik->i", Xt, C[np.where(ok, pos, 0)], Xt), 0.0)
     if predictive:
@@ -289,4 +278,4 @@ def _x_terms(fit, x: str | None) -> list[int]:
 
 def _linear_only(fit, frame, keep):
     X, terms = _new_rows(fit, frame, keep)
-    return fit._linear(X, terms)
+    return fit.linear_predictor(X, terms)

@@ -58,14 +58,14 @@ def _y_name(fit) -> str:
 def _ranef_limits(fit, group: str, interval: float):
     """Per level x column of ``group``: estimate, lower, upper (random effects only)."""
     cols = _group_columns(fit, group)
-    est = np.column_stack([fit._b[k][:, j] for k, j, _ in cols])
+    est = np.column_stack([fit.b[k][:, j] for k, j, _ in cols])
     if _is_posterior(fit):
         names = _term_names(fit)
         draws = np.stack([fit.draws(f"ranef_{names[k]}")[:, :, j] for k, j, _ in cols], axis=2)
         lo, hi = np.quantile(draws, [0.5 - interval / 2, 0.5 + interval / 2], axis=0)
         return est, lo, hi
     z = _z(interval)
-    sd = np.column_stack([np.sqrt(fit._condvar[k][:, j, j]) for k, j, _ in cols])
+    sd = np.column_stack([np.sqrt(fit.condvar[k][:, j, j]) for k, j, _ in cols])
     return est, est - z * sd, est + z * sd
 
 

@@ -12,22 +12,15 @@ _LINK_WORDS = {"logit": "logit", "probit": "probit", "cloglog": "cloglog", "cauc
 
 
 def is_glmm(fit) -> bool:
-    """True for a binomial or Poisson fit (GLMMFit, or a posterior fit with ``.family``)."""
-    return getattr(fit, "family", None) is not None
+    """True for a binomial or Poisson fit, of whatever kind."""
+    return not fit.family.is_gaussian
 
 
 def observations(fit):
     """(y, wt, ntrials, offset) as the likelihood sees them: binomial y is the
     proportion of ``ntrials`` (prior weights ``wt``), Poisson y the count."""
-    from ..glmm.family import check_response
-
-    sysm = getattr(fit, "_system", None)
-    if sysm is not None:
-        return sysm.y, sysm.wt, sysm.ntrials, sysm.offset
-    d = fit.design
-    y, wt, ntrials = check_response(d, fit.family)
-    off = np.zeros(d.n) if d.offset is None else np.asarray(d.offset, dtype=float)
-    return y, wt, ntrials, off
+    y, wt, ntrials = fit.response
+    return y, wt, ntrials, fit.offset
 
 
 def mean_name(fit) -> str:

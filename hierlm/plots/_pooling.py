@@ -91,7 +91,7 @@ class _Pooling:
             self.lower, self.upper = np.quantile(draws, [0.5 - interval / 2, 0.5 + interval / 2], axis=0)
         # population covariance of the group's coefficients (block diagonal
         # across terms on the same factor)
-        covs = fit._covariances()
+        covs = fit.covariances()
         self.cov = np.zeros((P, P))
         for a, (ka, ja, _) in enumerate(cols):
             for b, (kb, jb, _) in enumerate(cols):
@@ -275,7 +275,7 @@ def shrinkage(fit, group: str | None = None, terms=None, *, dim: int | None = No
 def _condvar_limits(fit, group, pool, interval):
     """mean +- z condsd of the coefficients (non-posterior fits), for error bars."""
     z = _z(interval)
-    sd = np.column_stack([np.sqrt(fit._condvar[k][:, j, j]) for k, j, _ in _group_columns(fit, group)])
+    sd = np.column_stack([np.sqrt(fit.condvar[k][:, j, j]) for k, j, _ in _group_columns(fit, group)])
     return pool.partial - z * sd, pool.partial + z * sd
 
 

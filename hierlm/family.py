@@ -1,4 +1,9 @@
-"""GLM families and links as R's ``binomial()`` and ``poisson()``.
+"""Families and links as R's ``gaussian()``, ``binomial()`` and ``poisson()``.
+
+Every fit has a family, the Gaussian one included (as lme4, where an
+``lmerMod`` answers ``family()`` with ``gaussian()``): fitted values,
+predictions on the link or response scale, residuals, simulation and the
+distribution-specific variance of ICC and R2 all go through it.
 
 Each :class:`Family` carries what penalized IRLS and the Laplace deviance
 need: the link and its inverse, ``d mu / d eta``, the variance function,
@@ -19,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
-from ..errors import DataError, HierlmError
+from .errors import DataError, HierlmError
 
 _EPS = np.finfo(float).eps
 
@@ -90,21 +95,26 @@ LINKS = {
 
 
 class Family:
-    """A GLM family with its link (R's ``binomial(link)``, ``poisson(link)``).
+    """A family with its link (R's ``gaussian()``, ``binomial(link)``, ``poisson(link)``).
 
     Parameters
     ----------
-    name : {"binomial", "poisson"}
+    name : {"gaussian", "binomial", "poisson"}
     link : str, optional
-        Default: the canonical link (``logit``, ``log``).
+        Default: the canonical link (``identity``, ``logit``, ``log``).
 
     Attributes
     ----------
     name, link : str
+    has_dispersion : bool
+        The family has a free scale parameter sigma (Gaussian); binomial and
+        Poisson have none (sigma is 1).
     """
 
-    #: links R allows for each family, canonical first
+    #: links available for each family, canonical first (the Gaussian one:
+    #: identity only, the linear mixed model)
     ALLOWED = {
+        "gaussian": ("identity",),
         "binomial": ("logit", "probit", "cloglog", "cauchit", "log"),
         "poisson": ("log", "identity", "sqrt"),
     }
@@ -113,7 +123,7 @@ class Family:
         key = str(name).lower()
         if key not in self.ALLOWED:
             raise FamilyError(
-                f"family {name!r} is not supported for GLMMs; available: {', '.join(self.ALLOWED)}"
+                f"family {name!r} is not supported; available: {', '.join(self.ALLOWED)}"
             )
         link = self.ALLOWED[key][0] if link is None else str(link).lower()
         if link not in self.ALLOWED[key]:
@@ -126,14 +136,29 @@ class Family:
         lk = LINKS[link]
         self.linkfun, self.linkinv, self.mu_eta = lk.linkfun, lk.linkinv, lk.mu_eta
         self.canonical = link == self.ALLOWED[key][0]
+        self.has_dispersion = key == "gaussian"
+
+    @property
+    def is_gaussian(self) -> bool:
+        """The linear mixed model (identity link, Gaussian noise)."""
+        return self.name == "gaussian"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Family) and (self.name, self.link) == (other.name, other.link)
+
+    def __hash__(self) -> int:
+        return hash((self.name, self.link))
 
     def __repr__(self) -> str:
         return f"Family({self.name!r}, link={self.link!r})"
 
     # ---- variance, deviance, log-likelihood ---------------------------
     def variance(self, mu: np.ndarray) -> np.ndarray:
+        """Variance function V(mu) (R's ``family()$variance``)."""
         if self.name == "binomial":
             return mu * (1.0 - mu)
+        if self.name == "gaussian":
+            return np.ones_like(np.asarray(mu, dtype=float))
         return np.asarray(mu, dtype=float)
 
     def dev_resid(self, y: np.ndarray, mu: np.ndarray, wt: np.ndarray) -> np.ndarray:
@@ -142,6 +167,8 @@ class Family:
             return self._dev_resid(y, mu, wt)
 
     def _dev_resid(self, y, mu, wt):
+        if self.name == "gaussian":
+            return wt * (y - mu) ** 2
         if self.name == "binomial":
             return 2.0 * wt * (special.xlogy(y, y / mu) + special.xlogy(1.0 - y, (1.0 - y) / (1.0 - mu)))
         return 2.0 * wt * (special.xlogy(y, y / mu) - (y - mu))
@@ -194,9 +221,12 @@ class Family:
         return bool(np.all(mu > 0))
 
     # ---- simulation -----------------------------------------------------
-    def simulate(self, mu: np.ndarray, wt: np.ndarray, ntrials: np.ndarray, rng) -> np.ndarray:
+    def simulate(self, mu: np.ndarray, wt: np.ndarray, ntrials: np.ndarray, rng, sigma: float = 1.0) -> np.ndarray:
         """One draw of the response on the model's scale (proportions for
-        binomial, counts for Poisson), as R's ``family()$simulate``."""
+        binomial, counts for Poisson, ``mu + sigma / sqrt(wt) * N(0, 1)`` for
+        Gaussian), as R's ``family()$simulate``."""
+        if self.name == "gaussian":
+            return mu + sigma / np.sqrt(wt) * rng.standard_normal(np.shape(mu))
         if self.name == "binomial":
             m = np.round(ntrials if np.any(ntrials > 1) else wt).astype(np.int64)
             draws = rng.binomial(np.maximum(m, 0), np.clip(mu, 0.0, 1.0))
@@ -205,13 +235,14 @@ class Family:
 
 
 def make_family(family, link: str | None = None) -> Family:
-    """A :class:`Family` from a name (``"binomial"``, ``"poisson"``) or a Family."""
+    """A :class:`Family` from a name (``"gaussian"``, ``"binomial"``, ``"poisson"``) or a Family."""
     if isinstance(family, Family):
         if link is not None and link != family.link:
             return Family(family.name, link)
         return family
     if not isinstance(family, str):
-        raise FamilyError(f"family must be a name such as 'binomial' or 'poisson', not {type(family).__name__}")
+        raise FamilyError(f"family must be a name such as 'gaussian', 'binomial' or 'poisson', "
+                          f"not {type(family).__name__}")
     return Family(family, link)
 
 
@@ -236,6 +267,8 @@ def check_response(design, family: Family) -> tuple[np.ndarray, np.ndarray, np.n
     rows = design.prepared.rows
     lhs = design.formula.response
     n = design.y.shape[0]
+    if family.name == "gaussian":
+        return np.asarray(design.y, dtype=float), np.ones(n), np.ones(n)
     user_wt = np.ones(n) if design.weights is None else np.asarray(design.weights, dtype=float)
     bad = np.flatnonzero(user_wt < 0)
     if bad.size:

@@ -1,4 +1,4 @@
-r"""Fitting a GLMM by the Laplace approximation or adaptive Gauss-Hermite
+r"""The GLMM optimizer: the Laplace approximation or adaptive Gauss-Hermite
 quadrature, in lme4's two stages.
 
 As lme4's ``glmer`` (``R/lmer.R``, ``mkGlmerDevfun``/``updateGlmerDevfun``/
@@ -27,16 +27,16 @@ two differ by about 1e-4 to 1e-3 deviance units (lme4's value is the larger).
 
 from __future__ import annotations
 
-import contextlib
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ConvergenceWarning, HierlmError
-from ..lmm.fit import OptInfo
-from ..lmm.fit import check_control as check_lmm_control
-from .family import Family, check_response
+from ..errors import HierlmError
+from ..family import Family, check_response
+from ..optimize import (
+    SINGULAR_MESSAGE, OptInfo, bobyqa, check_boundary, check_control, deriv12, gradient_messages,
+    hessian_messages, is_singular,
+)
 from .pirls import Mode, PirlsError, PirlsSystem
 
 DEFAULT_CONTROL = {
@@ -58,17 +58,15 @@ DEFAULT_CONTROL = {
 }
 
 
-@dataclass
-class GLMMOptInfo(OptInfo):
-    """What the optimizers did (as the LMM's :class:`OptInfo`), with the
-    evaluations of lme4's first stage (nAGQ = 0) counted apart."""
-
-    optimizer: str = "nloptwrap (NLOPT_LN_BOBYQA), two stages"
-    feval_stage1: int = 0
+GLMM_OPTIMIZER = "nloptwrap (NLOPT_LN_BOBYQA), two stages"
 
 
-def check_control(control: dict) -> dict:
-    return check_lmm_control(control, DEFAULT_CONTROL, " for a GLMM fit")
+def check_glmm_control(control: dict | None) -> dict:
+    """The Laplace/AGQ engine's options over :data:`DEFAULT_CONTROL` (unknown keys are an error)."""
+    control = check_control(dict(control or {}), DEFAULT_CONTROL, " for a GLMM fit")
+    if control["pirls"] not in ("lme4", "exact"):
+        raise HierlmError(f"pirls must be 'lme4' or 'exact', not {control['pirls']!r}")
+    return control
 
 
 def gh_rule(n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -149,80 +147,6 @@ class GLMMDeviance:
             return np.inf
 
 
-def _bobyqa(fun, x0, lower, step, control, maxeval=None) -> tuple[np.ndarray, float, str]:
-    """Minimize with NLopt's BOBYQA; returns the best point seen."""
-    import nlopt
-
-    best = {"f": np.inf, "x": np.asarray(x0, dtype=float).copy()}
-
-    def f(x, grad):
-        val = fun(x)
-        if val < best["f"]:
-            best["f"], best["x"] = val, x.copy()
-        return val if np.isfinite(val) else 1e300
-
-    x0 = np.maximum(np.asarray(x0, dtype=float), lower)
-    opt = nlopt.opt(nlopt.LN_BOBYQA, x0.size)
-    opt.set_lower_bounds(lower)
-    opt.set_min_objective(f)
-    opt.set_xtol_abs(control["xtol_abs"])
-    opt.set_ftol_abs(control["ftol_abs"])
-    opt.set_maxeval(int(maxeval or control["maxeval"]))
-    opt.set_initial_step(step)
-    try:
-        opt.optimize(x0)
-        code = opt.last_optimize_result()
-        status = {
-            nlopt.SUCCESS: "success", nlopt.FTOL_REACHED: "ftol_abs reached",
-            nlopt.XTOL_REACHED: "xtol_abs reached", nlopt.MAXEVAL_REACHED: "maxeval reached",
-        }.get(code, f"nlopt code {code}")
-    except nlopt.RoundoffLimited:
-        status = "roundoff limited"
-    return best["x"], best["f"], status
-
-
-def _check_boundary(fun, x: np.ndarray, fval: float, lower: np.ndarray, tol: float) -> tuple[np.ndarray, float]:
-    """lme4's ``check.boundary``: a bounded parameter within ``tol`` of its
-    bound is set to the bound when that does not increase the deviance."""
-    if tol <= 0:
-        return x, fval
-    diff = x - lower
-    edge = np.flatnonzero(np.isfinite(lower) & (diff > 0) & (diff < tol))
-    if edge.size == 0:
-        return x, fval
-    x = x.copy()
-    for i in edge:
-        trial = x.copy()
-        trial[i] = lower[i]
-        if fun(trial) < fval:
-            x[i] = lower[i]
-    return x, fun(x)
-
-
-def _check_hessian(H: np.ndarray, tol: float, what: str = "") -> list[str]:
-    """lme4's ``checkHess`` messages."""
-    try:
-        ev = np.linalg.eigvalsh(H)
-    except np.linalg.LinAlgError:
-        return [f"unable to evaluate the {what}Hessian eigenvalues"]
-    neg = int(np.sum(ev < -tol))
-    if neg:
-        return [f"Model failed to converge: degenerate {what}Hessian with {neg} negative eigenvalues"]
-    try:
-        np.linalg.cholesky(H)
-        chol_ok = True
-    except np.linalg.LinAlgError:
-        chol_ok = False
-    if np.any(np.abs(ev) < tol) or not chol_ok:
-        return [f"{what}Hessian is numerically singular: parameters are not uniquely determined"]
-    out = []
-    if ev.max() * tol > 1:
-        out.append("Model is nearly unidentifiable: very large eigenvalue - Rescale variables?")
-    if ev.min() / ev.max() < tol:
-        out.append("Model is nearly unidentifiable: large eigenvalue ratio - Rescale variables?")
-    return out
-
-
 def _start_values(control, design, k):
     """theta (and fixef) from ``start`` (a theta vector or a dict like lme4's)."""
     start = control["start"]
@@ -248,50 +172,27 @@ def _start_values(control, design, k):
     return theta0, beta0
 
 
-def _one_blas_thread():
-    """One BLAS thread for the fit (threadpoolctl, when installed).
+@dataclass
+class GLMMOptimum:
+    """What the two stages found: the estimates, the criterion there, the
+    PIRLS system, the deviance functions and the conditional mode."""
 
-    The matrices here are small (a few hundred rows at most); OpenBLAS's
-    threads only add synchronization, and on a busy machine they made a
-    grouseticks fit 20 to 50 times slower (0.5 s -> 10-25 s, measured on 2
-    cores with other processes running)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl comes with the bayes extra
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
-
-
-def fit_glmm(model, family: Family, nAGQ: int = 1, control: dict | None = None, data_name=None):
-    """Fit a GLMM as lme4's ``glmer``; returns a :class:`~hierlm.glmm.results.GLMMFit`.
-
-    Parameters
-    ----------
-    model : hierlm.Model
-        A model with a binomial or Poisson family.
-    family : Family
-    nAGQ : int
-        0 (stage 1 only), 1 (Laplace, the default) or up to 25 quadrature
-        points (one scalar random-effects term only).
-    control : dict
-        See :data:`DEFAULT_CONTROL`.
-    data_name : str, optional
-        Shown as ``Data:`` in the summary.
-    """
-    with _one_blas_thread():
-        return _fit_glmm(model, family, nAGQ, control, data_name)
+    theta: np.ndarray
+    beta: np.ndarray
+    fval: float
+    info: OptInfo
+    system: PirlsSystem
+    devfun: GLMMDeviance
+    mode: Mode
+    control: dict
 
 
-def _fit_glmm(model, family: Family, nAGQ: int = 1, control: dict | None = None, data_name=None):
-    from .results import GLMMFit
-
-    control = check_control(dict(control or {}))
-    if control["pirls"] not in ("lme4", "exact"):
-        raise HierlmError(f"pirls must be 'lme4' or 'exact', not {control['pirls']!r}")
+def optimize_glmm(design, family: Family, nAGQ: int, control: dict) -> GLMMOptimum:
+    """lme4's two stages (module docstring) on a checked ``control``
+    (:func:`check_glmm_control`); run lme4's convergence checks."""
     if isinstance(nAGQ, bool) or not isinstance(nAGQ, (int, np.integer)) or not 0 <= nAGQ <= 25:
         raise HierlmError(f"nAGQ must be an integer from 0 to 25, not {nAGQ!r}")
     nAGQ = int(nAGQ)
-    design = model.design
     if nAGQ > 1 and (len(design.remats) != 1 or design.remats[0].p != 1):
         raise HierlmError(
             "nAGQ > 1 is only available for models with a single, scalar random-effects term "
@@ -307,7 +208,7 @@ def _fit_glmm(model, family: Family, nAGQ: int = 1, control: dict | None = None,
     lower_t = np.concatenate([r.theta_lower() for r in design.remats])
     theta_init = np.concatenate([r.theta_init() for r in design.remats])
     theta0, beta0 = _start_values(control, design, k)
-    info = GLMMOptInfo()
+    info = OptInfo(optimizer=GLMM_OPTIMIZER)
 
     # lme4's lp0: PIRLS (beta jointly) from R's starting means at the start theta
     try:
@@ -323,21 +224,21 @@ def _fit_glmm(model, family: Family, nAGQ: int = 1, control: dict | None = None,
     dev.lp0 = init.eta
     dev.last[True] = init
     theta = theta_init if theta0 is None else np.maximum(theta0, lower_t)
+    opt = dict(xtol_abs=control["xtol_abs"], ftol_abs=control["ftol_abs"], maxeval=control["maxeval"])
     if control["nAGQ0initStep"]:
         step = np.full(k, min(0.95, 0.2 * max(np.max(np.abs(theta)), 1e-3)))  # minqa's rhobeg
-        theta, f1, status = _bobyqa(dev.stage1, theta, lower_t, step, control)
+        res = bobyqa(dev.stage1, theta, lower_t, step=step, **opt)
+        theta, f1 = res.x, res.fun
         if nAGQ == 0:
-            theta, f1 = _check_boundary(dev.stage1, theta, f1, lower_t, control["boundary_tol"])
+            theta, f1 = check_boundary(dev.stage1, theta, f1, lower_t, control["boundary_tol"])
         info.feval_stage1 = dev.feval
-        info.status = status
+        info.status = res.status
     mode1 = dev.mode(theta)  # joint mode at the stage-1 optimum
     if nAGQ == 0:
         info.feval = dev.feval
         fval = dev.criterion(mode1)
         _singular_check(info, theta, lower_t, control)
-        for msg in info.messages:
-            warnings.warn(msg, ConvergenceWarning, stacklevel=5)
-        return GLMMFit(model, system, dev, family, nAGQ, theta, mode1.beta, fval, info, data_name=data_name)
+        return GLMMOptimum(theta, mode1.beta, fval, info, system, dev, mode1, control)
 
     # stage 2: theta and beta together, from the stage-1 estimates (as lme4's lp0 and start)
     dev.lp0 = mode1.eta
@@ -348,10 +249,11 @@ def _fit_glmm(model, family: Family, nAGQ: int = 1, control: dict | None = None,
     step = 0.2 * np.concatenate([np.full(k, 0.1), np.minimum(beta_sd, 10.0)])
     lower = np.concatenate([lower_t, np.full(design.p, -np.inf)])
     pars0 = np.concatenate([theta, beta])
-    pars, fval, status = _bobyqa(dev.stage2, pars0, lower, step, control)
+    res = bobyqa(dev.stage2, pars0, lower, step=step, **opt)
+    pars, fval, status = res.x, res.fun, res.status
     if not np.isfinite(fval):
         raise PirlsError("PIRLS failed at every parameter value the optimizer tried; the model cannot be fit")
-    pars, fval = _check_boundary(dev.stage2, pars, fval, lower, control["boundary_tol"])
+    pars, fval = check_boundary(dev.stage2, pars, fval, lower, control["boundary_tol"])
     info.status = status
     info.feval = dev.feval
     best = dev.mode(pars[:k], pars[k:])
@@ -360,39 +262,19 @@ def _fit_glmm(model, family: Family, nAGQ: int = 1, control: dict | None = None,
         info.messages.append(f"convergence code: maximum number of evaluations ({control['maxeval']}) reached")
     _singular_check(info, pars[:k], lower_t, control)
     if control["calc_derivs"]:
-        from ..lmm.fit import deriv12
-
         g, H = deriv12(lambda xs: np.array([dev.stage2(x, state=best) for x in xs]), pars)
         info.gradient, info.hessian = g, H
         if not info.singular:
-            _gradient_check(info, g, H, control)
+            info.messages += gradient_messages(g, H, control["check_conv_grad_tol"])
             hb = H[k:, k:]
             if hb.size:
-                info.messages += _check_hessian(hb, control["check_conv_hess_tol"], "fixed-effect ")
-            info.messages += _check_hessian(H, control["check_conv_hess_tol"])
+                info.messages += hessian_messages(hb, control["check_conv_hess_tol"], "fixed-effect ")
+            info.messages += hessian_messages(H, control["check_conv_hess_tol"])
         dev.mode(pars[:k], pars[k:], state=best)
-    for msg in info.messages:
-        warnings.warn(msg, ConvergenceWarning, stacklevel=5)
-    return GLMMFit(model, system, dev, family, nAGQ, pars[:k], pars[k:], fval, info, data_name=data_name,
-                   mode=best)
+    return GLMMOptimum(pars[:k], pars[k:], fval, info, system, dev, best, control)
 
 
 def _singular_check(info, theta, lower_t, control):
-    bounded = np.isfinite(lower_t)
-    info.singular = bool(np.any(theta[bounded] < control["check_singular_tol"]))
+    info.singular = is_singular(theta, lower_t, control["check_singular_tol"])
     if info.singular:
-        info.messages.append("boundary (singular) fit: see help('isSingular')")
-
-
-def _gradient_check(info, g, H, control):
-    try:
-        scgrad = np.linalg.solve(np.linalg.cholesky(H).T, g)
-    except np.linalg.LinAlgError:
-        info.messages.append("unable to evaluate scaled gradient")
-        return
-    mingrad = np.minimum(np.abs(scgrad), np.abs(g))
-    if mingrad.max() > control["check_conv_grad_tol"]:
-        info.messages.append(
-            f"Model failed to converge with max|grad| = {mingrad.max():.6g} "
-            f"(tol = {control['check_conv_grad_tol']:g}, component {int(np.argmax(mingrad)) + 1})"
-        )
+        info.messages.append(SINGULAR_MESSAGE)

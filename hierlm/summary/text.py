@@ -1,0 +1,309 @@
+"""The printed summaries of every fit kind, in lme4's layout.
+
+The layout follows lme4's ``print.summary.merMod``; the summary of a REML or
+ML fit is lmerTest's (its fixed-effects table has ``df`` and ``Pr(>|t|)``
+columns, Satterthwaite's method by default), that of a Laplace fit glmer's.
+MAP and posterior fits keep lme4's blocks with their own columns.  Every
+summary ends with the fit's convergence messages, the same way.
+"""
+
+from __future__ import annotations
+
+import html
+import textwrap
+
+from ..errors import HierlmError
+from ..inference.ddf import check_ddf
+from ..inference.ddf import coef_table as ddf_table
+from .format import (
+    coefmat_lines, convergence_lines, fixed_corr_lines, format_r, groups_line, named_vector, quantile_line,
+    random_effects_table, text_table,
+)
+
+_DDF_TITLE = {"satterthwaite": "Satterthwaite's", "kenward-roger": "Kenward-Roger's"}
+
+
+def _method_title(fit) -> str:
+    """lme4's ``methTitle``: the ML one ends in a space, as lme4 prints it."""
+    return "Linear mixed model fit by REML" if fit.reml else "Linear mixed model fit by maximum likelihood "
+
+
+def lmm_lines(fit, ddf: str = "none") -> list[str]:
+    """lme4's summary of a REML or ML linear mixed model fit; with ``ddf``
+    ``"satterthwaite"`` or ``"kenward-roger"``, lmerTest's (t-tests with df and p-values)."""
+    ddf = check_ddf(ddf)
+    tab, note = None, None
+    if ddf != "none":
+        try:
+            tab = ddf_table(fit, ddf)
+        except HierlmError as exc:
+            if ddf == "kenward-roger":
+                raise
+            note = f"t-tests not available: {exc}"
+            ddf = "none"
+    lines = []
+    if ddf == "none":
+        lines.append(f"{_method_title(fit)} ['lmerMod']")
+    else:
+        lines.append(f"{_method_title(fit)}. t-tests use {_DDF_TITLE[ddf]} method [lmerModLmerTest]")
+    lines.append(f"Formula: {fit.formula}")
+    if fit.data_name:
+        lines.append(f"   Data: {fit.data_name}")
+    lines.append("")
+    if fit.reml:
+        lines.append(f"REML criterion at convergence: {fit.reml_criterion:.1f}")
+    else:
+        vals = [fit.aic, fit.bic, fit.loglik, fit.deviance]
+        lines.extend(named_vector(["AIC", "BIC", "logLik", "deviance", "df.resid"],
+                                  [f"{v:.1f}" for v in vals] + [str(fit.nobs - fit.df)]))
+    lines.append("")
+    lines.append("Scaled residuals: ")
+    lines.extend(quantile_line(fit.residuals(scaled=True).to_numpy()))
+    lines.append("")
+    lines.append("Random effects:")
+    lines.extend(random_effects_table(fit))
+    lines.append(groups_line(fit))
+    lines.append("")
+    lines.append("Fixed effects:")
+    lines.extend(coefmat_lines(tab if tab is not None else ddf_table(fit, "none")))
+    if note:
+        lines.append(note)
+    lines.extend(fixed_corr_lines(fit))
+    lines.extend(convergence_lines(fit))
+    return lines
+
+
+def lmm_short(fit) -> str:
+    """lme4's ``print(fit)``: header, criterion, random effects, fixed effects."""
+    lines = [f"{_method_title(fit)} ['lmerMod']", f"Formula: {fit.formula}"]
+    if fit.reml:
+        lines.append(f"REML criterion at convergence: {fit.reml_criterion:.4f}")
+    else:
+        lines.append(f"     AIC: {fit.aic:.4f}  BIC: {fit.bic:.4f}  logLik: {fit.loglik:.4f}")
+    lines.append("Random effects:")
+    lines.extend(random_effects_table(fit))
+    lines.append(groups_line(fit))
+    lines.append("Fixed Effects:")
+    fe = fit.fixef
+    lines.extend(text_table([list(fe.index), format_r(fe.to_numpy(), 4)], ["r"] * len(fe)))
+    return "\n".join(lines)
+
+
+def _posterior_rows(fit) -> tuple[list[list[str]], list[list[str]]]:
+    """(random-effects rows, fixed-effects rows) of a posterior summary."""
+    dg = fit.diagnostics
+    fmt = lambda v: f"{v:.4g}"  # noqa: E731
+    re_rows = [["Groups", "Name", "Std.Dev.", "l-95% CI", "u-95% CI", "Rhat", "Bulk_ESS"]]
+    for t, r in zip(fit.terms, fit.design.remats):
+        for j, c in enumerate(r.cnames):
+            row = dg.loc[f"sd_{t}[{c}]"]
+            re_rows.append([t if j == 0 else "", c, fmt(row["mean"]), fmt(row["2.5%"]), fmt(row["97.5%"]),
+                            f"{row['r_hat']:.3f}", f"{row['ess_bulk']:.0f}"])
+        for j in range(r.p):
+            for i in range(j + 1, r.p):
+                row = dg.loc[f"corr_{t}[{r.cnames[j]},{r.cnames[i]}]"]
+                re_rows.append(["", f"cor({r.cnames[j]},{r.cnames[i]})", f"{row['mean']:.3f}",
+                                f"{row['2.5%']:.3f}", f"{row['97.5%']:.3f}", f"{row['r_hat']:.3f}",
+                                f"{row['ess_bulk']:.0f}"])
+    if "sigma" in dg.index:  # binomial and Poisson have no residual SD (as glmer)
+        row = dg.loc["sigma"]
+        re_rows.append(["Residual", "", fmt(row["mean"]), fmt(row["2.5%"]), fmt(row["97.5%"]),
+                        f"{row['r_hat']:.3f}", f"{row['ess_bulk']:.0f}"])
+    fe_rows = [["", "Estimate", "Est.Error", "l-95% CI", "u-95% CI", "Rhat", "Bulk_ESS"]]
+    for name in fit.design.xnames:
+        row = dg.loc[f"fixef[{name}]"]
+        fe_rows.append([name] + [fmt(row[k]) for k in ("mean", "sd", "2.5%", "97.5%")]
+                       + [f"{row['r_hat']:.3f}", f"{row['ess_bulk']:.0f}"])
+    return re_rows, fe_rows
+
+
+def _title(text: str, cls: str = "glmerMod", width: int = 80) -> list[str]:
+    """lme4's ``.prt.methTit``: a title too long for the width is wrapped
+    (``strwrap``, indent 2) and the class follows without quotes."""
+    if len(text) + 5 + len(cls) > width:
+        lines = textwrap.wrap(text, width=width - 3, subsequent_indent="  ", break_on_hyphens=False)
+        lines[-1] += f" [{cls}]"
+        return lines
+    return [f"{text} ['{cls}']"]
+
+
+def _glmm_header(fit) -> list[str]:
+    lines = _title(f"Generalized linear mixed model fit by maximum likelihood ({fit.method_name()})")
+    lines += [f" Family: {fit.family.name}  ( {fit.family.link} )", f"Formula: {fit.formula}"]
+    if fit.data_name:
+        lines.append(f"   Data: {fit.data_name}")
+    return lines
+
+
+def _random_lines(fit) -> list[str]:
+    rows = random_effects_table(fit)
+    # no correlations: R prints no Corr column
+    if not (fit.varcorr["var2"].notna().any()):
+        rows = [r.replace(" Corr", "", 1).rstrip() if i == 0 else r for i, r in enumerate(rows)]
+    return rows + [groups_line(fit)]
+
+
+def glmm_lines(fit) -> list[str]:
+    """glmer's summary of a Laplace or AGQ fit."""
+    lines = _glmm_header(fit) + [""]
+    vals = [fit.aic, fit.bic, fit.loglik, -2.0 * fit.loglik]
+    lines += named_vector(["AIC", "BIC", "logLik", "deviance", "df.resid"],
+                          [f"{v:.1f}" for v in vals] + [str(fit.df_residual)])
+    lines += ["", "Scaled residuals: "]
+    lines += quantile_line(fit.residuals("pearson", scaled=True).to_numpy())
+    lines += ["", "Random effects:"] + _random_lines(fit)
+    lines += ["", "Fixed effects:"] + coefmat_lines(fit.coef_table())
+    lines += fixed_corr_lines(fit)
+    lines += convergence_lines(fit)
+    return lines
+
+
+def glmm_short(fit) -> str:
+    """glmer's ``print(fit)``: header, criteria, random-effect SDs, fixed effects."""
+    lines = _glmm_header(fit)
+    vals = [fit.aic, fit.bic, fit.loglik, -2.0 * fit.loglik]
+    lines += named_vector(["AIC", "BIC", "logLik", "deviance", "df.resid"],
+                          [f"{v:.4f}" for v in vals] + [str(fit.df_residual)])
+    lines.append("Random effects:")
+    vc = fit.varcorr
+    rows = [["Groups", "Name", "Std.Dev."]]
+    sds = format_r(vc.loc[vc["var2"].isna(), "sdcor"], 4)
+    k = 0
+    last = None
+    for _, row in vc[vc["var2"].isna()].iterrows():
+        rows.append([row["group"] if row["group"] != last else "", str(row["var1"]), sds[k]])
+        last = row["group"]
+        k += 1
+    lines += [" " + x for x in text_table(rows, ["l", "l", "l"])]
+    lines.append(groups_line(fit))
+    lines.append("Fixed Effects:")
+    fe = fit.fixef
+    lines += text_table([list(fe.index), format_r(fe.to_numpy(), 4)], ["r"] * len(fe))
+    lines += fit.convergence.lines()
+    return "\n".join(lines)
+
+def _family_line(fit) -> list[str]:
+    fam = fit.family
+    return [] if fam.is_gaussian else [f" Family: {fam.name}  ( {fam.link} )"]
+
+
+def posterior_lines(fit) -> list[str]:
+    """Posterior summary in lme4's layout, with brms's interval and diagnostic columns."""
+    post = fit.idata.posterior
+    how = fit.plan.describe(fit.terms)
+    kind = "linear" if fit.family.is_gaussian else "generalized linear"
+    lines = [f"Bayesian {kind} mixed model fit by NUTS ({fit.sampler}; {post.sizes['chain']} chains x "
+             f"{post.sizes['draw']} draws; {how})"]
+    lines += _family_line(fit)
+    lines.append(f"Formula: {fit.formula}")
+    if fit.data_name:
+        lines.append(f"   Data: {fit.data_name}")
+    re_rows, fe_rows = _posterior_rows(fit)
+    lines += ["", "Random effects (posterior mean, 95% interval):"]
+    lines += [" " + x for x in text_table(re_rows, ["l", "l", "r", "r", "r", "r", "r"])]
+    lines += [groups_line(fit), "", "Fixed effects:"]
+    lines += text_table(fe_rows, ["l"] + ["r"] * 6)
+    dg = fit.diagnostics
+    lines += ["", f"Sampling: {fit.seconds:.1f} s (compilation included), {fit.divergences} divergent "
+                  f"transitions, max R-hat {dg['r_hat'].max():.3f}, min bulk ESS {dg['ess_bulk'].min():.0f}"]
+    lines += convergence_lines(fit)
+    return lines
+
+
+def map_lines(fit) -> list[str]:
+    """MAP fit: estimates at the mode with approximate posterior SDs."""
+    what = "likelihood (flat priors)" if fit.flat else "posterior"
+    beta = "; fixed effects integrated out too (REML)" if fit.reml else ""
+    glmm = not fit.family.is_gaussian
+    if glmm:
+        # random effects integrated out by the Laplace approximation, no sigma
+        lines = [f"Generalized linear mixed model fit by MAP: mode of the Laplace-marginal {what}"]
+    else:
+        lines = [f"Mixed model fit by MAP: mode of the marginal {what}, random effects integrated out{beta}"]
+    lines += _family_line(fit)
+    lines.append(f"Formula: {fit.formula}")
+    if fit.data_name:
+        lines.append(f"   Data: {fit.data_name}")
+    what_ll = "Laplace log-likelihood" if glmm else "log marginal likelihood"
+    lines += ["", f"{what_ll} at the mode: {fit.loglik:.4f}", "",
+              "Random effects (mode, approximate posterior SD):"]
+    se = fit.se
+    rows = [["Groups", "Name", "Std.Dev.", "(SD)", "Corr"]]
+    vc = fit.varcorr
+    for t, r in zip(fit.term_names, fit.design.remats):
+        block = vc[vc["group"] == t]
+        for j, c in enumerate(r.cnames):
+            sd = block[(block["var1"] == c) & block["var2"].isna()]["sdcor"].iloc[0]
+            corr = []
+            for i in range(j):
+                hit = block[(block["var1"] == r.cnames[i]) & (block["var2"] == c)]
+                corr.append(f"{hit['sdcor'].iloc[0]:.2f}")
+            rows.append([t if j == 0 else "", c, f"{sd:.4g}", f"{se[f'sd_{t}[{c}]']:.3g}", " ".join(corr)])
+    if not glmm:
+        rows.append(["Residual", "", f"{fit.sigma:.4g}", f"{se['sigma']:.3g}", ""])
+    lines += [" " + x for x in text_table(rows, ["l", "l", "r", "r", "l"])]
+    lines += [groups_line(fit), "", "Fixed effects:"]
+    lines += coefmat_lines(fit.coef_table())
+    lines += convergence_lines(fit)
+    return lines
+
+
+class Summary:
+    """A printed summary: ``print(fit.summary())``, or displayed in a notebook.
+
+    Attributes
+    ----------
+    fit : MixedFit
+    text : str
+    """
+
+    def __init__(self, fit, lines: list[str]):
+        self.fit = fit
+        self.text = "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.text
+
+    def __repr__(self) -> str:
+        return self.text
+
+    def _repr_html_(self) -> str:
+        return f"<pre style='font-family: monospace'>{html.escape(self.text)}</pre>"
+
+
+class LMMSummary(Summary):
+    """lmerTest's ``summary()`` of a REML or ML fit (lme4's with ``ddf="none"``).
+
+    Parameters
+    ----------
+    fit : LMMFit
+    ddf : {"satterthwaite", "kenward-roger", "none"}
+        As lmerTest's ``summary(m, ddf = ...)``: the fixed-effects table gets
+        ``df`` and ``Pr(>|t|)`` columns from Satterthwaite's (default) or
+        Kenward-Roger's method; ``"none"`` (or ``"lme4"``) prints lme4's summary.
+    """
+
+    def __init__(self, fit, ddf: str = "satterthwaite"):
+        super().__init__(fit, lmm_lines(fit, ddf))
+
+
+#: the summary of each fit kind (``fit.kind``)
+_LINES = {"lmm": lmm_lines, "glmm": glmm_lines, "map": map_lines, "posterior": posterior_lines}
+
+
+def summarize(fit, **kw) -> Summary:
+    """The printed summary of any fit, by its ``kind``."""
+    if fit.kind == "lmm":
+        return LMMSummary(fit, **kw)
+    if kw:
+        raise HierlmError(f"summary() of a {fit.kind} fit takes no options, not {sorted(kw)}")
+    return Summary(fit, _LINES[fit.kind](fit))
+
+
+def short_repr(fit) -> str:
+    """lme4's ``print(fit)`` for REML/ML and Laplace fits; the summary for the others."""
+    if fit.kind == "lmm":
+        return lmm_short(fit)
+    if fit.kind == "glmm":
+        return glmm_short(fit)
+    return str(summarize(fit))
