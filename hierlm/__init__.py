@@ -3,6 +3,11 @@
 >>> import hierlm
 >>> fit = hierlm.lmer("Reaction ~ Days + (Days | Subject)", hierlm.datasets.load("sleepstudy"))
 >>> print(fit.summary())  # doctest: +SKIP
+
+The stages, from the bottom up: ``formula`` -> ``design`` -> ``family``,
+``params``, ``optimize`` -> ``fit`` (the base of every fit) -> the engines
+``lmm``, ``glmm``, ``bayes`` -> ``inference`` -> ``summary`` -> ``plots`` ->
+``model`` and ``cli`` (docs/architecture.md).
 """
 
 from . import datasets
