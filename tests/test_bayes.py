@@ -286,20 +286,20 @@ def test_marginal_plan_for_large_crossed_models(monkeypatch):
 
     ie = hierlm.datasets.load("InstEval")
     m = hierlm.Model("y ~ 1 + service + (1|s) + (1|d) + (1|dept:service)", ie)
-    plan = backend.plan_marginalization(m.design, m.priors, None)
+    plan = backend.plan_marginalization(m.design, m.priors, None, m.family)
     assert plan.kind == "partial" and plan.fixef_integrated
     assert [m.priors.term_names()[k] for k in plan.integrated] == ["dept:service"]
     assert [m.priors.term_names()[k] for k in plan.blocked] == ["s"]  # the factor with the most levels
     assert plan.sampled(3) == [1]
     assert plan.describe(m.priors.term_names()) == "s, dept:service, fixed effects integrated out, then drawn exactly; d sampled"
-    assert backend.plan_marginalization(m.design, m.priors, False).kind == "none"
+    assert backend.plan_marginalization(m.design, m.priors, False, m.family).kind == "none"
     pen = hierlm.Model("diameter ~ 1 + (1|plate) + (1|sample)", hierlm.datasets.load("Penicillin"))
-    assert backend.plan_marginalization(pen.design, pen.priors, None).kind == "dense"
+    assert backend.plan_marginalization(pen.design, pen.priors, None, pen.family).kind == "dense"
     # nothing small enough and a non-conjugate prior on beta: refused when asked for
     monkeypatch.setattr(backend, "DENSE_MARGINAL_MAX_Q", 5)
     monkeypatch.setattr(backend, "BLOCKED_MAX_P", 0)
     pen.set_prior("(Intercept)", P.StudentT(3, 20, 10))
-    assert backend.plan_marginalization(pen.design, pen.priors, None).kind == "none"
+    assert backend.plan_marginalization(pen.design, pen.priors, None, pen.family).kind == "none"
     with pytest.raises(hierlm.HierlmError, match="no term of this model is small enough"):
         pen.fit("nuts", marginalize=True)
 

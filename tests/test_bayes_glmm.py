@@ -73,13 +73,14 @@ def test_cbpp_accessors(cbpp_nuts, cbpp):
     new = cbpp.iloc[:1]
     pop = fit.predict(new, re_form=False, type="response").iloc[0]
     assert np.isclose(pop, 1 / (1 + np.exp(-fit.fixef["(Intercept)"])))
-    r = fit.residuals()
+    r = fit.residuals(type="response")  # the default is deviance residuals, as lme4 for GLMMs
     y = (cbpp["incidence"] / cbpp["size"]).to_numpy()
     np.testing.assert_allclose(r.to_numpy(), y - p.to_numpy())
     with pytest.raises(HierlmError, match="type"):
         fit.predict(type="probability")
-    with pytest.raises(HierlmError, match="simulate"):
-        fit.simulate()
+    # simulate draws binomial proportions around the fitted means (tests/test_fit_kinds.py)
+    sims = fit.simulate(2, seed=1).to_numpy() * cbpp["size"].to_numpy()[:, None]
+    np.testing.assert_allclose(sims, np.round(sims))
 
 
 def test_cbpp_loglik_and_loo(cbpp_nuts, cbpp):
