@@ -28,11 +28,11 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from .design.data import referenced_names
 from .design.remat import group_labels, term_names
 from .errors import DataError, FormulaError, HierlmError
 from .family import Family, check_response
 from .formula.parse import parse_formula
+from .formula.terms import parse_expression
 from .optimize import Convergence  # noqa: F401  (the type of fit.convergence)
 from .params import covariances, sd_cor
 
@@ -399,7 +399,7 @@ class MixedFit:
         off = np.zeros(len(newdata))
         if not d.offset_builders:
             return off
-        cols = {name for e in d.formula.offsets for name, _ in referenced_names(e)}
+        cols = {name for e in d.formula.offsets for name in parse_expression(e).variables}
         missing = sorted(c for c in cols if c not in newdata.columns)
         if missing:
             raise DataError(f"newdata lacks column(s) {missing} used by the offset")
@@ -411,8 +411,8 @@ class MixedFit:
     def _newdata_frame(self, newdata: pd.DataFrame, keep: list[int]) -> pd.DataFrame:
         d = self.design
         columns = set(d.prepared.frame.columns)
-        exprs = [d.formula.fixed] + [d.remats[k].term.expr for k in keep]
-        needed = {name for e in exprs for name, _ in referenced_names(e, columns)}
+        parts = [d.formula.fixed_terms] + [d.remats[k].terms for k in keep]
+        needed = {name for terms in parts for name, _ in terms.variables()}
         needed |= {f for k in keep for f in d.remats[k].term.factors}
         group_cols = {f for k in keep for f in d.remats[k].term.factors}
         needed = [c for c in d.prepared.frame.columns if c in needed]

@@ -4,7 +4,7 @@ import pytest
 
 from hierlm.errors import FormulaError
 from hierlm.formula import RandomTerm, parse_formula
-from hierlm.formula.parse import to_formulaic
+from hierlm.formula.terms import parse_expression, parse_terms
 
 
 def test_random_slope():
@@ -53,8 +53,38 @@ def test_only_random_terms_gives_intercept():
 
 
 def test_r_power_translates_to_formulaic():
-    assert to_formulaic("I(x^2)") == "I(x**2)"
-    assert to_formulaic("factor(Days)") == "C(Days)"
+    # each factor: R's label (deparse) and the expression formulaic evaluates
+    f = parse_expression("I(x^2)")
+    assert (f.label, f.expr, f.variables) == ("I(x^2)", "I(x ** 2)", ("x",))
+    f = parse_expression("factor(Days)")
+    assert (f.label, f.expr) == ("factor(Days)", "C(Days)")
+    f = parse_expression("as.factor(Days)")
+    assert (f.label, f.expr) == ("as.factor(Days)", "C(Days)")
+    f = parse_expression("poly(x, 2, raw=TRUE)")
+    assert (f.label, f.variables) == ("poly(x, 2, raw = TRUE)", ("x", "TRUE"))
+
+
+def test_terms_are_structures():
+    t = parse_terms("(a + b)^2 + I(x/2) - 1")
+    assert not t.intercept
+    assert [term.label for term in t.terms] == ["a", "b", "I(x/2)", "a:b"]
+    assert [f.kind for f in t.terms[3].factors] == ["column", "column"]
+
+
+def test_backticks_unicode_and_a_column_named_1():
+    f = parse_formula("y ~ `my x` + `1` + I(`my x`^2) + (1 | Gruppé) + (1 | `grp name`)")
+    labels = [t.label for t in f.fixed_terms.terms]
+    assert labels == ["`my x`", "`1`", "I(`my x`^2)"]
+    assert [t.factors[0].expr for t in f.fixed_terms.terms[:2]] == ["my x", "1"]
+    assert f.fixed_terms.intercept
+    assert [t.group for t in f.random] == ["Gruppé", "grp name"]
+
+
+def test_variables_carry_their_positions():
+    text = "log(y) ~ x + I(z^2) + offset(log(n)) + (w | g)"
+    got = parse_formula(text).variables()
+    assert [v for v, _ in got] == ["y", "x", "z", "n", "w", "g"]
+    assert all(text[p: p + len(v)] == v for v, p in got)
 
 
 @pytest.mark.parametrize(
@@ -83,3 +113,40 @@ def test_syntax_errors_name_the_position(formula, position, fragment):
 def test_no_tilde():
     with pytest.raises(FormulaError, match="no '~'"):
         parse_formula("Reaction + (1|Subject)")
+
+
+# coefficient names as lme4 1.1-31 printed them for the same formulas
+# (names(fixef(lmer(f, d))) on a data frame with these columns)
+R_NAMES = {
+    "y ~ C(f, contr.sum) + (1|g)": ["(Intercept)", "C(f, contr.sum)1", "C(f, contr.sum)2"],
+    "y ~ C(f, contr.helmert) + (1|g)": ["(Intercept)", "C(f, contr.helmert)1", "C(f, contr.helmert)2"],
+    "y ~ poly(x, 2, raw = TRUE) + (1|g)": ["(Intercept)", "poly(x, 2, raw = TRUE)1", "poly(x, 2, raw = TRUE)2"],
+    "y ~ I(x/2) + log(x+1) + (1|g)": ["(Intercept)", "I(x/2)", "log(x + 1)"],
+    "y ~ `my x` + I(`my x`^2) + (1|g)": ["(Intercept)", "`my x`", "I(`my x`^2)"],
+    "y ~ `1` + (1|g)": ["(Intercept)", "`1`"],
+    "y ~ 0 + f + x:f + (1|g)": ["fa", "fb", "fc", "fa:x", "fb:x", "fc:x"],
+    "y ~ f*x + (1|g)": ["(Intercept)", "fb", "fc", "x", "fb:x", "fc:x"],
+}
+
+
+@pytest.mark.parametrize("formula", list(R_NAMES))
+def test_coefficient_names_are_rs(formula):
+    import numpy as np
+    import pandas as pd
+
+    import hierlm
+
+    rng = np.random.default_rng(1)
+    n = 60
+    d = pd.DataFrame({"y": rng.normal(size=n), "x": rng.uniform(1, 3, n), "g": np.repeat(list("abcdef"), 10),
+                      "f": pd.Categorical(np.tile(list("abc"), 20))})
+    d["my x"] = rng.normal(size=n)
+    d["1"] = rng.normal(size=n)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = hierlm.lmer(formula, d)
+    assert list(fit.fixef.index) == R_NAMES[formula]
+    if formula.startswith("y ~ `1`"):  # the column named 1 is used, not dropped
+        assert fit.design.X.shape[1] == 2 and np.allclose(fit.design.X[:, 1], d["1"])

@@ -85,6 +85,16 @@ def test_fixed_effect_names(case):
     assert list(fit.fixef.index) == list(ref["fixef"])
 
 
+@pytest.mark.parametrize("case", CASES)
+def test_convergence_messages_are_lme4s(case):
+    """fit.convergence.messages: lme4's checkConv messages for the same model
+    (white space folded: lme4 writes "degenerate  Hessian" with two spaces)."""
+    ref, fit = REFERENCE[case], fit_case(case)
+    fold = lambda msgs: [" ".join(m.split()) for m in msgs]  # noqa: E731
+    assert fold(fit.convergence.messages) == fold(_aslist(ref["lme4_warnings"] or []))
+    assert fit.convergence.converged == (not [m for m in fold(fit.convergence.messages) if "singular" not in m])
+
+
 def test_logical_coefficient_name():
     """A boolean column gets R's name for a logical predictor."""
     assert list(REFERENCE[LOGICAL_NAME_CASE]["fixef"]) == ["(Intercept)", "lateTRUE"]

@@ -10,6 +10,7 @@ import pandas as pd
 
 from ..errors import DataError, FormulaError, ModelError
 from ..formula.parse import ParsedFormula, parse_formula
+from ..formula.terms import Term, TermList, parse_expression
 from .data import PreparedData, prepare_data
 from .fixed import MatrixBuilder, fixed_effects_matrix
 from .remat import ReMat, lme4_order
@@ -91,10 +92,11 @@ def _expression_column(expr: str, prep: PreparedData, formula: str, what: str) -
     """One numeric column from an R expression (a column name, ``size - incidence``,
     ``log(size)``) and the builder that rebuilds it for new data."""
     frame = prep.frame
-    if expr in frame.columns and isinstance(frame[expr].dtype, pd.CategoricalDtype):
+    factor = parse_expression(expr, formula)
+    if factor.kind == "column" and factor.expr in frame.columns and isinstance(frame[factor.expr].dtype,
+                                                                                pd.CategoricalDtype):
         raise DataError(f"the {what} {expr!r} is not numeric (it is a factor); it must hold numbers")
-    plain = expr in frame.columns
-    builder = MatrixBuilder("0 + " + (expr if plain else f"I({expr})"), frame, prep.ordered, formula)
+    builder = MatrixBuilder(TermList(False, (Term((factor,)),)), frame, prep.ordered, formula)
     if builder.matrix.shape[1] != 1:
         raise DataError(f"the {what} {expr!r} is not a single numeric column")
     col = builder.matrix[:, 0]
@@ -145,17 +147,7 @@ def _response(parsed: ParsedFormula, prep: PreparedData, family: str = "gaussian
             f"the response {lhs!r} is not numeric (it holds {frame[lhs].dtype.categories.dtype} "
             "values); a Gaussian mixed model needs a numeric response"
         )
-    builder = MatrixBuilder("0 + " + lhs, frame, prep.ordered, parsed.text)
-    if builder.matrix.shape[1] != 1:
-        raise DataError(f"the response {lhs!r} is not a single numeric column")
-    y = builder.matrix[:, 0]
-    bad = np.flatnonzero(~np.isfinite(y))
-    if bad.size:
-        raise DataError(
-            f"the response {lhs} is not finite in {bad.size} row(s), first at row positions "
-            f"{prep.rows[bad[:5]].tolist()}"
-        )
-    return y
+    return _expression_column(lhs, prep, parsed.text, "response")[0]
 
 
 def _column_or_array(value, arg: str, data, prep: PreparedData, formula: str) -> np.ndarray:
@@ -226,7 +218,7 @@ def build_design(formula: str, data, na_action: str = "omit", family: str = "gau
     if offset is not None:
         col = _column_or_array(offset, "offset", data, prep, parsed.text)
         off = col if off is None else off + col
-    xb = MatrixBuilder(parsed.fixed, prep.frame, prep.ordered, parsed.text)
+    xb = MatrixBuilder(parsed.fixed_terms, prep.frame, prep.ordered, parsed.text)
     X, xnames, dropped = fixed_effects_matrix(xb)
     keep = [j for j, name in enumerate(xb.names) if name not in dropped]
     remats = lme4_order([ReMat(t, prep.frame, prep.ordered, parsed.text) for t in parsed.random])

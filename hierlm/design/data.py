@@ -14,7 +14,6 @@ that gives the count), and columns are coded as R would code them:
 from __future__ import annotations
 
 import difflib
-import re
 import warnings
 from dataclasses import dataclass
 
@@ -23,35 +22,7 @@ import pandas as pd
 
 from ..errors import DataError, FormulaError
 from ..formula.parse import ParsedFormula
-
-_TOKEN = re.compile(r"`[^`]+`|[A-Za-z_.][A-Za-z0-9_.]*")
-_NUMBER = re.compile(r"\.?\d")
-# names that may appear in a formula without being columns
-_NOT_COLUMNS = {
-    "contr.poly", "contr.treatment", "contr.sum", "contr.helmert", "True", "False",
-    "None", "TRUE", "FALSE", "pi", "np",
-}
-
-
-def referenced_names(expr: str, columns: set | frozenset = frozenset()) -> list[tuple[str, int]]:
-    """Variable names used in an R expression, with their offsets.
-
-    Function names (followed by '('), keyword-argument names (followed by
-    '='), quoted strings, numbers and constants such as ``contr.poly`` (unless
-    ``columns`` has a column of that name) are skipped.
-    """
-    masked = re.sub(r"(['\"]).*?\1", lambda m: " " * len(m.group(0)), expr)
-    out = []
-    for m in _TOKEN.finditer(masked):
-        tok = m.group(0)
-        rest = masked[m.end():].lstrip()
-        if _NUMBER.match(tok) or (tok in _NOT_COLUMNS and tok not in columns):
-            continue
-        if rest.startswith("(") or (rest.startswith("=") and not rest.startswith("==")):
-            continue
-        out.append((tok.strip("`"), m.start()))
-    return out
-
+from ..formula.terms import CONSTANTS
 
 def _suggest(name: str, columns) -> str:
     close = difflib.get_close_matches(name, [str(c) for c in columns], n=1, cutoff=0.6)
@@ -159,8 +130,10 @@ def prepare_data(data, parsed: ParsedFormula, na_action: str = "omit", extra: tu
     columns = list(data.columns)
     colset = {str(c) for c in columns}
     used: list[str] = []
-    # scan the whole formula so positions refer to the user's text
-    for name, pos in referenced_names(text, colset):
+    # every name the parsed formula reads, with its position in the user's text
+    for name, pos in parsed.variables():
+        if name not in colset and name in CONSTANTS:
+            continue  # TRUE, pi, contr.poly, ... (unless the data has such a column)
         if name not in colset:
             raise FormulaError(f"unknown column {name!r}{_suggest(name, columns)}", text, pos)
         if name not in used:

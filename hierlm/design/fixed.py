@@ -1,58 +1,111 @@
-"""Model matrices from formula text via formulaic, with R's column names.
+"""Model matrices from parsed terms via formulaic, named as R names them.
 
-formulaic builds the matrices (contrasts, ``poly``, ``scale``, interactions,
-stateful transforms re-applied to new data).  This module adds what R users
-expect on top: column names as R prints them (``(Intercept)``, ``period2``,
-``o.L``, ``I(x^2)``, ``poly(x, 2)1``), polynomial contrasts for ordered
-factors, numpy functions such as ``sqrt`` and ``exp`` in formulas, and
-lme4's rank check that drops aliased columns of X.
+A :class:`MatrixBuilder` takes the structured terms of a formula side
+(:class:`hierlm.formula.terms.TermList`) and builds the matrix with
+formulaic's machinery: its factors, contrasts (an ordered factor gets
+formulaic's polynomial contrasts, R's ``contr.poly``), stateful transforms
+(``scale``, ``poly``: re-applied to new data with the fit's values) and the
+model spec that rebuilds the same columns for new data.  Column names come
+from the same structure: each factor's R label (``Days``, ``I(x^2)``,
+```my x```) followed by its contrast column's R name (the level for
+treatment contrasts, ``.L``/``.Q`` for polynomial ones, ``1``, ``2`` for sum
+and Helmert contrasts or a matrix-valued call such as ``poly``), joined by
+``:`` within a term.  lme4's rank check then drops aliased columns of X.
 """
 
 from __future__ import annotations
 
-import re
 import warnings
 
 import numpy as np
 import pandas as pd
 
 from ..errors import FormulaError
-from ..formula.parse import to_formulaic
+from ..formula.terms import Factor, TermList
 
-# functions available inside formulas besides formulaic's own (log, exp,
-# scale, poly, C, I, ...): what R users write without a prefix
+# functions and constants available inside formulas besides formulaic's own
+# (log, exp, scale, poly, C, I, ...): what R users write without a prefix
 CONTEXT = {
     "sqrt": np.sqrt, "exp": np.exp, "log": np.log, "log2": np.log2, "log10": np.log10,
     "log1p": np.log1p, "expm1": np.expm1, "abs": np.abs, "sin": np.sin, "cos": np.cos,
     "tan": np.tan, "tanh": np.tanh, "round": np.round, "floor": np.floor, "ceiling": np.ceil,
+    "TRUE": True, "FALSE": False, "T": True, "F": False, "pi": np.pi, "np": np,
 }
 
 
-def _ordered_to_poly(expr: str, ordered: set) -> str:
-    for col in ordered:
-        expr = re.sub(rf"(?<![\w.`])({re.escape(col)})(?![\w.`(])", r"C(\1, contr.poly)", expr)
-    return expr
+def _formulaic_factor(f: Factor, frame: pd.DataFrame, ordered: set):
+    """formulaic's factor for one of ours: a column is looked up (an ordered
+    factor gets polynomial contrasts), a call is evaluated."""
+    from formulaic.parser.types import Factor as FFactor
+
+    if f.kind == "column":
+        if f.expr in ordered:
+            return FFactor(f"C(`{f.expr}`, contr.poly)", eval_method="python")
+        if f.expr == "1":  # formulaic reads a term "1" as the intercept
+            return FFactor("`1`", eval_method="python")
+        return FFactor(f.expr, eval_method="lookup")
+    return FFactor(f.expr, eval_method="python")
 
 
-def r_name(name: str, used_factor: bool) -> str:
-    """formulaic column name -> R's (``f[T.b]`` -> ``fb``, ``Intercept`` -> ``(Intercept)``)."""
-    if name == "Intercept":
-        return "(Intercept)"
-    name = re.sub(r"C\(([^,()]+), contr\.poly\)", r"\1", name)
-    name = re.sub(r"\[T\.([^\]]*)\]", r"\1", name)
-    name = re.sub(r"\[([^\]]*)\]", r"\1", name)
-    if used_factor:
-        name = name.replace("C(", "factor(")
-    return name.replace(" ** ", "^")
+def _split_column(name: str, prefixes: list[str]) -> list[str] | None:
+    """formulaic's column name of a term with factors ``prefixes`` -> each
+    factor's bracketed suffix (``"f[T.b]:x"`` -> ``["T.b", ""]``); None when it
+    does not have that shape."""
+    out, pos = [], 0
+    for k, pre in enumerate(prefixes):
+        if not name.startswith(pre, pos):
+            return None
+        pos += len(pre)
+        suffix = ""
+        if pos < len(name) and name[pos] == "[":
+            # the suffix ends at the ']' followed by ':' + the next factor (or the end)
+            rest = prefixes[k + 1] if k + 1 < len(prefixes) else None
+            end = -1
+            for j in range(pos + 1, len(name)):
+                if name[j] == "]" and (j + 1 == len(name) if rest is None else name.startswith(":" + rest, j + 1)):
+                    end = j
+                    break
+            if end < 0:
+                return None
+            suffix = name[pos + 1: end]
+            pos = end + 1
+        out.append(suffix)
+        if k + 1 < len(prefixes):
+            if not name.startswith(":", pos):
+                return None
+            pos += 1
+    return out if pos == len(name) else None
+
+
+def _r_suffix(suffix: str, state, reduced: bool, seen: list[str]) -> str:
+    """R's name of one contrast (or matrix) column of a factor, from formulaic's
+    suffix, the factor's encoder state and the suffixes of the factor's columns
+    (``seen``, in order)."""
+    if not suffix:
+        return ""
+    kind, info = state
+    contrasts = info.get("contrasts") if isinstance(info, dict) else None
+    if getattr(kind, "value", kind) != "categorical" or contrasts is None:
+        # a matrix-valued call (poly): R numbers its columns 1, 2, ...
+        return str(seen.index(suffix) + 1)
+    cls = type(contrasts.contrasts).__name__
+    if not reduced:  # full dummy coding: the levels, as R
+        return suffix
+    if cls == "TreatmentContrasts":  # formulaic's "T.b" is R's "b"
+        return suffix[2:] if suffix.startswith("T.") else suffix
+    if cls == "PolyContrasts":  # ".L", ".Q", ".C", "^4" as R
+        return suffix
+    return str(seen.index(suffix) + 1)  # contr.sum, contr.helmert: R numbers the columns
 
 
 class MatrixBuilder:
-    """Build (and later rebuild on new data) a model matrix from R formula text.
+    """Build (and later rebuild on new data) a model matrix from parsed terms.
 
     Parameters
     ----------
-    expr : str
-        Right-hand side in R syntax (``"Days"``, ``"0 + f"``, ``"a*b"``).
+    terms : TermList
+        One side of a formula (``Days``, ``0 + f``, ``a*b``), parsed once by
+        :func:`hierlm.formula.terms.parse_terms`.
     frame : pandas.DataFrame
         Coded data (see :func:`hierlm.design.data.prepare_data`).
     ordered : set of str
@@ -61,28 +114,72 @@ class MatrixBuilder:
         Whole formula text, for error messages.
     """
 
-    def __init__(self, expr: str, frame: pd.DataFrame, ordered: set, formula: str = ""):
-        self.expr = expr
-        self.simple = _simple_terms(expr, frame)
+    def __init__(self, terms: TermList, frame: pd.DataFrame, ordered: set, formula: str = ""):
+        self.terms = terms
+        self.simple = _simple_terms(terms, frame, ordered)
         if self.simple is not None:
             intercept, cols = self.simple
             self.spec = None
-            self.names = (["(Intercept)"] if intercept else []) + cols
+            self.names = (["(Intercept)"] if intercept else []) + [f.label for f in terms.factors]
             self.matrix = self._simple_matrix(frame)
             return
         import formulaic
+        from formulaic.parser.types import Factor as FFactor
+        from formulaic.parser.types import Term as FTerm
 
-        self._used_factor = bool(re.search(r"(?<![\w.])(?:as\.)?factor\(", expr))
-        text = "~ " + _ordered_to_poly(to_formulaic(expr), ordered)
+        ours: dict[str, Factor] = {}
+        fterms = [FTerm([FFactor("1", eval_method="literal")])] if terms.intercept else []
+        for t in terms.terms:
+            factors = []
+            for f in t.factors:
+                ff = _formulaic_factor(f, frame, ordered)
+                ours[ff.expr] = f
+                factors.append(ff)
+            fterms.append(FTerm(factors))
+        if not fterms:
+            raise FormulaError("the model matrix has no columns (no intercept and no terms)", formula or None)
         try:
             # log(0) and the like are reported by the callers, naming the rows
             with np.errstate(all="ignore"):
-                mm = formulaic.model_matrix(text, frame, context=CONTEXT, output="pandas")
+                mm = formulaic.model_matrix(formulaic.Formula(fterms), frame, context=CONTEXT, output="pandas")
         except Exception as exc:  # formulaic's errors are not ValueErrors
-            raise FormulaError(f"cannot build the model matrix for '{expr}': {exc}", formula) from exc
+            raise FormulaError(f"cannot build the model matrix for '{terms}': {exc}", formula or None) from exc
         self.spec = mm.model_spec
-        self.names = [r_name(c, self._used_factor) for c in mm.columns]
+        self.names = self._r_names(list(mm.columns), ours)
         self.matrix = np.ascontiguousarray(mm.to_numpy(dtype=float))
+
+    def _r_names(self, columns: list[str], ours: dict[str, Factor]) -> list[str]:
+        """R's names of formulaic's columns, from the model spec's structure."""
+        names = []
+        for s in self.spec.structure:
+            scoped = [st for st in s.scoped_terms if st.factors]
+            if not scoped:  # the intercept
+                names += ["(Intercept)"] * len(s.columns)
+                continue
+            parsed = []
+            for col in s.columns:
+                for st in scoped:
+                    parts = _split_column(col, [sf.factor.expr for sf in st.factors])
+                    if parts is not None:
+                        parsed.append((st, parts))
+                        break
+                else:  # pragma: no cover  (formulaic names every column factor by factor)
+                    raise FormulaError(f"cannot name the model-matrix column {col!r}")
+            # each factor's suffixes in order (to number sum/Helmert and matrix columns)
+            seen: dict[tuple[int, str], list[str]] = {}
+            for st, parts in parsed:
+                for sf, suffix in zip(st.factors, parts):
+                    lst = seen.setdefault((id(st), sf.factor.expr), [])
+                    if suffix not in lst:
+                        lst.append(suffix)
+            for st, parts in parsed:
+                labels = []
+                for sf, suffix in zip(st.factors, parts):
+                    state = self.spec.encoder_state.get(sf.factor.expr, (None, {}))
+                    r_suffix = _r_suffix(suffix, state, sf.reduced, seen[(id(st), sf.factor.expr)])
+                    labels.append(ours[sf.factor.expr].label + r_suffix)
+                names.append(":".join(labels))
+        return names
 
     def _simple_matrix(self, frame: pd.DataFrame) -> np.ndarray:
         intercept, cols = self.simple
@@ -102,32 +199,24 @@ class MatrixBuilder:
         return np.ascontiguousarray(mm.to_numpy(dtype=float))
 
 
-_PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-def _simple_terms(expr: str, frame: pd.DataFrame) -> tuple[int, list[str]] | None:
-    """(intercept, numeric columns) when ``expr`` is a sum of plain numeric
-    column names, ``1``, ``0`` or ``- 1``; None otherwise.
+def _simple_terms(terms: TermList, frame: pd.DataFrame, ordered: set) -> tuple[int, list[str]] | None:
+    """(intercept, numeric columns) when every term is one numeric column;
+    None otherwise.
 
     These (the common case: ``Days``, ``1``, ``0 + Days``) need no formulaic
     call, which is most of the set-up time of a small model.
     """
-    intercept, cols = 1, []
-    for k, raw in enumerate(re.split(r"(?=[+-])", expr.replace(" ", ""))):
-        sign = "-" if raw.startswith("-") else "+"
-        tok = raw.lstrip("+-")
-        if tok == "" and k == 0:
-            continue
-        if tok in ("0", "1"):
-            intercept = 0 if (tok == "0") != (sign == "-") else 1
-        elif sign == "+" and _PLAIN.fullmatch(tok) and tok in frame.columns and tok not in cols:
-            kind = frame[tok].dtype.kind
-            if kind not in "iuf":
-                return None
-            cols.append(tok)
-        else:
+    cols = []
+    for t in terms.terms:
+        if len(t.factors) != 1:
             return None
-    return intercept, cols
+        f = t.factors[0]
+        if f.kind != "column" or f.expr not in frame.columns or f.expr in ordered:
+            return None
+        if frame[f.expr].dtype.kind not in "iuf":
+            return None
+        cols.append(f.expr)
+    return int(terms.intercept), cols
 
 
 def rank_keep(X: np.ndarray, tol: float = 1e-7) -> np.ndarray:

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..formula.parse import RandomTerm
+from ..formula.terms import parse_terms
 from .data import as_factor
 from .fixed import MatrixBuilder
 
@@ -78,13 +79,14 @@ class ReMat:
         self.term = term
         self.group = term.group
         self.codes, self.levels = grouping_factor(frame, term.factors)
-        expr = term.expr.strip()
-        if expr == "1":
+        #: the term's model matrix, parsed once by the formula layer
+        self.terms = term.terms if term.terms is not None else parse_terms(term.expr, formula)
+        if self.terms.intercept and not self.terms.terms:
             self.builder = None
             self.Xt = np.ones((len(frame), 1))
             self.cnames = ["(Intercept)"]
         else:
-            self.builder = MatrixBuilder(expr, frame, ordered, formula)
+            self.builder = MatrixBuilder(self.terms, frame, ordered, formula)
             self.Xt = self.builder.matrix
             self.cnames = self.builder.names
         # lower-triangular positions, column-major (lme4's theta order)

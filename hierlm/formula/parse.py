@@ -9,9 +9,10 @@ those terms (lme4's ``findbars``), expands the shorthands
   in lme4's ``expandDoubleVerts``),
 * ``(expr | a/b)`` -> ``(expr | a) + (expr | b:a)`` (lme4's naming),
 
-and leaves the fixed-effects part as text (lme4's ``nobars``) for formulaic to
-turn into a model matrix.  The grammar of the fixed part is formulaic's, with
-R's meaning of ``^`` restored (see :func:`to_formulaic`).
+and parses the fixed-effects part (lme4's ``nobars``) and the left side of
+each bar once into structured terms (:mod:`hierlm.formula.terms`), whose
+factors keep their positions in the formula text.  The design layer builds
+the model matrices from those structures; no later stage reads the text.
 
 Positions in error messages are 0-based offsets into the formula text,
 printed 1-based with a caret under the offending character.
@@ -23,8 +24,10 @@ import re
 from dataclasses import dataclass, field
 
 from ..errors import FormulaError
+from .terms import TermList, parse_expression, parse_terms
 
-_IDENT = re.compile(r"[A-Za-z_.][A-Za-z0-9_.]*|`[^`]+`")
+# a grouping factor: a column name, R-syntactic (Unicode letters included) or in backticks
+_IDENT = re.compile(r"(?:[^\W\d]|\.(?![0-9]))[\w.]*|`[^`]+`")
 
 
 @dataclass(frozen=True)
@@ -39,11 +42,18 @@ class RandomTerm:
         Columns whose interaction is the grouping factor.
     position : int
         Offset of the term in the formula text (for error messages).
+    terms : TermList
+        ``expr`` parsed: the term's model matrix (None for a term made by hand
+        in a test; the design then parses ``expr``).
+    factor_positions : tuple of int
+        Offsets of the grouping columns in the formula text.
     """
 
     expr: str
     factors: tuple[str, ...]
     position: int = field(default=0, compare=False)
+    terms: TermList | None = field(default=None, compare=False)
+    factor_positions: tuple[int, ...] = field(default=(), compare=False)
 
     @property
     def group(self) -> str:
@@ -71,6 +81,8 @@ class ParsedFormula:
     offsets : tuple of str
         Arguments of the ``offset(...)`` terms of the fixed part (R syntax),
         which are not in ``fixed``: ``"log(size)"`` for ``+ offset(log(size))``.
+    fixed_terms : TermList
+        ``fixed`` parsed, with positions in ``text``.
     """
 
     text: str
@@ -78,6 +90,26 @@ class ParsedFormula:
     fixed: str
     random: tuple[RandomTerm, ...]
     offsets: tuple[str, ...] = ()
+    fixed_terms: TermList | None = field(default=None, compare=False)
+    response_position: int = field(default=0, compare=False)
+    offset_positions: tuple[int, ...] = field(default=(), compare=False)
+
+    def variables(self) -> list[tuple[str, int]]:
+        """(name, offset in ``text``) of every name the formula reads from the
+        data, in order of appearance: the candidate columns."""
+        out: list[tuple[str, int]] = []
+        exprs = [(self.response, self.response_position)]
+        exprs += list(zip(self.offsets, self.offset_positions or (0,) * len(self.offsets)))
+        for e, pos in exprs:
+            f = parse_expression(e, self.text, pos)
+            out += list(zip(f.variables, f.positions))
+        if self.fixed_terms is not None:
+            out += self.fixed_terms.variables()
+        for t in self.random:
+            if t.terms is not None:
+                out += t.terms.variables()
+            out += list(zip(t.factors, t.factor_positions or (t.position,) * len(t.factors)))
+        return sorted(out, key=lambda v: v[1])
 
     @property
     def response_parts(self) -> tuple[str, ...] | None:
@@ -176,37 +208,17 @@ def _enclosing_parens(s: str) -> bool:
     return True
 
 
-def to_formulaic(expr: str) -> str:
-    """Translate R formula syntax to formulaic's.
-
-    R's ``^`` (power inside ``I()``, crossing outside it) is ``**`` in
-    formulaic, whose ``^`` would be Python's bitwise xor inside ``I()``.
-    R's ``factor(x)`` is formulaic's ``C(x)``.
-    """
-    expr = expr.replace("^", "**")
-    return re.sub(r"(?<![\w.])(?:as\.)?factor\(", "C(", expr)
-
-
-def _split_terms(expr: str) -> tuple[bool, list[str]]:
-    """Formula terms of ``expr`` (R syntax) via formulaic: (has intercept, terms)."""
-    import formulaic
-
-    terms = [str(t) for t in formulaic.Formula(to_formulaic(expr))]
-    has_int = "1" in terms
-    others = [t.replace(" ** ", "^") for t in terms if t != "1"]
-    return has_int, others
-
-
-def _parse_group(text: str, formula: str, pos: int) -> list[tuple[str, ...]]:
-    """Grouping expression -> list of factor tuples (``a/b`` -> [(a,), (b, a)])."""
+def _parse_group(text: str, formula: str, pos: int) -> list[tuple[tuple[str, ...], tuple[int, ...]]]:
+    """Grouping expression -> list of (factor tuple, their offsets) (``a/b`` -> [(a,), (b, a)])."""
     parts = _split_top(text, "/", pos)
-    groups: list[tuple[str, ...]] = []
+    groups: list[tuple[tuple[str, ...], tuple[int, ...]]] = []
     outer: tuple[str, ...] = ()
+    outer_pos: tuple[int, ...] = ()
     for _, piece, ppos in parts:
         piece, ppos = _strip(piece, ppos)
         if not piece:
             raise FormulaError("empty grouping factor after '|' or '/'", formula, ppos)
-        factors = []
+        factors, positions = [], []
         for _, f, fpos in _split_top(piece, ":", ppos):
             f, fpos = _strip(f, fpos)
             if not _IDENT.fullmatch(f):
@@ -215,11 +227,13 @@ def _parse_group(text: str, formula: str, pos: int) -> list[tuple[str, ...]]:
                     formula,
                     fpos,
                 )
-            factors.append(f.strip("`"))
+            factors.append(f[1:-1] if f.startswith("`") else f)
+            positions.append(fpos)
         # lme4 names the inner factor of a/b as "b:a"
         current = tuple(factors) + outer
-        groups.append(current)
-        outer = current
+        current_pos = tuple(positions) + outer_pos
+        groups.append((current, current_pos))
+        outer, outer_pos = current, current_pos
     return groups
 
 
@@ -240,13 +254,15 @@ def _parse_bar(inner: str, formula: str, pos: int) -> list[RandomTerm]:
     if not lhs:
         raise FormulaError("nothing left of '|': write (1 | group) for a random intercept", formula, lpos)
     groups = _parse_group(rhs, formula, rpos)
-    exprs: list[str]
+    terms = parse_terms(lhs, formula, lpos)
+    parts: list[tuple[str, TermList]]
     if double:
-        has_int, others = _split_terms(lhs)
-        exprs = (["1"] if has_int else []) + [f"0 + {t}" for t in others]
+        # lme4's expandDoubleVerts: one uncorrelated term per formula term (a factor stays one block)
+        parts = ([("1", TermList(True, ()))] if terms.intercept else [])
+        parts += [(f"0 + {t.label}", TermList(False, (t,))) for t in terms.terms]
     else:
-        exprs = [lhs]
-    return [RandomTerm(e, g, lpos - 1) for g in groups for e in exprs]
+        parts = [(lhs, terms)]
+    return [RandomTerm(e, g, lpos - 1, terms=tl, factor_positions=gp) for g, gp in groups for e, tl in parts]
 
 
 def parse_formula(text: str) -> ParsedFormula:
@@ -285,8 +301,12 @@ def parse_formula(text: str) -> ParsedFormula:
     fixed: list[str] = []
     random: list[RandomTerm] = []
     offsets: list[str] = []
-    for sep, piece, pos in _split_top(rhs_text, "+-", rhs_pos):
-        piece, pos = _strip(piece, pos)
+    offset_pos: list[int] = []
+    # the fixed part keeps its place in the text: bars and offsets are blanked
+    # out (with the operator before them), so positions stay the formula's
+    blank = list(text)
+    for sep, raw, raw_pos in _split_top(rhs_text, "+-", rhs_pos):
+        piece, pos = _strip(raw, raw_pos)
         if not piece:
             if sep == "-" or (sep == "" and pos == rhs_pos):
                 # leading '-' or '+' ("~ -1 + x"): nothing to keep
@@ -296,6 +316,7 @@ def parse_formula(text: str) -> ParsedFormula:
             if sep == "-":
                 raise FormulaError("a random-effects term cannot be subtracted", text, pos)
             random.extend(_parse_bar(piece[1:-1], text, pos + 1))
+            _blank(blank, raw_pos - (1 if sep else 0), raw_pos + len(raw))
         elif len(_split_top(piece, "|")) > 1:
             bar = pos + piece.index("|")
             raise FormulaError(
@@ -307,10 +328,24 @@ def parse_formula(text: str) -> ParsedFormula:
             if sep == "-" or not arg:
                 raise FormulaError("an offset term is written '+ offset(expression)'", text, pos)
             offsets.append(arg)
+            offset_pos.append(pos + piece.index("(") + 1 + (len(_call_argument(piece, _OFFSET))
+                                                          - len(_call_argument(piece, _OFFSET).lstrip())))
+            _blank(blank, raw_pos - (1 if sep else 0), raw_pos + len(raw))
         else:
             fixed.append(f"{'- ' if sep == '-' else '+ ' if fixed else ''}{piece}")
     fixed_text = " ".join(fixed) if fixed else "1"
     if fixed_text.startswith("- "):
         fixed_text = "1 " + fixed_text
+    rest = "".join(blank[rhs_pos:])
+    if rest.strip():
+        fixed_terms = parse_terms(rest, text, rhs_pos)
+    else:  # only random terms: R's intercept
+        fixed_terms = TermList(True, ())
     return ParsedFormula(text=text, response=response, fixed=fixed_text, random=tuple(random),
-                         offsets=tuple(offsets))
+                         offsets=tuple(offsets), fixed_terms=fixed_terms, response_position=rpos,
+                         offset_positions=tuple(offset_pos))
+
+
+def _blank(chars: list[str], start: int, end: int) -> None:
+    for i in range(max(start, 0), end):
+        chars[i] = " "

@@ -8,7 +8,6 @@ import math
 import numpy as np
 import pandas as pd
 
-from ..design.data import referenced_names
 from ..errors import HierlmError
 
 #: plots that need posterior draws (a NUTS fit)
@@ -244,12 +243,12 @@ def _default_x(fit, group: str | None):
     frame = d.prepared.frame
     cols = set(frame.columns)
     own = _group_factors(fit, group) | {d.formula.response}
-    exprs = [r.term.expr for r in d.remats if r.group == group] + [d.formula.fixed]
-    for e in exprs:
-        for name, _ in referenced_names(e, cols):
+    parts = [r.terms for r in d.remats if r.group == group] + [d.formula.fixed_terms]
+    for terms in parts:
+        for name, _ in terms.variables():
             if name in cols and name not in own and _is_numeric(frame[name]):
                 return name
-    for name, _ in referenced_names(d.formula.fixed, cols):
+    for name, _ in d.formula.fixed_terms.variables():
         if name in cols and name not in own:
             return name
     for r in d.remats:
