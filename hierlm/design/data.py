@@ -190,5 +190,6 @@ def prepare_data(data, parsed: ParsedFormula, na_action: str = "omit", extra: tu
                     f"column {col!r} has {bad.size} infinite value(s), first at row positions "
                     f"{rows[bad[:5]].tolist()}; remove them or set them to NaN to have the rows dropped"
                 )
-    row_index = pd.Index(data.index[rows], copy=True)
+    # a copy of the labels (a RangeIndex copies in O(1))
+    row_index = data.index.copy() if not n_drop else pd.Index(data.index[rows], copy=True)
     return PreparedData(frame=frame, ordered=ordered, n_dropped=n_drop, rows=rows, row_index=row_index)
