@@ -62,6 +62,13 @@ class Prior:
     positive: bool = False  # a half-distribution, for SDs and sigma
 
     def __post_init__(self):
+        for k, v in self.params.items():
+            try:
+                finite = bool(np.all(np.isfinite(np.asarray(v, dtype=float))))
+            except (TypeError, ValueError):
+                finite = False
+            if not finite:
+                raise PriorError(f"{self.family}: {k} must be a finite number, not {v!r}")
         for k in ("sigma", "beta", "lam", "eta", "nu"):
             v = self.params.get(k)
             if v is not None and not np.all(np.isfinite(v) & (np.asarray(v) > 0)):
@@ -98,34 +105,42 @@ def _fmt(v) -> str:
     return f"{v:.4g}" if isinstance(v, (float, np.floating)) else str(v)
 
 
+def _num(v, name: str) -> float:
+    """A prior parameter as a float; anything else is a PriorError that names it."""
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        raise PriorError(f"the prior parameter {name} must be a number, not {v!r}") from None
+
+
 def Normal(mu: float = 0.0, sigma: float = 1.0) -> Prior:
     """Normal(mu, sigma) prior for fixed effects."""
-    return Prior("Normal", {"mu": float(mu), "sigma": float(sigma)})
+    return Prior("Normal", {"mu": _num(mu, "mu"), "sigma": _num(sigma, "sigma")})
 
 
 def StudentT(nu: float, mu: float = 0.0, sigma: float = 1.0) -> Prior:
     """Student-t(nu, mu, sigma) prior for fixed effects."""
-    return Prior("StudentT", {"nu": float(nu), "mu": float(mu), "sigma": float(sigma)})
+    return Prior("StudentT", {"nu": _num(nu, "nu"), "mu": _num(mu, "mu"), "sigma": _num(sigma, "sigma")})
 
 
 def HalfNormal(sigma: float = 1.0) -> Prior:
     """Half-normal prior for an SD or sigma."""
-    return Prior("HalfNormal", {"sigma": float(sigma)}, positive=True)
+    return Prior("HalfNormal", {"sigma": _num(sigma, "sigma")}, positive=True)
 
 
 def HalfStudentT(nu: float, sigma: float = 1.0) -> Prior:
     """Half-Student-t(nu, 0, sigma) prior for an SD or sigma (brms's default)."""
-    return Prior("HalfStudentT", {"nu": float(nu), "sigma": float(sigma)}, positive=True)
+    return Prior("HalfStudentT", {"nu": _num(nu, "nu"), "sigma": _num(sigma, "sigma")}, positive=True)
 
 
 def HalfCauchy(beta: float = 1.0) -> Prior:
     """Half-Cauchy prior for an SD or sigma (Gelman 2006)."""
-    return Prior("HalfCauchy", {"beta": float(beta)}, positive=True)
+    return Prior("HalfCauchy", {"beta": _num(beta, "beta")}, positive=True)
 
 
 def Exponential(lam: float = 1.0) -> Prior:
     """Exponential(rate lam) prior for an SD or sigma."""
-    return Prior("Exponential", {"lam": float(lam)}, positive=True)
+    return Prior("Exponential", {"lam": _num(lam, "lam")}, positive=True)
 
 
 def Flat() -> Prior:
@@ -135,7 +150,7 @@ def Flat() -> Prior:
 
 def LKJ(eta: float = 1.0) -> Prior:
     """LKJ prior on a correlation matrix (eta = 1: uniform over correlations)."""
-    return Prior("LKJ", {"eta": float(eta)})
+    return Prior("LKJ", {"eta": _num(eta, "eta")})
 
 
 def r_mad(y: np.ndarray) -> float:

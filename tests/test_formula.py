@@ -150,3 +150,25 @@ def test_coefficient_names_are_rs(formula):
     assert list(fit.fixef.index) == R_NAMES[formula]
     if formula.startswith("y ~ `1`"):  # the column named 1 is used, not dropped
         assert fit.design.X.shape[1] == 2 and np.allclose(fit.design.X[:, 1], d["1"])
+
+
+@pytest.mark.parametrize("expr, fragment", [
+    ('I(__import__("os").getpid())', "only named functions"),
+    ("I(Days.__class__)", "attribute '__class__'"),
+    ('np.load("x")', "np.load is not an elementwise function"),
+    ('eval("1")', "unknown function 'eval'"),
+    ("I((lambda: 1)())", "lambda not allowed"),
+    ("I(Days[0])", "subscript not allowed"),
+    ("__builtins__", "not allowed"),
+])
+def test_formulas_are_not_python(expr, fragment):
+    """A formula is evaluated, so only columns, numbers, arithmetic and the
+    listed functions are accepted: a user's formula cannot run their Python."""
+    with pytest.raises(FormulaError, match=fragment):
+        parse_formula(f"Reaction ~ {expr} + (1 | Subject)")
+
+
+def test_allowed_calls_in_formulas():
+    f = parse_formula("y ~ np.log1p(x) + sqrt(x) + log.x + C(f, contr.treatment(base=2)) + (1 | g)")
+    assert [t.label for t in f.fixed_terms.terms] == ["np.log1p(x)", "sqrt(x)", "log.x",
+                                                      "C(f, contr.treatment(base = 2))"]

@@ -223,6 +223,11 @@ def build_design(formula: str, data, na_action: str = "omit", family: str = "gau
     keep = [j for j, name in enumerate(xb.names) if name not in dropped]
     remats = lme4_order([ReMat(t, prep.frame, prep.ordered, parsed.text) for t in parsed.random])
     for r in remats:
+        if r.nlevels < 2:  # lme4's checkNlevels
+            raise ModelError(
+                f"grouping factors must have > 1 sampled level: {r.group!r} has {r.nlevels} "
+                f"(level {r.levels[0]!r}) in the {n} rows used; a random effect needs several groups"
+            )
         if family == "gaussian" and r.nlevels >= n:
             raise ModelError(
                 f"number of levels of each grouping factor must be < number of observations "

@@ -61,6 +61,34 @@ def as_factor(s: pd.Series) -> pd.Categorical:
     return pd.Categorical(s, categories=_sorted_any(pd.unique(s.dropna())))
 
 
+def _as_r_vector(s: pd.Series, col: str) -> pd.Series:
+    """A column as R would read it: numbers held as objects are numbers,
+    datetimes and durations are numbers (seconds, as R's POSIXct and difftime
+    in seconds); an object column mixing numbers and strings that print alike
+    (1 and "1") is refused, since its levels could not be told apart."""
+    if pd.api.types.is_datetime64_any_dtype(s.dtype):
+        ns = s.astype("datetime64[ns]") if not isinstance(s.dtype, pd.DatetimeTZDtype) else s.dt.tz_convert(None)
+        return pd.Series((ns - pd.Timestamp(0)).dt.total_seconds().to_numpy(), index=s.index, name=s.name)
+    if pd.api.types.is_timedelta64_dtype(s.dtype):
+        return pd.Series(s.dt.total_seconds().to_numpy(), index=s.index, name=s.name)
+    if s.dtype == object:
+        vals = s.dropna()
+        is_num = vals.map(lambda v: isinstance(v, (int, float, np.integer, np.floating))
+                          and not isinstance(v, (bool, np.bool_)))
+        if len(vals) and is_num.all():
+            return pd.to_numeric(s)
+        labels = vals.astype(str)
+        clash = labels[labels.duplicated(keep=False)]
+        if len(clash) and vals[clash.index].map(type).nunique() > 1:
+            first = clash.iloc[0]
+            kinds = sorted({type(v).__name__ for v in vals[labels == first]})
+            raise DataError(
+                f"column {col!r} holds values of different types that print alike ({first!r} as "
+                f"{', '.join(kinds)}): its factor levels could not be told apart; convert the column to "
+                "one type first, e.g. data[col].astype(str)")
+    return s
+
+
 def _sorted_any(values) -> list:
     try:
         return sorted(values)
@@ -174,8 +202,9 @@ def prepare_data(data, parsed: ParsedFormula, na_action: str = "omit", extra: tu
         frame = frame.iloc[rows].reset_index(drop=True)
 
     ordered: set[str] = set()
+    grouping = {f for t in parsed.random for f in t.factors}
     for col in frame.columns:
-        s = frame[col]
+        s = _as_r_vector(frame[col], col)
         if isinstance(s.dtype, pd.CategoricalDtype):
             frame[col] = s.cat.remove_unused_categories()
             if s.cat.ordered:
@@ -190,6 +219,10 @@ def prepare_data(data, parsed: ParsedFormula, na_action: str = "omit", extra: tu
                     f"column {col!r} has {bad.size} infinite value(s), first at row positions "
                     f"{rows[bad[:5]].tolist()}; remove them or set them to NaN to have the rows dropped"
                 )
+            # numbers are doubles, as R's: integer arithmetic in a formula
+            # (I(x^2) of a uint8) must not wrap around.  A grouping column keeps
+            # its values for its level labels ("1", not "1.0").
+            frame[col] = s if col in grouping else vals
     # a copy of the labels (a RangeIndex copies in O(1))
     row_index = data.index.copy() if not n_drop else pd.Index(data.index[rows], copy=True)
     return PreparedData(frame=frame, ordered=ordered, n_dropped=n_drop, rows=rows, row_index=row_index)

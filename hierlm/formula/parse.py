@@ -99,6 +99,10 @@ class ParsedFormula:
         data, in order of appearance: the candidate columns."""
         out: list[tuple[str, int]] = []
         exprs = [(self.response, self.response_position)]
+        if self.response_parts is not None:  # cbind(successes, failures): its two expressions
+            inner = self.response.index("(") + 1
+            exprs = [(piece, self.response_position + inner + pos)
+                     for _, piece, pos in _split_top(self.response[inner:-1], ",")]
         exprs += list(zip(self.offsets, self.offset_positions or (0,) * len(self.offsets)))
         for e, pos in exprs:
             f = parse_expression(e, self.text, pos)

@@ -33,6 +33,17 @@ from ..errors import FormulaError
 CONSTANTS = frozenset({"TRUE", "FALSE", "T", "F", "pi", "True", "False", "None", "contr.poly",
                        "contr.treatment", "contr.sum", "contr.helmert"})
 
+#: functions a formula may call (formulas are code: nothing else is evaluated):
+#: formulaic's transforms, the numpy functions hierlm's design provides by
+#: their R names, R's factor()/as.factor(), and numpy's elementwise functions
+#: as ``np.<name>``
+FUNCTIONS = frozenset({
+    "I", "C", "poly", "scale", "center", "standardize", "bs", "cr", "cs", "cc", "lag", "log", "log2", "log10",
+    "exp", "exp2", "exp10", "sqrt", "log1p", "expm1", "abs", "sin", "cos", "tan", "tanh", "round", "floor",
+    "ceiling", "factor", "as_factor",
+})
+_NUMPY_EXTRA = frozenset({"clip", "where", "round"})
+
 _BACKTICKED = re.compile(r"`[^`]*`")
 _R_SYNTACTIC = re.compile(r"(?:[^\W\d_]|\.(?![0-9]))[\w.]*|\.")
 _R_RESERVED = frozenset({"if", "else", "repeat", "while", "function", "for", "next", "break", "TRUE", "FALSE",
@@ -227,6 +238,45 @@ def _variables(tree: ast.AST, names: dict[str, str], offset: int) -> tuple[tuple
     return tuple(out), tuple(out.values())
 
 
+def _check_safe(tree: ast.AST, text: str, formula: str, offset: int) -> None:
+    """Formulas are code: refuse anything but column names, constants,
+    arithmetic and calls of :data:`FUNCTIONS` (no dunder names, no attribute
+    access but R's dotted names and ``np.<elementwise function>``, no
+    lambdas, comprehensions or subscripts), so that evaluating a user's
+    formula cannot run the user's Python."""
+    import numpy as np
+
+    def refuse(node, why):
+        pos = offset + getattr(node, "col_offset", 0)
+        raise FormulaError(f"{why} in {text!r}: a formula may use columns, numbers, arithmetic and the "
+                           f"functions {', '.join(sorted(FUNCTIONS - {'as_factor'}))} (or np.<ufunc>)",
+                           formula or None, pos if formula else None)
+
+    calls = {id(n.func): n for n in ast.walk(tree) if isinstance(n, ast.Call)}
+    for n in ast.walk(tree):
+        if isinstance(n, (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp, ast.NamedExpr,
+                          ast.Subscript, ast.Starred, ast.Await, ast.Yield, ast.YieldFrom, ast.IfExp)):
+            refuse(n, f"{type(n).__name__.lower()} not allowed")
+        if isinstance(n, ast.Name) and n.id.startswith("__"):
+            refuse(n, f"the name {n.id!r} is not allowed")
+        if isinstance(n, ast.Attribute) and n.attr.startswith("_"):
+            refuse(n, f"the attribute {n.attr!r} is not allowed")
+        if id(n) in calls:
+            if isinstance(n, ast.Name):
+                if n.id not in FUNCTIONS:
+                    refuse(n, f"unknown function {n.id!r}")
+            elif isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id == "np":
+                if not (isinstance(getattr(np, n.attr, None), np.ufunc) or n.attr in _NUMPY_EXTRA):
+                    refuse(n, f"np.{n.attr} is not an elementwise function")
+            elif isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id == "contr":
+                pass  # formulaic's contrasts: contr.treatment(base=2)
+            else:
+                refuse(n, "only named functions may be called")
+        elif isinstance(n, ast.Attribute) and id(n) not in {id(c.func) for c in calls.values()}:
+            if _dotted_name(n) is None:
+                refuse(n, "attribute access is not allowed")
+
+
 def _dotted_name(node: ast.AST) -> str | None:
     """``log.x`` (R's dotted name, a Python attribute chain) -> "log.x"; None for other nodes."""
     if isinstance(node, ast.Name):
@@ -248,7 +298,7 @@ def parse_expression(text: str, formula: str = "", offset: int = 0) -> Factor:
     stripped = text.strip()
     lead = len(text) - len(text.lstrip())
     quoted, names = _quote_out(stripped)
-    if quoted in names:  # one backticked column
+    if quoted in names:  # one backticked column (any name: it is only looked up)
         name = names[quoted]
         return Factor(r_name(name), name, "column", (name,), (offset + lead,))
     try:
@@ -259,7 +309,11 @@ def parse_expression(text: str, formula: str = "", offset: int = 0) -> Factor:
                            pos if formula else None) from None
     dotted = _dotted_name(tree)
     if dotted is not None and dotted not in CONSTANTS and not keyword.iskeyword(dotted):
+        if any(part.startswith("__") for part in dotted.split(".")):
+            raise FormulaError(f"the name {dotted!r} is not allowed in a formula", formula or None,
+                               offset + lead if formula else None)
         return Factor(r_name(dotted), dotted, "column", (dotted,), (offset + lead,))
+    _check_safe(tree, stripped, formula, offset + lead)
     label = _deparse(tree, names)
     variables, positions = _variables(tree, names, offset + lead)
     expr = _restore(ast.unparse(_ToPython().visit(tree)), names)
@@ -352,7 +406,7 @@ def _plain_terms(text: str, formula: str, offset: int) -> TermList | None:
                 intercept = (tok == "1") != (sign == "-")
             else:
                 name = tok[1:-1] if tok.startswith("`") else tok
-                if sign == "-" or name in CONSTANTS or keyword.iskeyword(name):
+                if sign == "-" or name in CONSTANTS or keyword.iskeyword(name) or tok.startswith("__"):
                     return None  # removing a term, or not a column: formulaic's parser decides
                 if all(f.expr != name for f in factors):
                     factors.append(Factor(r_name(name), name, "column", (name,), (offset + m.start(2),)))

@@ -16,7 +16,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..errors import HierlmError
+from ..errors import HierlmError, ModelError
 from ..optimize import (
     SINGULAR_MESSAGE, OptInfo, bobyqa, check_control, deriv12, gradient_messages, hessian_messages, is_singular,
 )
@@ -86,6 +86,13 @@ def optimize_theta(dev: ProfiledDeviance, reml: bool, control: dict) -> tuple[np
     res = bobyqa(lambda x: dev.objective(x, reml), np.maximum(theta0, lower), lower, step=step,
                  xtol_abs=control["xtol_abs"], ftol_abs=control["ftol_abs"], maxeval=control["maxeval"])
     theta = res.x
+    if not np.isfinite(res.fun):
+        y = dev.design.y
+        scale = float(np.max(np.abs(y))) if y.size else 0.0
+        hint = (f"; the response reaches {scale:.3g}, beyond what double precision can square and sum: "
+                "rescale it (e.g. divide by a power of 10)") if scale > 1e100 else \
+            "; check the data for extreme values or a degenerate design"
+        raise ModelError(f"the profiled deviance is not finite at any theta the optimizer tried{hint}")
     info = OptInfo(feval=res.feval, status=res.status)
     if res.status == "maxeval reached":
         info.messages.append(f"convergence code: maximum number of evaluations ({control['maxeval']}) reached")
