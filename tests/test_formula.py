@@ -33,7 +33,9 @@ def test_nesting_slash_uses_lme4_names():
     f = parse_formula("strength ~ 1 + (1|batch/cask)")
     assert [t.group for t in f.random] == ["batch", "cask:batch"]
     f3 = parse_formula("y ~ (1|a/b/c)")
-    assert [t.group for t in f3.random] == ["a", "b:a", "c:b:a"]
+    # lme4 1.1-31: names(ngrps(lmer(y ~ (1|a/b/c), d))) has "c:(b:a)"
+    assert [t.group for t in f3.random] == ["a", "b:a", "c:(b:a)"]
+    assert f3.random[2].factors == ("c", "b", "a")
 
 
 def test_interaction_group():
@@ -172,3 +174,23 @@ def test_allowed_calls_in_formulas():
     f = parse_formula("y ~ np.log1p(x) + sqrt(x) + log.x + C(f, contr.treatment(base=2)) + (1 | g)")
     assert [t.label for t in f.fixed_terms.terms] == ["np.log1p(x)", "sqrt(x)", "log.x",
                                                       "C(f, contr.treatment(base = 2))"]
+
+
+def test_three_level_nesting_uses_lme4s_names():
+    """lme4 1.1-31 on this design: names(ngrps(m)) is c:(b:a), b:a, a and the
+    levels of c:(b:a) are labelled "1:1:1", ..."""
+    import warnings
+
+    import numpy as np
+    import pandas as pd
+
+    import hierlm
+
+    rng = np.random.default_rng(1)
+    d = pd.DataFrame({"y": rng.normal(size=120), "a": np.repeat([1, 2, 3], 40), "b": np.tile([1, 2, 3, 4], 30),
+                      "c": np.tile([1, 2], 60)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = hierlm.lmer("y ~ (1|a/b/c)", d)
+    assert list(fit.ngroups) == ["c:(b:a)", "b:a", "a"]
+    assert list(fit.ranef()["c:(b:a)"].index[:3]) == ["1:1:1", "1:1:2", "1:1:3"]

@@ -96,7 +96,8 @@ def _expression_column(expr: str, prep: PreparedData, formula: str, what: str) -
     if factor.kind == "column" and factor.expr in frame.columns and isinstance(frame[factor.expr].dtype,
                                                                                 pd.CategoricalDtype):
         raise DataError(f"the {what} {expr!r} is not numeric (it is a factor); it must hold numbers")
-    builder = MatrixBuilder(TermList(False, (Term((factor,)),)), frame, prep.ordered, formula)
+    full, rows = prep.source()
+    builder = MatrixBuilder(TermList(False, (Term((factor,)),)), full, prep.ordered, formula, rows=rows)
     if builder.matrix.shape[1] != 1:
         raise DataError(f"the {what} {expr!r} is not a single numeric column")
     col = builder.matrix[:, 0]
@@ -166,6 +167,22 @@ def _column_or_array(value, arg: str, data, prep: PreparedData, formula: str) ->
     return arr
 
 
+def _check_finite(builder: MatrixBuilder, prep: PreparedData, what: str) -> None:
+    """A model-matrix column that is NaN or infinite in a row used (log of a
+    negative number or of 0) is an error that names it: neither dropping the
+    column nor fitting with it would be right."""
+    bad = ~np.isfinite(builder.matrix)
+    if not bad.any():
+        return
+    j = int(np.flatnonzero(bad.any(axis=0))[0])
+    rows = np.flatnonzero(bad[:, j])
+    kind = "NaN" if np.isnan(builder.matrix[rows[0], j]) else "infinite"
+    raise DataError(
+        f"the {what} model-matrix column {builder.names[j]!r} is {kind} in {rows.size} row(s), first at row "
+        f"positions {prep.rows[rows[:5]].tolist()} (e.g. the log or square root of a negative number, or "
+        "the log of 0); remove those rows or change the transformation")
+
+
 def build_design(formula: str, data, na_action: str = "omit", family: str = "gaussian",
                  weights=None, offset=None) -> Design:
     """Parse ``formula``, check ``data`` and build the model's design.
@@ -218,10 +235,16 @@ def build_design(formula: str, data, na_action: str = "omit", family: str = "gau
     if offset is not None:
         col = _column_or_array(offset, "offset", data, prep, parsed.text)
         off = col if off is None else off + col
-    xb = MatrixBuilder(parsed.fixed_terms, prep.frame, prep.ordered, parsed.text)
+    full, rows = prep.source()
+    xb = MatrixBuilder(parsed.fixed_terms, full, prep.ordered, parsed.text, rows=rows)
+    _check_finite(xb, prep, "fixed-effects")
     X, xnames, dropped = fixed_effects_matrix(xb)
     keep = [j for j, name in enumerate(xb.names) if name not in dropped]
-    remats = lme4_order([ReMat(t, prep.frame, prep.ordered, parsed.text) for t in parsed.random])
+    remats = lme4_order([ReMat(t, prep.frame, prep.ordered, parsed.text, source=prep.source())
+                         for t in parsed.random])
+    for r in remats:
+        if r.builder is not None:
+            _check_finite(r.builder, prep, f"random-effects term {r.term}")
     for r in remats:
         if r.nlevels < 2:  # lme4's checkNlevels
             raise ModelError(

@@ -113,6 +113,10 @@ class PreparedData:
     row_index : pandas.Index
         The user's row labels of the kept rows (a copy: fitted values keep
         their labels whatever happens to the data frame afterwards).
+    full : pandas.DataFrame or None
+        The coded columns of every row (None when no row was dropped): R
+        evaluates a model frame's transforms (``scale``, ``poly``) on all
+        rows before dropping the incomplete ones.
     """
 
     frame: pd.DataFrame
@@ -120,6 +124,11 @@ class PreparedData:
     n_dropped: int
     rows: np.ndarray
     row_index: pd.Index | None = None
+    full: pd.DataFrame | None = None
+
+    def source(self) -> tuple[pd.DataFrame, np.ndarray | None]:
+        """(frame to evaluate the model's transforms on, rows of it to keep)."""
+        return (self.frame, None) if self.full is None else (self.full, self.rows)
 
 
 def prepare_data(data, parsed: ParsedFormula, na_action: str = "omit", extra: tuple = ()) -> PreparedData:
@@ -198,11 +207,14 @@ def prepare_data(data, parsed: ParsedFormula, na_action: str = "omit", extra: tu
             stacklevel=3,
         )
     rows = np.flatnonzero(~incomplete)
-    if n_drop:
-        frame = frame.iloc[rows].reset_index(drop=True)
 
+    # R's model frame: every variable is coded (and every transform later
+    # evaluated) on all rows, then the incomplete rows are dropped; factor
+    # levels are those of the rows kept (drop.unused.levels)
     ordered: set[str] = set()
     grouping = {f for t in parsed.random for f in t.factors}
+    if n_drop:
+        frame = frame.copy()
     for col in frame.columns:
         s = _as_r_vector(frame[col], col)
         if isinstance(s.dtype, pd.CategoricalDtype):
@@ -213,8 +225,8 @@ def prepare_data(data, parsed: ParsedFormula, na_action: str = "omit", extra: tu
             frame[col] = as_factor(s)
         else:
             vals = s.to_numpy(dtype=float)
-            if not np.isfinite(vals).all():
-                bad = np.flatnonzero(~np.isfinite(vals))
+            if not np.isfinite(vals[rows]).all():
+                bad = np.flatnonzero(~np.isfinite(vals[rows]))
                 raise DataError(
                     f"column {col!r} has {bad.size} infinite value(s), first at row positions "
                     f"{rows[bad[:5]].tolist()}; remove them or set them to NaN to have the rows dropped"
@@ -223,6 +235,14 @@ def prepare_data(data, parsed: ParsedFormula, na_action: str = "omit", extra: tu
             # (I(x^2) of a uint8) must not wrap around.  A grouping column keeps
             # its values for its level labels ("1", not "1.0").
             frame[col] = s if col in grouping else vals
+    full = None
+    if n_drop:
+        for col in frame.columns:  # factor levels of the kept rows only
+            if isinstance(frame[col].dtype, pd.CategoricalDtype):
+                used_levels = frame[col].iloc[rows].cat.remove_unused_categories().cat.categories
+                frame[col] = frame[col].cat.set_categories(used_levels)
+        full = frame
+        frame = frame.iloc[rows].reset_index(drop=True)
     # a copy of the labels (a RangeIndex copies in O(1))
     row_index = data.index.copy() if not n_drop else pd.Index(data.index[rows], copy=True)
-    return PreparedData(frame=frame, ordered=ordered, n_dropped=n_drop, rows=rows, row_index=row_index)
+    return PreparedData(frame=frame, ordered=ordered, n_dropped=n_drop, rows=rows, row_index=row_index, full=full)

@@ -24,13 +24,45 @@ from ..errors import FormulaError
 from ..formula.terms import Factor, TermList
 
 # functions and constants available inside formulas besides formulaic's own
-# (log, exp, scale, poly, C, I, ...): what R users write without a prefix
+# (log, exp, poly, C, I, ...): what R users write without a prefix
 CONTEXT = {
     "sqrt": np.sqrt, "exp": np.exp, "log": np.log, "log2": np.log2, "log10": np.log10,
     "log1p": np.log1p, "expm1": np.expm1, "abs": np.abs, "sin": np.sin, "cos": np.cos,
     "tan": np.tan, "tanh": np.tanh, "round": np.round, "floor": np.floor, "ceiling": np.ceil,
     "TRUE": True, "FALSE": False, "T": True, "F": False, "pi": np.pi, "np": np,
 }
+_CONTEXT_READY = False
+
+
+def _context() -> dict:
+    """CONTEXT with R's ``scale`` (formulaic is imported on first use)."""
+    global _CONTEXT_READY
+    if not _CONTEXT_READY:
+        from formulaic.utils.stateful_transforms import stateful_transform
+
+        CONTEXT["scale"] = stateful_transform(r_scale)
+        _CONTEXT_READY = True
+    return CONTEXT
+
+
+def r_scale(data, center=True, scale=True, _state=None):
+    """R's ``scale`` as a formulaic stateful transform: the mean and
+    ``sqrt(sum(x^2) / (n - 1))`` of the non-missing values (R's
+    ``colMeans(x, na.rm = TRUE)`` and ``scale.default``), kept for new data.
+    formulaic's own ``scale`` takes the mean of every value, so one missing
+    value made the whole column missing."""
+    x = np.asarray(data, dtype=float)
+    state = {} if _state is None else _state
+    if "center" not in state:
+        state["center"] = float(np.nanmean(x)) if center is True else (float(center) if center is not False else 0.0)
+    x = x - state["center"]
+    if "scale" not in state:
+        if scale is True:
+            v = x[~np.isnan(x)]
+            state["scale"] = float(np.sqrt(np.sum(v**2) / max(1, v.size - 1)))
+        else:
+            state["scale"] = float(scale) if scale is not False else 1.0
+    return x / state["scale"]
 
 
 def _formulaic_factor(f: Factor, frame: pd.DataFrame, ordered: set):
@@ -112,16 +144,22 @@ class MatrixBuilder:
         Columns that get polynomial contrasts.
     formula : str
         Whole formula text, for error messages.
+    rows : numpy.ndarray, optional
+        The rows of ``frame`` the model keeps: the matrix is evaluated on all
+        of ``frame`` (so ``scale()`` and ``poly()`` see every row, as in R's
+        model frame) and then restricted to ``rows``.
     """
 
-    def __init__(self, terms: TermList, frame: pd.DataFrame, ordered: set, formula: str = ""):
+    def __init__(self, terms: TermList, frame: pd.DataFrame, ordered: set, formula: str = "",
+                 rows: np.ndarray | None = None):
         self.terms = terms
         self.simple = _simple_terms(terms, frame, ordered)
         if self.simple is not None:
             intercept, cols = self.simple
             self.spec = None
             self.names = (["(Intercept)"] if intercept else []) + [f.label for f in terms.factors]
-            self.matrix = self._simple_matrix(frame)
+            full = self._simple_matrix(frame)
+            self.matrix = full if rows is None else np.ascontiguousarray(full[rows])
             return
         import formulaic
         from formulaic.parser.types import Factor as FFactor
@@ -141,12 +179,14 @@ class MatrixBuilder:
         try:
             # log(0) and the like are reported by the callers, naming the rows
             with np.errstate(all="ignore"):
-                mm = formulaic.model_matrix(formulaic.Formula(fterms), frame, context=CONTEXT, output="pandas")
+                mm = formulaic.model_matrix(formulaic.Formula(fterms), frame, context=_context(), output="pandas",
+                                            na_action="ignore")
         except Exception as exc:  # formulaic's errors are not ValueErrors
             raise FormulaError(f"cannot build the model matrix for '{terms}': {exc}", formula or None) from exc
         self.spec = mm.model_spec
         self.names = self._r_names(list(mm.columns), ours)
-        self.matrix = np.ascontiguousarray(mm.to_numpy(dtype=float))
+        full = mm.to_numpy(dtype=float)
+        self.matrix = np.ascontiguousarray(full if rows is None else full[rows])
 
     def _r_names(self, columns: list[str], ours: dict[str, Factor]) -> list[str]:
         """R's names of formulaic's columns, from the model spec's structure."""
@@ -195,7 +235,7 @@ class MatrixBuilder:
         training values: ``scale()`` uses the fit's mean and SD)."""
         if self.simple is not None:
             return self._simple_matrix(frame)
-        mm = self.spec.get_model_matrix(frame, context=CONTEXT, output="pandas")
+        mm = self.spec.get_model_matrix(frame, context=_context(), output="pandas", na_action="ignore")
         return np.ascontiguousarray(mm.to_numpy(dtype=float))
 
 

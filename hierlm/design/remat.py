@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..errors import ModelError
 from ..formula.parse import RandomTerm
 from ..formula.terms import parse_terms
 from .data import as_factor
@@ -75,7 +76,8 @@ class ReMat:
         n x p per-row values of the term's columns.
     """
 
-    def __init__(self, term: RandomTerm, frame: pd.DataFrame, ordered: set, formula: str = ""):
+    def __init__(self, term: RandomTerm, frame: pd.DataFrame, ordered: set, formula: str = "",
+                 source: tuple[pd.DataFrame, np.ndarray | None] | None = None):
         self.term = term
         self.group = term.group
         self.codes, self.levels = grouping_factor(frame, term.factors)
@@ -86,9 +88,13 @@ class ReMat:
             self.Xt = np.ones((len(frame), 1))
             self.cnames = ["(Intercept)"]
         else:
-            self.builder = MatrixBuilder(self.terms, frame, ordered, formula)
+            full, rows = (frame, None) if source is None else source
+            self.builder = MatrixBuilder(self.terms, full, ordered, formula, rows=rows)
             self.Xt = self.builder.matrix
             self.cnames = self.builder.names
+        if self.p == 0:
+            raise ModelError(f"the random-effects term {term} has no columns (its model matrix is empty); "
+                             "write (1 | group) for a random intercept")
         # lower-triangular positions, column-major (lme4's theta order)
         p = self.p
         self.tril_rows, self.tril_cols = zip(*[(i, j) for j in range(p) for i in range(j, p)])

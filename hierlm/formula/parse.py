@@ -54,11 +54,13 @@ class RandomTerm:
     position: int = field(default=0, compare=False)
     terms: TermList | None = field(default=None, compare=False)
     factor_positions: tuple[int, ...] = field(default=(), compare=False)
+    name: str = field(default="", compare=False)
 
     @property
     def group(self) -> str:
-        """Grouping factor name as lme4 prints it (``"cask:batch"``)."""
-        return ":".join(self.factors)
+        """Grouping factor name as lme4 prints it (``"cask:batch"``; a third
+        level of nesting ``a/b/c`` is ``"c:(b:a)"``)."""
+        return self.name or ":".join(self.factors)
 
     def __str__(self) -> str:
         return f"({self.expr} | {self.group})"
@@ -212,12 +214,14 @@ def _enclosing_parens(s: str) -> bool:
     return True
 
 
-def _parse_group(text: str, formula: str, pos: int) -> list[tuple[tuple[str, ...], tuple[int, ...]]]:
-    """Grouping expression -> list of (factor tuple, their offsets) (``a/b`` -> [(a,), (b, a)])."""
+def _parse_group(text: str, formula: str, pos: int) -> list[tuple[tuple[str, ...], tuple[int, ...], str]]:
+    """Grouping expression -> list of (factor tuple, their offsets, lme4's name)
+    (``a/b`` -> [(a,), (b, a)] named "a", "b:a")."""
     parts = _split_top(text, "/", pos)
-    groups: list[tuple[tuple[str, ...], tuple[int, ...]]] = []
+    groups: list[tuple[tuple[str, ...], tuple[int, ...], str]] = []
     outer: tuple[str, ...] = ()
     outer_pos: tuple[int, ...] = ()
+    outer_name = ""
     for _, piece, ppos in parts:
         piece, ppos = _strip(piece, ppos)
         if not piece:
@@ -233,11 +237,13 @@ def _parse_group(text: str, formula: str, pos: int) -> list[tuple[tuple[str, ...
                 )
             factors.append(f[1:-1] if f.startswith("`") else f)
             positions.append(fpos)
-        # lme4 names the inner factor of a/b as "b:a"
+        # lme4 names the inner factor of a/b as "b:a", of a/b/c as "c:(b:a)"
         current = tuple(factors) + outer
         current_pos = tuple(positions) + outer_pos
-        groups.append((current, current_pos))
-        outer, outer_pos = current, current_pos
+        own = ":".join(factors)
+        name = own if not outer_name else (f"{own}:({outer_name})" if ":" in outer_name else f"{own}:{outer_name}")
+        groups.append((current, current_pos, name))
+        outer, outer_pos, outer_name = current, current_pos, name
     return groups
 
 
@@ -259,6 +265,9 @@ def _parse_bar(inner: str, formula: str, pos: int) -> list[RandomTerm]:
         raise FormulaError("nothing left of '|': write (1 | group) for a random intercept", formula, lpos)
     groups = _parse_group(rhs, formula, rpos)
     terms = parse_terms(lhs, formula, lpos)
+    if not terms.intercept and not terms.terms:
+        raise FormulaError(f"the random-effects term ({lhs} | {rhs.strip()}) has no columns: write "
+                           "(1 | group) for a random intercept", formula, lpos)
     parts: list[tuple[str, TermList]]
     if double:
         # lme4's expandDoubleVerts: one uncorrelated term per formula term (a factor stays one block)
@@ -266,7 +275,8 @@ def _parse_bar(inner: str, formula: str, pos: int) -> list[RandomTerm]:
         parts += [(f"0 + {t.label}", TermList(False, (t,))) for t in terms.terms]
     else:
         parts = [(lhs, terms)]
-    return [RandomTerm(e, g, lpos - 1, terms=tl, factor_positions=gp) for g, gp in groups for e, tl in parts]
+    return [RandomTerm(e, g, lpos - 1, terms=tl, factor_positions=gp, name=nm)
+            for g, gp, nm in groups for e, tl in parts]
 
 
 def parse_formula(text: str) -> ParsedFormula:

@@ -344,6 +344,9 @@ def parse_terms(text: str, formula: str = "", offset: int = 0) -> TermList:
         parsed = formulaic.Formula(quoted)
     except Exception as exc:  # formulaic's errors are not ValueErrors
         raise FormulaError(f"cannot parse the terms '{text.strip()}': {exc}", formula or None) from None
+    if not isinstance(parsed, formulaic.formula.SimpleFormula):
+        raise FormulaError(f"'{text.strip()}' is not a sum of terms (a '~' or '|' where a term belongs?)",
+                           formula or None)
     intercept = False
     terms: list[tuple[Factor, ...]] = []
     cache: dict[str, Factor] = {}
@@ -420,5 +423,5 @@ def _plain_terms(text: str, formula: str, offset: int) -> TermList | None:
 
 def _restore(text: str, names: dict[str, str]) -> str:
     for ph, name in names.items():
-        text = re.sub(rf"\b{re.escape(ph)}\b", f"`{name}`", text)
+        text = re.sub(rf"\b{re.escape(ph)}\b", lambda m, name=name: f"`{name}`", text)
     return text
