@@ -72,11 +72,25 @@ class OptInfo:
         return Convergence(converged=not failed, messages=list(self.messages))
 
 
+#: control options that are counts (>= 1) and tolerances (>= 0), wherever an engine has them
+_COUNTS = ("maxeval", "maxit")
+_TOLERANCES = ("xtol_abs", "ftol_abs", "tol_pirls", "tol_pwrss", "check_singular_tol", "check_conv_grad_tol",
+               "check_conv_hess_tol", "boundary_tol")
+
+
 def check_control(control: dict, defaults: dict, what: str = "") -> dict:
-    """``control`` over ``defaults``; an unknown key is an error that lists the valid ones."""
+    """``control`` over ``defaults``; an unknown key, a count that is not a
+    positive integer or a tolerance that is not a number >= 0 is an error
+    that names it."""
     unknown = set(control) - set(defaults)
     if unknown:
         raise HierlmError(f"unknown control option(s) {sorted(unknown)}{what}; valid: {sorted(defaults)}")
+    for k, v in control.items():
+        if k in _COUNTS and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1):
+            raise HierlmError(f"control option {k} must be a positive integer, not {v!r}")
+        if k in _TOLERANCES and (isinstance(v, bool) or not isinstance(v, (int, float, np.number))
+                                 or not np.isfinite(v) or v < 0):
+            raise HierlmError(f"control option {k} must be a finite number >= 0, not {v!r}")
     return {**defaults, **control}
 
 

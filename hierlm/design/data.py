@@ -180,6 +180,10 @@ def prepare_data(data, parsed: ParsedFormula, na_action: str = "omit", extra: tu
             raise DataError(f"{arg}={name!r} is not a column of the data{_suggest(name, columns)}")
         if name not in used:
             used.append(name)
+    dup = sorted({str(c) for c in columns if str(c) in used and sum(str(k) == str(c) for k in columns) > 1})
+    if dup:
+        raise DataError(f"the data has more than one column named {', '.join(repr(c) for c in dup)}; "
+                        "give each column a distinct name")
     # columns as arrays (Categoricals stay Categoricals): cheaper than a
     # pandas sub-frame copy, which dominates small fits' set-up time
     arrays = {str(c): data[c].array for c in columns if str(c) in used}

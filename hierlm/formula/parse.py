@@ -297,7 +297,9 @@ def parse_formula(text: str) -> ParsedFormula:
         With the position of the problem: unbalanced parentheses, no ``~``,
         no response, a bar outside parentheses, an empty term.
     """
-    if not isinstance(text, str) or not text.strip():
+    if not isinstance(text, str):
+        raise FormulaError(f"the formula must be a string such as 'y ~ x + (1 | group)', not {type(text).__name__}")
+    if not text.strip():
         raise FormulaError("the formula is empty; write e.g. 'y ~ x + (1 | group)'")
     _check_parentheses(text)
     sides = _split_top(text, "~")

@@ -160,12 +160,18 @@ def _start_values(control, design, k):
         theta0, beta0 = start.get("theta"), start.get("fixef")
     else:
         theta0 = start
+    try:
+        theta0 = None if theta0 is None else np.asarray(theta0, dtype=float).ravel()
+        beta0 = None if beta0 is None else np.asarray(beta0, dtype=float).ravel()
+    except (TypeError, ValueError):
+        raise HierlmError(f"start must be numbers (theta, and fixef in a dict), not {start!r}") from None
+    for name, v in (("theta", theta0), ("fixef", beta0)):
+        if v is not None and not np.all(np.isfinite(v)):
+            raise HierlmError(f"start {name} must be finite, not {v.tolist()}")
     if theta0 is not None:
-        theta0 = np.asarray(theta0, dtype=float).ravel()
         if theta0.size != k:
             raise HierlmError(f"start theta must have {k} values (lme4's order), not {theta0.size}")
     if beta0 is not None:
-        beta0 = np.asarray(beta0, dtype=float).ravel()
         if beta0.size != design.p:
             raise HierlmError(f"start fixef must have {design.p} values ({', '.join(design.xnames)}), "
                               f"not {beta0.size}")

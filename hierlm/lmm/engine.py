@@ -78,7 +78,10 @@ def optimize_theta(dev: ProfiledDeviance, reml: bool, control: dict) -> tuple[np
     elif start is None:
         theta0 = np.concatenate([r.theta_init() for r in remats])
     else:
-        theta0 = np.asarray(start, dtype=float).ravel()
+        try:
+            theta0 = np.asarray(start, dtype=float).ravel()
+        except (TypeError, ValueError):
+            raise HierlmError(f"start must be numbers (theta, lme4's order), not {start!r}") from None
         if theta0.shape != lower.shape:
             raise HierlmError(f"start must have {lower.size} values (theta, lme4's order), not {theta0.size}")
         if not np.all(np.isfinite(theta0)):
