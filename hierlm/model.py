@@ -75,7 +75,9 @@ class Model:
         self.family = make_family(family, link)
         self.design = build_design(formula, data, na_action=na_action, family=family, weights=weights,
                                    offset=offset)
-        self.data = data if isinstance(data, pd.DataFrame) else pd.DataFrame(data)
+        # a shallow copy: the caller sorting or editing their frame in place
+        # afterwards must not change this model's rows (pandas copies on write)
+        self.data = data.copy(deep=False) if isinstance(data, pd.DataFrame) else pd.DataFrame(data)
         self.data_name: str | None = None
         self._priors = None
 

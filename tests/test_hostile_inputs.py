@@ -291,3 +291,14 @@ def test_cli_reports_bad_input_in_one_line(argv, fragment, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and fragment in err and "Traceback" not in err
+
+
+def test_sorting_the_callers_frame_afterwards_changes_nothing():
+    d = hierlm.datasets.load("sleepstudy")
+    fit = _quiet(hierlm.lmer, "Reaction ~ Days + (Days | Subject)", d)
+    before = fit.fitted().copy()
+    covariate_rows = fit.model.data.iloc[fit.design.prepared.rows]["Days"].to_numpy().copy()
+    d.sort_values("Reaction", inplace=True)
+    d["Days"] = 0
+    pd.testing.assert_series_equal(fit.fitted(), before)
+    np.testing.assert_array_equal(fit.model.data.iloc[fit.design.prepared.rows]["Days"].to_numpy(), covariate_rows)
