@@ -130,7 +130,16 @@ def _cbind_response(parsed: ParsedFormula, prep: PreparedData, family: str):
 def _response(parsed: ParsedFormula, prep: PreparedData, family: str = "gaussian") -> np.ndarray:
     lhs = parsed.response
     frame = prep.frame
-    if family == "binomial" and lhs in frame.columns and isinstance(frame[lhs].dtype, pd.CategoricalDtype):
+    col = frame[lhs] if lhs in frame.columns else None
+    if col is not None and not isinstance(col.dtype, pd.CategoricalDtype):
+        # a numeric column (the common case): no expression to evaluate
+        y = col.to_numpy(dtype=float)
+        bad = np.flatnonzero(~np.isfinite(y))
+        if bad.size:
+            raise DataError(f"the response {lhs} is not finite in {bad.size} row(s), first at row positions "
+                            f"{prep.rows[bad[:5]].tolist()}")
+        return y
+    if family == "binomial" and col is not None:
         # R's binomial(): a factor response is 0 for its first level, 1 otherwise
         cats = frame[lhs].cat.categories
         if len(cats) > 2:

@@ -184,29 +184,27 @@ def prepare_data(data, parsed: ParsedFormula, na_action: str = "omit", extra: tu
     if dup:
         raise DataError(f"the data has more than one column named {', '.join(repr(c) for c in dup)}; "
                         "give each column a distinct name")
-    # columns as arrays (Categoricals stay Categoricals): cheaper than a
-    # pandas sub-frame copy, which dominates small fits' set-up time
-    arrays = {str(c): data[c].array for c in columns if str(c) in used}
-    frame = pd.DataFrame(arrays, copy=False)
+    raw = {str(c): data[c] for c in columns if str(c) in used}
+    n = len(data)
 
     # missing values (lme4: na.omit over every variable of the formula)
-    incomplete = np.zeros(len(frame), dtype=bool)
-    for arr in arrays.values():
-        incomplete |= np.asarray(pd.isna(arr))
+    incomplete = np.zeros(n, dtype=bool)
+    for col in raw.values():
+        incomplete |= np.asarray(pd.isna(col))
     n_drop = int(incomplete.sum())
     if n_drop:
-        bad_cols = [c for c in frame.columns if frame[c].isna().any()]
-        where = ", ".join(f"{c!r} ({int(frame[c].isna().sum())})" for c in bad_cols)
+        bad_cols = [c for c, col in raw.items() if col.isna().any()]
+        where = ", ".join(f"{c!r} ({int(raw[c].isna().sum())})" for c in bad_cols)
         if na_action == "raise":
             first = np.flatnonzero(incomplete)[:5].tolist()
             raise DataError(
                 f"{n_drop} row(s) have missing values in {where}; first row positions {first}. "
                 "Remove or impute them, or use na_action='omit' to drop them."
             )
-        if n_drop == len(frame):
+        if n_drop == n:
             raise DataError(f"every row has a missing value (columns {where}); nothing to fit")
         warnings.warn(
-            f"dropped {n_drop} of {len(frame)} rows with missing values in {where}",
+            f"dropped {n_drop} of {n} rows with missing values in {where}",
             UserWarning,
             stacklevel=3,
         )
@@ -217,16 +215,15 @@ def prepare_data(data, parsed: ParsedFormula, na_action: str = "omit", extra: tu
     # levels are those of the rows kept (drop.unused.levels)
     ordered: set[str] = set()
     grouping = {f for t in parsed.random for f in t.factors}
-    if n_drop:
-        frame = frame.copy()
-    for col in frame.columns:
-        s = _as_r_vector(frame[col], col)
+    coded: dict = {}
+    for col, s0 in raw.items():
+        s = _as_r_vector(s0, col)
         if isinstance(s.dtype, pd.CategoricalDtype):
-            frame[col] = s.cat.remove_unused_categories()
+            coded[col] = s.array.remove_unused_categories()
             if s.cat.ordered:
                 ordered.add(col)
         elif pd.api.types.is_bool_dtype(s.dtype) or not pd.api.types.is_numeric_dtype(s.dtype):
-            frame[col] = as_factor(s)
+            coded[col] = as_factor(s)
         else:
             vals = s.to_numpy(dtype=float)
             if not np.isfinite(vals[rows]).all():
@@ -238,13 +235,16 @@ def prepare_data(data, parsed: ParsedFormula, na_action: str = "omit", extra: tu
             # numbers are doubles, as R's: integer arithmetic in a formula
             # (I(x^2) of a uint8) must not wrap around.  A grouping column keeps
             # its values for its level labels ("1", not "1.0").
-            frame[col] = s if col in grouping else vals
+            coded[col] = s.array if col in grouping else vals
+    if n_drop:
+        for col, v in coded.items():  # factor levels of the kept rows only
+            if isinstance(v, pd.Categorical):
+                coded[col] = v.set_categories(v[rows].remove_unused_categories().categories)
+    # arrays into one frame without copying them: cheaper than a pandas
+    # sub-frame copy, which dominates small fits' set-up time
+    frame = pd.DataFrame(coded, copy=False)
     full = None
     if n_drop:
-        for col in frame.columns:  # factor levels of the kept rows only
-            if isinstance(frame[col].dtype, pd.CategoricalDtype):
-                used_levels = frame[col].iloc[rows].cat.remove_unused_categories().cat.categories
-                frame[col] = frame[col].cat.set_categories(used_levels)
         full = frame
         frame = frame.iloc[rows].reset_index(drop=True)
     # a copy of the labels (a RangeIndex copies in O(1))
