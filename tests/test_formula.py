@@ -194,3 +194,26 @@ def test_three_level_nesting_uses_lme4s_names():
         fit = hierlm.lmer("y ~ (1|a/b/c)", d)
     assert list(fit.ngroups) == ["c:(b:a)", "b:a", "a"]
     assert list(fit.ranef()["c:(b:a)"].index[:3]) == ["1:1:1", "1:1:2", "1:1:3"]
+
+
+def test_r_power_binds_as_in_r():
+    """R's ^ binds tighter than unary minus, * and +: -x^2 is -(x^2), a*b^2 is
+    a*(b^2), x^2 + 1 is (x^2) + 1 (Python's ^ would read them otherwise)."""
+    import warnings
+
+    import numpy as np
+    import pandas as pd
+
+    import hierlm
+
+    rng = np.random.default_rng(0)
+    d = pd.DataFrame({"y": rng.normal(size=60), "x": rng.normal(size=60), "a": rng.normal(size=60),
+                      "b": rng.normal(size=60), "g": np.repeat(list("abcdef"), 10)})
+    for text, want in [("I(-x^2)", -d.x**2), ("I(a*b^2)", d.a * d.b**2), ("I(x^2 + 1)", d.x**2 + 1),
+                       ("I(2^x^2)", 2.0 ** (d.x**2)), ("I((-x)^3)", (-d.x) ** 3)]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fit = hierlm.lmer(f"y ~ {text} + (1 | g)", d)
+        np.testing.assert_allclose(fit.design.X[:, 1], want.to_numpy(), err_msg=text)
+    assert [parse_expression(e).label for e in ("I(-x^2)", "I((-x)^2)", "I(2^x^2)", "I(a*b^2)")] == \
+        ["I(-x^2)", "I((-x)^2)", "I(2^x^2)", "I(a * b^2)"]

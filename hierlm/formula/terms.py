@@ -154,11 +154,11 @@ def _quote_out(text: str) -> tuple[str, dict[str, str]]:
 # ---------------------------------------------------------------------------
 # R's deparse of an expression (for labels) and its Python form (for evaluation)
 # ---------------------------------------------------------------------------
-_R_BINARY = {ast.Add: " + ", ast.Sub: " - ", ast.Mult: " * ", ast.Div: "/", ast.Pow: "^", ast.BitXor: "^",
-             ast.Mod: " %% ", ast.FloorDiv: " %/% "}
+_R_BINARY = {ast.Add: " + ", ast.Sub: " - ", ast.Mult: " * ", ast.Div: "/", ast.Pow: "^",
+             ast.Mod: " %% ", ast.FloorDiv: " %/% ", ast.BitAnd: " & ", ast.BitOr: " | ", ast.BitXor: " xor ",
+             ast.LShift: " << ", ast.RShift: " >> ", ast.MatMult: " %*% "}
 _R_COMPARE = {ast.Eq: " == ", ast.NotEq: " != ", ast.Lt: " < ", ast.LtE: " <= ", ast.Gt: " > ", ast.GtE: " >= "}
-_PRECEDENCE = {ast.Add: 1, ast.Sub: 1, ast.Mult: 2, ast.Div: 2, ast.Mod: 2, ast.FloorDiv: 2, ast.Pow: 4,
-               ast.BitXor: 4}
+_PRECEDENCE = {ast.Add: 1, ast.Sub: 1, ast.Mult: 2, ast.Div: 2, ast.Mod: 2, ast.FloorDiv: 2, ast.Pow: 4}
 
 
 def _deparse(node: ast.AST, names: dict[str, str]) -> str:
@@ -184,11 +184,16 @@ def _deparse(node: ast.AST, names: dict[str, str]) -> str:
     if isinstance(node, ast.BinOp):
         left, right = d(node.left), d(node.right)
         prec = _PRECEDENCE.get(type(node.op), 3)
-        if isinstance(node.left, ast.BinOp) and _PRECEDENCE.get(type(node.left.op), 3) < prec:
+        if (isinstance(node.left, ast.BinOp) and _PRECEDENCE.get(type(node.left.op), 3) < prec) or (
+                isinstance(node.left, ast.UnaryOp) and isinstance(node.op, ast.Pow)):
             left = f"({left})"
-        if isinstance(node.right, ast.BinOp) and _PRECEDENCE.get(type(node.right.op), 3) <= prec:
+        right_prec = _PRECEDENCE.get(type(node.right.op), 3) if isinstance(node.right, ast.BinOp) else 99
+        # ^ is right-associative: 2^x^2 is 2^(x^2), printed without parentheses
+        if right_prec < prec or (right_prec == prec and not isinstance(node.op, ast.Pow)):
             right = f"({right})"
-        return left + _R_BINARY.get(type(node.op), f" {ast.unparse(node.op).strip()} ") + right
+        if isinstance(node.op, ast.Pow) and isinstance(node.left, ast.BinOp) and isinstance(node.left.op, ast.Pow):
+            left = f"({left})"
+        return left + _R_BINARY.get(type(node.op), " ? ") + right
     if isinstance(node, ast.Compare):
         out = d(node.left)
         for op, c in zip(node.ops, node.comparators):
@@ -201,14 +206,9 @@ def _deparse(node: ast.AST, names: dict[str, str]) -> str:
 
 
 class _ToPython(ast.NodeTransformer):
-    """R's meaning in Python syntax: ``^`` is a power; ``factor(x)`` and
-    ``as.factor(x)`` are formulaic's ``C(x)``."""
-
-    def visit_BinOp(self, node):  # noqa: N802
-        self.generic_visit(node)
-        if isinstance(node.op, ast.BitXor):
-            node.op = ast.Pow()
-        return node
+    """R's meaning in Python syntax: ``factor(x)`` and ``as.factor(x)`` are
+    formulaic's ``C(x)`` (R's ``^`` became ``**`` before parsing, see
+    :func:`_r_power`)."""
 
     def visit_Call(self, node):  # noqa: N802
         self.generic_visit(node)
@@ -287,6 +287,27 @@ def _dotted_name(node: ast.AST) -> str | None:
     return None
 
 
+def _r_power(text: str) -> tuple[str, list[int]]:
+    """R's ``^`` as Python's ``**`` outside string literals, before Python
+    parses the expression: Python's ``^`` (xor) binds more loosely than
+    ``+`` and unary minus, so ``x^2 + 1`` would read as ``x ** 3`` and
+    ``-x^2`` as ``(-x) ** 2``.  Returns the text and, for each character of
+    it, its offset in ``text`` (for error positions)."""
+    out, where, quote = [], [], None
+    for i, ch in enumerate(text):
+        if quote:
+            quote = None if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch == "^":
+            out += ["*", "*"]
+            where += [i, i]
+            continue
+        out.append(ch)
+        where.append(i)
+    return "".join(out), where
+
+
 def parse_expression(text: str, formula: str = "", offset: int = 0) -> Factor:
     """An R expression (a response, an offset, a cbind column, a call) as a :class:`Factor`.
 
@@ -301,10 +322,12 @@ def parse_expression(text: str, formula: str = "", offset: int = 0) -> Factor:
     if quoted in names:  # one backticked column (any name: it is only looked up)
         name = names[quoted]
         return Factor(r_name(name), name, "column", (name,), (offset + lead,))
+    source, where = _r_power(quoted)
     try:
-        tree = ast.parse(quoted, mode="eval").body
+        tree = ast.parse(source, mode="eval").body
     except SyntaxError as exc:
-        pos = offset + lead + max(0, (exc.offset or 1) - 1)
+        k = min(max(0, (exc.offset or 1) - 1), len(where) - 1) if where else 0
+        pos = offset + lead + (where[k] if where else 0)
         raise FormulaError(f"cannot read the expression {stripped!r}: {exc.msg}", formula or None,
                            pos if formula else None) from None
     dotted = _dotted_name(tree)
@@ -315,7 +338,8 @@ def parse_expression(text: str, formula: str = "", offset: int = 0) -> Factor:
         return Factor(r_name(dotted), dotted, "column", (dotted,), (offset + lead,))
     _check_safe(tree, stripped, formula, offset + lead)
     label = _deparse(tree, names)
-    variables, positions = _variables(tree, names, offset + lead)
+    variables, positions = _variables(tree, names, 0)
+    positions = tuple(offset + lead + where[min(p, len(where) - 1)] for p in positions)
     expr = _restore(ast.unparse(_ToPython().visit(tree)), names)
     return Factor(label, expr, "call", variables, positions)
 
