@@ -139,6 +139,8 @@ def _response(parsed: ParsedFormula, prep: PreparedData, family: str = "gaussian
             raise DataError(f"the response {lhs} is not finite in {bad.size} row(s), first at row positions "
                             f"{prep.rows[bad[:5]].tolist()}")
         return y
+    if lhs in prep.logical:  # R reads a logical response as 0/1
+        return np.asarray(frame[lhs].astype(str) == "TRUE", dtype=float)
     if family == "binomial" and col is not None:
         # R's binomial(): a factor response is 0 for its first level, 1 otherwise
         cats = frame[lhs].cat.categories

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import difflib
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -113,6 +113,10 @@ class PreparedData:
     row_index : pandas.Index
         The user's row labels of the kept rows (a copy: fitted values keep
         their labels whatever happens to the data frame afterwards).
+    logical : set of str
+        Columns that were booleans (R's logicals): coded as factors with
+        levels FALSE, TRUE, and read as 0/1 where a number is needed (a
+        response).
     full : pandas.DataFrame or None
         The coded columns of every row (None when no row was dropped): R
         evaluates a model frame's transforms (``scale``, ``poly``) on all
@@ -125,6 +129,7 @@ class PreparedData:
     rows: np.ndarray
     row_index: pd.Index | None = None
     full: pd.DataFrame | None = None
+    logical: set = field(default_factory=set)
 
     def source(self) -> tuple[pd.DataFrame, np.ndarray | None]:
         """(frame to evaluate the model's transforms on, rows of it to keep)."""
@@ -214,6 +219,7 @@ def prepare_data(data, parsed: ParsedFormula, na_action: str = "omit", extra: tu
     # evaluated) on all rows, then the incomplete rows are dropped; factor
     # levels are those of the rows kept (drop.unused.levels)
     ordered: set[str] = set()
+    logical: set[str] = set()
     grouping = {f for t in parsed.random for f in t.factors}
     coded: dict = {}
     for col, s0 in raw.items():
@@ -224,6 +230,8 @@ def prepare_data(data, parsed: ParsedFormula, na_action: str = "omit", extra: tu
                 ordered.add(col)
         elif pd.api.types.is_bool_dtype(s.dtype) or not pd.api.types.is_numeric_dtype(s.dtype):
             coded[col] = as_factor(s)
+            if pd.api.types.is_bool_dtype(s.dtype):
+                logical.add(col)
         else:
             vals = s.to_numpy(dtype=float)
             if not np.isfinite(vals[rows]).all():
@@ -249,4 +257,5 @@ def prepare_data(data, parsed: ParsedFormula, na_action: str = "omit", extra: tu
         frame = frame.iloc[rows].reset_index(drop=True)
     # a copy of the labels (a RangeIndex copies in O(1))
     row_index = data.index.copy() if not n_drop else pd.Index(data.index[rows], copy=True)
-    return PreparedData(frame=frame, ordered=ordered, n_dropped=n_drop, rows=rows, row_index=row_index, full=full)
+    return PreparedData(frame=frame, ordered=ordered, n_dropped=n_drop, rows=rows, row_index=row_index, full=full,
+                        logical=logical)
