@@ -410,7 +410,6 @@ class MixedFit:
 
     def _newdata_frame(self, newdata: pd.DataFrame, keep: list[int]) -> pd.DataFrame:
         d = self.design
-        columns = set(d.prepared.frame.columns)
         parts = [d.formula.fixed_terms] + [d.remats[k].terms for k in keep]
         needed = {name for terms in parts for name, _ in terms.variables()}
         needed |= {f for k in keep for f in d.remats[k].term.factors}

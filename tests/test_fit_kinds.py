@@ -224,6 +224,7 @@ def test_nuts_accessors_are_posterior_means(family):
     var_e = post["sigma"].to_numpy().ravel() ** 2 if family == "gaussian" else _link_variance(family, f)
     icc = f.icc()
     assert icc["adjusted"] == pytest.approx(np.mean(var_r / (var_r + var_e)), rel=1e-10)
+    assert icc["conditional"] == pytest.approx(np.mean(var_r / (var_f + var_r + var_e)), rel=1e-10)
     assert len(icc.attrs["draws"]) == len(beta)
     # near the ML/Laplace fit (posterior means under weak priors)
     ref = fit(family, "reference")

@@ -9,7 +9,6 @@ fit's public attributes; nothing imports a fit class.
 
 from __future__ import annotations
 
-import html
 import math
 
 import numpy as np
