@@ -42,13 +42,6 @@ class Convergence:
     converged: bool = True
     messages: list = field(default_factory=list)
 
-    def __bool__(self) -> bool:
-        return self.converged
-
-    def lines(self) -> list[str]:
-        """What summaries print: one line per message."""
-        return list(self.messages)
-
 
 @dataclass
 class OptInfo:
@@ -68,8 +61,34 @@ class OptInfo:
     def convergence(self) -> Convergence:
         """The fit's :class:`Convergence`: converged unless a message other than
         the singular-fit note was raised."""
-        failed = [m for m in self.messages if not m.startswith("boundary (singular) fit")]
+        failed = [m for m in self.messages if m != SINGULAR_MESSAGE]
         return Convergence(converged=not failed, messages=list(self.messages))
+
+    # ---- lme4's checks (checkConv.R), recorded as they are found ----------
+    def record_status(self, status: str, maxeval: int) -> None:
+        """NLopt's status; reaching ``maxeval`` is a convergence message."""
+        self.status = status
+        if status == "maxeval reached":
+            self.messages.append(f"convergence code: maximum number of evaluations ({maxeval}) reached")
+
+    def check_singular(self, theta: np.ndarray, lower: np.ndarray, tol: float) -> bool:
+        """lme4's ``isSingular`` on the bounded parameters, with its message."""
+        self.singular = is_singular(theta, lower, tol)
+        if self.singular:
+            self.messages.append(SINGULAR_MESSAGE)
+        return self.singular
+
+    def check_derivatives(self, g: np.ndarray, H: np.ndarray, control: dict, fixed: slice | None = None) -> None:
+        """Keep the gradient and Hessian; unless the fit is singular, lme4's
+        scaled-gradient check, then the Hessian check of the ``fixed`` block
+        (glmer's fixed effects) and of the whole Hessian."""
+        self.gradient, self.hessian = g, H
+        if self.singular:
+            return
+        self.messages += gradient_messages(g, H, control["check_conv_grad_tol"])
+        if fixed is not None and H[fixed, fixed].size:
+            self.messages += hessian_messages(H[fixed, fixed], control["check_conv_hess_tol"], "fixed-effect ")
+        self.messages += hessian_messages(H, control["check_conv_hess_tol"])
 
 
 #: control options that are counts (>= 1) and tolerances (>= 0), wherever an engine has them

@@ -33,10 +33,7 @@ import numpy as np
 
 from ..errors import HierlmError
 from ..family import Family, check_response
-from ..optimize import (
-    SINGULAR_MESSAGE, OptInfo, bobyqa, check_boundary, check_control, deriv12, gradient_messages,
-    hessian_messages, is_singular,
-)
+from ..optimize import OptInfo, bobyqa, check_boundary, check_control, deriv12
 from .pirls import Mode, PirlsError, PirlsSystem
 
 DEFAULT_CONTROL = {
@@ -243,7 +240,7 @@ def optimize_glmm(design, family: Family, nAGQ: int, control: dict) -> GLMMOptim
     if nAGQ == 0:
         info.feval = dev.feval
         fval = dev.criterion(mode1)
-        _singular_check(info, theta, lower_t, control)
+        info.check_singular(theta, lower_t, control["check_singular_tol"])
         return GLMMOptimum(theta, mode1.beta, fval, info, system, dev, mode1, control)
 
     # stage 2: theta and beta together, from the stage-1 estimates (as lme4's lp0 and start)
@@ -260,27 +257,13 @@ def optimize_glmm(design, family: Family, nAGQ: int, control: dict) -> GLMMOptim
     if not np.isfinite(fval):
         raise PirlsError("PIRLS failed at every parameter value the optimizer tried; the model cannot be fit")
     pars, fval = check_boundary(dev.stage2, pars, fval, lower, control["boundary_tol"])
-    info.status = status
     info.feval = dev.feval
     best = dev.mode(pars[:k], pars[k:])
     fval = dev.criterion(best)
-    if status == "maxeval reached":
-        info.messages.append(f"convergence code: maximum number of evaluations ({control['maxeval']}) reached")
-    _singular_check(info, pars[:k], lower_t, control)
+    info.record_status(status, control["maxeval"])
+    info.check_singular(pars[:k], lower_t, control["check_singular_tol"])
     if control["calc_derivs"]:
         g, H = deriv12(lambda xs: np.array([dev.stage2(x, state=best) for x in xs]), pars)
-        info.gradient, info.hessian = g, H
-        if not info.singular:
-            info.messages += gradient_messages(g, H, control["check_conv_grad_tol"])
-            hb = H[k:, k:]
-            if hb.size:
-                info.messages += hessian_messages(hb, control["check_conv_hess_tol"], "fixed-effect ")
-            info.messages += hessian_messages(H, control["check_conv_hess_tol"])
+        info.check_derivatives(g, H, control, fixed=slice(k, None))
         dev.mode(pars[:k], pars[k:], state=best)
     return GLMMOptimum(pars[:k], pars[k:], fval, info, system, dev, best, control)
-
-
-def _singular_check(info, theta, lower_t, control):
-    info.singular = is_singular(theta, lower_t, control["check_singular_tol"])
-    if info.singular:
-        info.messages.append(SINGULAR_MESSAGE)

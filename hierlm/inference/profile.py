@@ -59,7 +59,7 @@ from scipy.stats import norm
 
 from ..errors import HierlmError
 from ..lmm import LMMFit
-from ..optimize import bobyqa
+from ..optimize import bobyqa, is_singular
 from ..params import cholesky_to_cpc, cpc_to_cholesky, theta_to_sdcor
 
 #: the profile's inner optimizations: BOBYQA as the fit, tighter tolerances
@@ -331,8 +331,7 @@ class ProfileLikelihood:
         # Wald standard errors of the ML fit set the first step of the fixed-effect search
         self.se_ml = sigma_ml * np.sqrt(np.diag(dev.vcov_unscaled(f)))
         # lme4's isSingular: a diagonal theta below 1e-4 (an SD at 0 or a correlation at -+1)
-        diag = np.isfinite(self.theta_lower)
-        self.is_singular = bool(np.any(self.theta_ml[diag] < 1e-4)) or bool(getattr(fit, "singular", False))
+        self.is_singular = is_singular(self.theta_ml, self.theta_lower) or fit.singular
         self.singular = [self.names[i] for i in range(self.nvp - 1)
                          if is_sd[i] and self.estimates[i] < 1e-4 * sigma_ml]
         self._maps: dict[int, _VarMap] = {}

@@ -36,6 +36,7 @@ posterior means and ``.attrs["draws"]`` the draws.
 from __future__ import annotations
 
 import warnings
+import weakref
 from dataclasses import replace
 
 import numpy as np
@@ -74,14 +75,22 @@ def _components(design, beta, covs):
     return var_f, var_r, var_olre
 
 
+#: fit -> its null model's intercept: icc() and r2() of one fit share one refit
+_NULL_INTERCEPTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def null_model_intercept(fit) -> float:
     """Intercept of the null model ``y ~ 1 + (random part)`` of a GLMM, refit by
     the Laplace engine (insight's ``null_model`` for the lognormal approximation)."""
+    if fit in _NULL_INTERCEPTS:
+        return _NULL_INTERCEPTS[fit]
     d = fit.design
     null = replace(d, X=np.ones((d.n, 1)), xnames=["(Intercept)"])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the null model's own convergence notes are not the user's
-        return float(fit_glmm(null, fit.family).beta[0])
+        b0 = float(fit_glmm(null, fit.family).beta[0])
+    _NULL_INTERCEPTS[fit] = b0
+    return b0
 
 
 def distribution_variance(fit, sigma: np.ndarray) -> np.ndarray:

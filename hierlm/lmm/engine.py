@@ -17,9 +17,7 @@ from dataclasses import replace
 import numpy as np
 
 from ..errors import HierlmError, ModelError
-from ..optimize import (
-    SINGULAR_MESSAGE, OptInfo, bobyqa, check_control, deriv12, gradient_messages, hessian_messages, is_singular,
-)
+from ..optimize import OptInfo, bobyqa, check_control, deriv12
 from .deviance import ProfiledDeviance, make_deviance
 
 DEFAULT_CONTROL = {
@@ -96,18 +94,12 @@ def optimize_theta(dev: ProfiledDeviance, reml: bool, control: dict) -> tuple[np
                 "rescale it (e.g. divide by a power of 10)") if scale > 1e100 else \
             "; check the data for extreme values or a degenerate design"
         raise ModelError(f"the profiled deviance is not finite at any theta the optimizer tried{hint}")
-    info = OptInfo(feval=res.feval, status=res.status)
-    if res.status == "maxeval reached":
-        info.messages.append(f"convergence code: maximum number of evaluations ({control['maxeval']}) reached")
-    info.singular = is_singular(theta, lower, control["check_singular_tol"])
-    if info.singular:
-        info.messages.append(SINGULAR_MESSAGE)
+    info = OptInfo(feval=res.feval)
+    info.record_status(res.status, control["maxeval"])
+    info.check_singular(theta, lower, control["check_singular_tol"])
     calc = control["calc_derivs"]
     if calc is None:
         calc = dev.n < 10000
-    if calc and not info.singular:
-        g, H = deriv12(lambda xs: dev.objective_many(xs, reml), theta)
-        info.gradient, info.hessian = g, H
-        info.messages += gradient_messages(g, H, control["check_conv_grad_tol"])
-        info.messages += hessian_messages(H, control["check_conv_hess_tol"])
+    if calc and not info.singular:  # lme4 skips the derivatives of a singular fit
+        info.check_derivatives(*deriv12(lambda xs: dev.objective_many(xs, reml), theta), control)
     return theta, info

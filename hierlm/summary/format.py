@@ -266,5 +266,5 @@ def groups_line(fit) -> str:
 def convergence_lines(fit) -> list[str]:
     """The convergence messages every summary ends with (lme4 prints them
     after the fixed effects, one a line), preceded by a blank line."""
-    msgs = fit.convergence.lines()
+    msgs = fit.convergence.messages
     return ["", *msgs] if msgs else []

@@ -179,7 +179,7 @@ def glmm_short(fit) -> str:
     lines.append("Fixed Effects:")
     fe = fit.fixef
     lines += text_table([list(fe.index), format_r(fe.to_numpy(), 4)], ["r"] * len(fe))
-    lines += fit.convergence.lines()
+    lines += fit.convergence.messages
     return "\n".join(lines)
 
 def _family_line(fit) -> list[str]:
@@ -287,8 +287,8 @@ class LMMSummary(Summary):
         super().__init__(fit, lmm_lines(fit, ddf))
 
 
-#: the summary of each fit kind (``fit.kind``)
-_LINES = {"lmm": lmm_lines, "glmm": glmm_lines, "map": map_lines, "posterior": posterior_lines}
+#: the summary of each fit kind but REML/ML (``fit.kind``), which takes ``ddf``
+_LINES = {"glmm": glmm_lines, "map": map_lines, "posterior": posterior_lines}
 
 
 def summarize(fit, **kw) -> Summary:
