@@ -106,7 +106,7 @@ def glmm_start(design, family, priors, pm_model) -> dict:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            lap = fit_glmm(design, family)
+            lap = fit_glmm(design, family, 1, {"calc_derivs": False})  # start values: no Hessian needed
     except HierlmError:  # pragma: no cover  (then PyMC's defaults)
         return None
     d = design

@@ -88,7 +88,7 @@ def null_model_intercept(fit) -> float:
     null = replace(d, X=np.ones((d.n, 1)), xnames=["(Intercept)"])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the null model's own convergence notes are not the user's
-        b0 = float(fit_glmm(null, fit.family).beta[0])
+        b0 = float(fit_glmm(null, fit.family, 1, {"calc_derivs": False}).beta[0])  # no Hessian: only beta_0 is used
     _NULL_INTERCEPTS[fit] = b0
     return b0
 
