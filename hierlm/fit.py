@@ -28,6 +28,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
+from .design.data import as_r_vector, r_numbers
 from .design.remat import group_labels, term_names
 from .errors import DataError, FormulaError, HierlmError
 from .family import Family, check_response
@@ -399,7 +400,9 @@ class MixedFit:
         off = np.zeros(len(newdata))
         if not d.offset_builders:
             return off
-        cols = {name for e in d.formula.offsets for name in parse_expression(e).variables}
+        # the columns the offsets read (pi, TRUE, ... are constants, not columns)
+        cols = {name for e in d.formula.offsets for name in parse_expression(e).variables
+                if name in d.prepared.frame.columns}
         missing = sorted(c for c in cols if c not in newdata.columns)
         if missing:
             raise DataError(f"newdata lacks column(s) {missing} used by the offset")
@@ -420,12 +423,17 @@ class MixedFit:
             raise DataError(f"newdata lacks column(s) {missing} that the model uses")
         frame = pd.DataFrame(index=range(len(newdata)))
         for c in needed:
-            col = newdata[c].reset_index(drop=True)
+            # coded as prepare_data coded the fit's column: the same numbers
+            # (seconds for datetimes, doubles for integers), the same levels
+            col = as_r_vector(newdata[c].reset_index(drop=True), c)
             fitted_col = d.prepared.frame[c]
             if pd.api.types.is_bool_dtype(col.dtype):
                 col = col.map({False: "FALSE", True: "TRUE"})
-            if isinstance(fitted_col.dtype, pd.CategoricalDtype) and c not in group_cols:
-                col = pd.Categorical(col, categories=fitted_col.cat.categories, ordered=fitted_col.cat.ordered)
+            if isinstance(fitted_col.dtype, pd.CategoricalDtype):
+                if c not in group_cols:
+                    col = pd.Categorical(col, categories=fitted_col.cat.categories, ordered=fitted_col.cat.ordered)
+            elif pd.api.types.is_numeric_dtype(col.dtype):
+                col = r_numbers(col, c in d.prepared.grouping)
             frame[c] = col
         if frame.isna().any().any():
             bad = [c for c in frame.columns if frame[c].isna().any()]

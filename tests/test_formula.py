@@ -217,3 +217,31 @@ def test_r_power_binds_as_in_r():
         np.testing.assert_allclose(fit.design.X[:, 1], want.to_numpy(), err_msg=text)
     assert [parse_expression(e).label for e in ("I(-x^2)", "I((-x)^2)", "I(2^x^2)", "I(a*b^2)")] == \
         ["I(-x^2)", "I((-x)^2)", "I(2^x^2)", "I(a * b^2)"]
+
+
+def test_labels_keep_rs_parentheses_and_evaluate_as_r():
+    import warnings
+
+    import numpy as np
+    import pandas as pd
+
+    import hierlm
+
+    # R 4.2: names(fixef(...)) keep the parentheses of -(x + 1) and 2 * (x > 0)
+    assert parse_expression("I(-(x+1))").label == "I(-(x + 1))"
+    assert parse_expression("I(2*(x>0))").label == "I(2 * (x > 0))"
+    assert parse_expression("I((x>0) & (z<1))").label == "I((x > 0) & (z < 1))"
+    with pytest.raises(FormulaError, match="parenthesize comparisons joined by & or |"):
+        parse_expression("I(x > 0 & z < 1)")
+    with pytest.raises(FormulaError, match="%in% is not supported"):
+        parse_formula("y ~ x %in% f + (1 | g)")
+    rng = np.random.default_rng(0)
+    d = pd.DataFrame({"y": rng.normal(size=60), "x": rng.normal(size=60), "g": np.repeat(list("abcdef"), 10),
+                      "my.var": rng.normal(size=60), "ab": rng.normal(size=60), "_0__": rng.normal(size=60)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = hierlm.lmer("y ~ I(my.var*2) + (1 | g)", d)  # a dotted column inside a call
+        np.testing.assert_allclose(fit.design.X[:, 1], 2 * d["my.var"])
+        # a backticked name's placeholder never captures a column of the same spelling
+        fit = hierlm.lmer("y ~ I(`ab` * 2) + _0__ + (1 | g)", d)
+        assert list(fit.fixef.index) == ["(Intercept)", "I(ab * 2)", "`_0__`"]

@@ -309,3 +309,31 @@ def test_logical_response_is_zero_one():
     d = hierlm.datasets.load("sleepstudy")
     fit = _quiet(hierlm.lmer, "b ~ Days + (1 | Subject)", d.assign(b=d["Days"] > 4))
     np.testing.assert_allclose(fit.fixef.to_numpy(), [-0.1818, 0.1515], atol=5e-5)
+
+
+def test_predict_codes_new_data_as_the_fit(small):
+    """Datetimes, durations and small integer types in newdata are the numbers
+    the fit used (predict on the fit's own rows = fitted)."""
+    d = hierlm.datasets.load("sleepstudy")
+    d["dur"] = pd.to_timedelta(d["Days"], unit="D")
+    d["t"] = pd.Timestamp("2020-01-01") + d["dur"]
+    for formula in ("Reaction ~ dur + (1 | Subject)", "Reaction ~ t + (1 | Subject)"):
+        fit = _quiet(hierlm.lmer, formula, d)
+        np.testing.assert_allclose(fit.predict(d.head(3)).to_numpy(), fit.fitted().to_numpy()[:3])
+    fit = _quiet(hierlm.lmer, "y ~ I(x^2) + (1 | g)", small)  # x is uint8
+    np.testing.assert_allclose(fit.predict(small.head(4)).to_numpy(), fit.fitted().to_numpy()[:4])
+    # a uint8 column that is also a grouping factor is still squared without wrapping
+    fit = _quiet(hierlm.lmer, "y ~ I(x^2) + (1 | g) + (1 | x)", small)
+    np.testing.assert_array_equal(fit.design.X[:, 1], small["x"].to_numpy(float) ** 2)
+
+
+def test_factor_of_integers_keeps_r_level_names(small):
+    d = small.assign(k=np.tile([1, 2, 3, 4], len(small) // 4))
+    assert list(_quiet(hierlm.lmer, "y ~ factor(k) + (1 | g)", d).fixef.index) == \
+        ["(Intercept)", "factor(k)2", "factor(k)3", "factor(k)4"]
+
+
+def test_offset_with_a_constant_predicts_on_new_data():
+    cb = hierlm.datasets.load("cbpp")
+    fit = _quiet(hierlm.glmer, "incidence ~ period + offset(log(size * pi)) + (1 | herd)", cb, family="poisson")
+    np.testing.assert_allclose(fit.predict(cb.head(3)).to_numpy(), fit.predict().to_numpy()[:3])

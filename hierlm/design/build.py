@@ -249,12 +249,11 @@ def build_design(formula: str, data, na_action: str = "omit", family: str = "gau
     full, rows = prep.source()
     xb = MatrixBuilder(parsed.fixed_terms, full, prep.ordered, parsed.text, rows=rows)
     _check_finite(xb, prep, "fixed-effects")
-    X, xnames, dropped = fixed_effects_matrix(xb)
+    X, xnames, dropped, keep = fixed_effects_matrix(xb)
     if X.shape[1] >= n:
         raise ModelError(
             f"the model has {X.shape[1]} fixed effects for {n} observations: nothing is left to estimate the "
             "variances (a factor with a level per row, such as an ID or a time stamp used as a factor?)")
-    keep = [j for j, name in enumerate(xb.names) if name not in dropped]
     remats = lme4_order([ReMat(t, prep.frame, prep.ordered, parsed.text, source=prep.source())
                          for t in parsed.random])
     for r in remats:

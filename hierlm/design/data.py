@@ -61,7 +61,17 @@ def as_factor(s: pd.Series) -> pd.Categorical:
     return pd.Categorical(s, categories=_sorted_any(pd.unique(s.dropna())))
 
 
-def _as_r_vector(s: pd.Series, col: str) -> pd.Series:
+def r_numbers(s: pd.Series, grouping: bool) -> np.ndarray:
+    """A numeric column's values as R holds them: doubles, so that formula
+    arithmetic on small integer types cannot wrap around; a grouping
+    column's integers stay integers (int64), so that its level labels stay
+    "1", not "1.0"."""
+    if grouping and s.dtype.kind in "iu" and not s.isna().any():
+        return s.to_numpy(dtype=np.int64)
+    return s.to_numpy(dtype=float)
+
+
+def as_r_vector(s: pd.Series, col: str) -> pd.Series:
     """A column as R would read it: numbers held as objects are numbers,
     datetimes and durations are numbers (seconds, as R's POSIXct and difftime
     in seconds); an object column mixing numbers and strings that print alike
@@ -72,11 +82,14 @@ def _as_r_vector(s: pd.Series, col: str) -> pd.Series:
     if pd.api.types.is_timedelta64_dtype(s.dtype):
         return pd.Series(s.dt.total_seconds().to_numpy(), index=s.index, name=s.name)
     if s.dtype == object:
-        vals = s.dropna()
-        is_num = vals.map(lambda v: isinstance(v, (int, float, np.integer, np.floating))
-                          and not isinstance(v, (bool, np.bool_)))
-        if len(vals) and is_num.all():
+        # pandas' vectorized type inference; the element-wise check below only
+        # for columns that mix types (a million strings: 0.7 s -> a few ms)
+        kind = pd.api.types.infer_dtype(s, skipna=True)
+        if kind in ("integer", "floating", "mixed-integer-float", "decimal"):
             return pd.to_numeric(s)
+        if not kind.startswith("mixed"):
+            return s
+        vals = s.dropna()
         labels = vals.astype(str)
         clash = labels[labels.duplicated(keep=False)]
         if len(clash) and vals[clash.index].map(type).nunique() > 1:
@@ -113,6 +126,9 @@ class PreparedData:
     row_index : pandas.Index
         The user's row labels of the kept rows (a copy: fitted values keep
         their labels whatever happens to the data frame afterwards).
+    grouping : set of str
+        Columns that form grouping factors (their integers stay integers,
+        for their level labels).
     logical : set of str
         Columns that were booleans (R's logicals): coded as factors with
         levels FALSE, TRUE, and read as 0/1 where a number is needed (a
@@ -130,6 +146,7 @@ class PreparedData:
     row_index: pd.Index | None = None
     full: pd.DataFrame | None = None
     logical: set = field(default_factory=set)
+    grouping: set = field(default_factory=set)
 
     def source(self) -> tuple[pd.DataFrame, np.ndarray | None]:
         """(frame to evaluate the model's transforms on, rows of it to keep)."""
@@ -223,7 +240,7 @@ def prepare_data(data, parsed: ParsedFormula, na_action: str = "omit", extra: tu
     grouping = {f for t in parsed.random for f in t.factors}
     coded: dict = {}
     for col, s0 in raw.items():
-        s = _as_r_vector(s0, col)
+        s = as_r_vector(s0, col)
         if isinstance(s.dtype, pd.CategoricalDtype):
             coded[col] = s.array.remove_unused_categories()
             if s.cat.ordered:
@@ -240,10 +257,7 @@ def prepare_data(data, parsed: ParsedFormula, na_action: str = "omit", extra: tu
                     f"column {col!r} has {bad.size} infinite value(s), first at row positions "
                     f"{rows[bad[:5]].tolist()}; remove them or set them to NaN to have the rows dropped"
                 )
-            # numbers are doubles, as R's: integer arithmetic in a formula
-            # (I(x^2) of a uint8) must not wrap around.  A grouping column keeps
-            # its values for its level labels ("1", not "1.0").
-            coded[col] = s.array if col in grouping else vals
+            coded[col] = r_numbers(s, col in grouping)
     if n_drop:
         for col, v in coded.items():  # factor levels of the kept rows only
             if isinstance(v, pd.Categorical):
@@ -258,4 +272,4 @@ def prepare_data(data, parsed: ParsedFormula, na_action: str = "omit", extra: tu
     # a copy of the labels (a RangeIndex copies in O(1))
     row_index = data.index.copy() if not n_drop else pd.Index(data.index[rows], copy=True)
     return PreparedData(frame=frame, ordered=ordered, n_dropped=n_drop, rows=rows, row_index=row_index, full=full,
-                        logical=logical)
+                        logical=logical, grouping=grouping)

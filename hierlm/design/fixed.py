@@ -109,6 +109,15 @@ def _split_column(name: str, prefixes: list[str]) -> list[str] | None:
     return out if pos == len(name) else None
 
 
+def _r_level(text: str, levels) -> str:
+    """A level as R's ``as.character`` prints it: the double 2 is "2", not "2.0"
+    (factor(k) of a numeric column, which the design holds as doubles)."""
+    for level in levels:
+        if str(level) == text and isinstance(level, (float, np.floating)) and float(level).is_integer():
+            return str(int(level))
+    return text
+
+
 def _r_suffix(suffix: str, state, reduced: bool, seen: list[str]) -> str:
     """R's name of one contrast (or matrix) column of a factor, from formulaic's
     suffix, the factor's encoder state and the suffixes of the factor's columns
@@ -122,9 +131,9 @@ def _r_suffix(suffix: str, state, reduced: bool, seen: list[str]) -> str:
         return str(seen.index(suffix) + 1)
     cls = type(contrasts.contrasts).__name__
     if not reduced:  # full dummy coding: the levels, as R
-        return suffix
+        return _r_level(suffix, contrasts.levels)
     if cls == "TreatmentContrasts":  # formulaic's "T.b" is R's "b"
-        return suffix[2:] if suffix.startswith("T.") else suffix
+        return _r_level(suffix[2:] if suffix.startswith("T.") else suffix, contrasts.levels)
     if cls == "PolyContrasts":  # ".L", ".Q", ".C", "^4" as R
         return suffix
     return str(seen.index(suffix) + 1)  # contr.sum, contr.helmert: R numbers the columns
@@ -284,12 +293,12 @@ def rank_keep(X: np.ndarray, tol: float = 1e-7) -> np.ndarray:
     return np.asarray(keep, dtype=int)
 
 
-def fixed_effects_matrix(builder: MatrixBuilder) -> tuple[np.ndarray, list[str], list[str]]:
+def fixed_effects_matrix(builder: MatrixBuilder) -> tuple[np.ndarray, list[str], list[str], list[int]]:
     """X with aliased columns dropped (lme4's message as a warning).
 
     Returns
     -------
-    X, names, dropped_names
+    X, names, dropped_names, kept column positions of the builder's matrix
     """
     X = builder.matrix
     keep = rank_keep(X) if X.shape[1] else np.arange(0)
@@ -303,4 +312,4 @@ def fixed_effects_matrix(builder: MatrixBuilder) -> tuple[np.ndarray, list[str],
             stacklevel=4,
         )
         X = np.ascontiguousarray(X[:, keep])
-    return X, [builder.names[j] for j in keep], dropped
+    return X, [builder.names[j] for j in keep], dropped, keep.tolist()

@@ -140,9 +140,13 @@ def _quote_out(text: str) -> tuple[str, dict[str, str]]:
 
     def sub(m: re.Match) -> str:
         k = len(names)
-        ph = f"_{k:x}".ljust(len(m.group(0)), "_")
-        if len(ph) > len(m.group(0)):  # ```` or `a` with many names: longer placeholder
-            ph = f"_q{k}_"
+        while True:  # a placeholder that is not a name the text already uses
+            ph = f"_{k:x}".ljust(len(m.group(0)), "_")
+            if len(ph) > len(m.group(0)):  # ```` or `a` with many names: longer placeholder
+                ph = f"_q{k}_"
+            if not re.search(rf"(?<![\w.]){re.escape(ph)}(?![\w.])", text) and ph not in names:
+                break
+            k += 1
         names[ph] = m.group(0)[1:-1]
         return ph
 
@@ -159,6 +163,10 @@ _R_BINARY = {ast.Add: " + ", ast.Sub: " - ", ast.Mult: " * ", ast.Div: "/", ast.
              ast.LShift: " << ", ast.RShift: " >> ", ast.MatMult: " %*% "}
 _R_COMPARE = {ast.Eq: " == ", ast.NotEq: " != ", ast.Lt: " < ", ast.LtE: " <= ", ast.Gt: " > ", ast.GtE: " >= "}
 _PRECEDENCE = {ast.Add: 1, ast.Sub: 1, ast.Mult: 2, ast.Div: 2, ast.Mod: 2, ast.FloorDiv: 2, ast.Pow: 4}
+
+
+def _is_logical(node: ast.AST) -> bool:
+    return isinstance(node, ast.BinOp) and isinstance(node.op, (ast.BitAnd, ast.BitOr))
 
 
 def _deparse(node: ast.AST, names: dict[str, str]) -> str:
@@ -180,9 +188,18 @@ def _deparse(node: ast.AST, names: dict[str, str]) -> str:
         return f"{d(node.value)}.{node.attr}"
     if isinstance(node, ast.UnaryOp):
         op = {ast.USub: "-", ast.UAdd: "+", ast.Not: "!"}.get(type(node.op), "")
-        return op + d(node.operand)
+        operand = d(node.operand)
+        if isinstance(node.operand, ast.Compare) or (
+                isinstance(node.operand, ast.BinOp) and not isinstance(node.operand.op, ast.Pow)):
+            operand = f"({operand})"  # -(x + 1): the parentheses R keeps
+        return op + operand
     if isinstance(node, ast.BinOp):
         left, right = d(node.left), d(node.right)
+        # comparisons and & | inside arithmetic: written in parentheses (the only way they parse as R's)
+        if isinstance(node.left, ast.Compare) or _is_logical(node.left):
+            left = f"({left})"
+        if isinstance(node.right, ast.Compare) or _is_logical(node.right):
+            right = f"({right})"
         prec = _PRECEDENCE.get(type(node.op), 3)
         if (isinstance(node.left, ast.BinOp) and _PRECEDENCE.get(type(node.left.op), 3) < prec) or (
                 isinstance(node.left, ast.UnaryOp) and isinstance(node.op, ast.Pow)):
@@ -214,6 +231,14 @@ class _ToPython(ast.NodeTransformer):
         self.generic_visit(node)
         if isinstance(node.func, ast.Name) and node.func.id in ("factor", "as_factor"):
             node.func = ast.Name("C", ast.Load())
+        return node
+
+    def visit_Attribute(self, node):  # noqa: N802
+        # R's dotted name (my.var) is a column: formulaic looks it up in backticks;
+        # np.<function> and contr.<contrast> stay attribute access
+        name = _dotted_name(node)
+        if name is not None and name.split(".")[0] not in ("np", "contr"):
+            return ast.Name(f"`{name}`", ast.Load())
         return node
 
 
@@ -254,6 +279,11 @@ def _check_safe(tree: ast.AST, text: str, formula: str, offset: int) -> None:
 
     calls = {id(n.func): n for n in ast.walk(tree) if isinstance(n, ast.Call)}
     for n in ast.walk(tree):
+        if isinstance(n, ast.Compare) and any(isinstance(c, ast.BinOp) and isinstance(c.op, (ast.BitAnd, ast.BitOr))
+                                              for c in [n.left, *n.comparators]):
+            # Python's & and | bind more tightly than comparisons, R's more loosely:
+            # x > 0 & z < 1 would be read as x > (0 & z) < 1
+            refuse(n, "parenthesize comparisons joined by & or |, as (x > 0) & (z < 1),")
         if isinstance(n, (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp, ast.NamedExpr,
                           ast.Subscript, ast.Starred, ast.Await, ast.Yield, ast.YieldFrom, ast.IfExp)):
             refuse(n, f"{type(n).__name__.lower()} not allowed")
@@ -272,7 +302,7 @@ def _check_safe(tree: ast.AST, text: str, formula: str, offset: int) -> None:
                 pass  # formulaic's contrasts: contr.treatment(base=2)
             else:
                 refuse(n, "only named functions may be called")
-        elif isinstance(n, ast.Attribute) and id(n) not in {id(c.func) for c in calls.values()}:
+        elif isinstance(n, ast.Attribute):
             if _dotted_name(n) is None:
                 refuse(n, "attribute access is not allowed")
 
@@ -359,6 +389,10 @@ def parse_terms(text: str, formula: str = "", offset: int = 0) -> TermList:
     plain = _plain_terms(text, formula, offset)
     if plain is not None:
         return plain
+    if "%in%" in _BACKTICKED.sub("", text):
+        # formulaic reads a %in% b as a/b (a main effect of b too); R as the interaction a:b alone
+        raise FormulaError(f"%in% is not supported in '{text.strip()}': write the interaction a:b (what R's "
+                           "a %in% b means) or a/b for b plus a within b", formula or None)
     import formulaic
 
     quoted, names = _quote_out(text)
