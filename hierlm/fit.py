@@ -414,9 +414,8 @@ class MixedFit:
     def _newdata_frame(self, newdata: pd.DataFrame, keep: list[int]) -> pd.DataFrame:
         d = self.design
         parts = [d.formula.fixed_terms] + [d.remats[k].terms for k in keep]
-        needed = {name for terms in parts for name, _ in terms.variables()}
-        needed |= {f for k in keep for f in d.remats[k].term.factors}
         group_cols = {f for k in keep for f in d.remats[k].term.factors}
+        needed = {name for terms in parts for name, _ in terms.variables()} | group_cols
         needed = [c for c in d.prepared.frame.columns if c in needed]
         missing = [c for c in needed if c not in newdata.columns]
         if missing:

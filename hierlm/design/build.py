@@ -151,14 +151,12 @@ def _response(parsed: ParsedFormula, prep: PreparedData, family: str = "gaussian
                 UserWarning, stacklevel=4,
             )
         return (frame[lhs].cat.codes.to_numpy() != 0).astype(float)
-    if family != "gaussian" and lhs not in frame.columns:
-        # an R expression such as incidence/size: evaluated as R does (not as formula operators)
-        return _expression_column(lhs, prep, parsed.text, "response")[0]
-    if lhs in frame.columns and isinstance(frame[lhs].dtype, pd.CategoricalDtype):
+    if col is not None:  # a factor (a numeric column returned above)
         raise DataError(
             f"the response {lhs!r} is not numeric (it holds {frame[lhs].dtype.categories.dtype} "
             "values); a Gaussian mixed model needs a numeric response"
         )
+    # an R expression such as log(Reaction) or incidence/size
     return _expression_column(lhs, prep, parsed.text, "response")[0]
 
 

@@ -65,7 +65,7 @@ def r_scale(data, center=True, scale=True, _state=None):
     return x / state["scale"]
 
 
-def _formulaic_factor(f: Factor, frame: pd.DataFrame, ordered: set):
+def _formulaic_factor(f: Factor, ordered: set):
     """formulaic's factor for one of ours: a column is looked up (an ordered
     factor gets polynomial contrasts), a call is evaluated."""
     from formulaic.parser.types import Factor as FFactor
@@ -161,7 +161,6 @@ class MatrixBuilder:
 
     def __init__(self, terms: TermList, frame: pd.DataFrame, ordered: set, formula: str = "",
                  rows: np.ndarray | None = None):
-        self.terms = terms
         self.simple = _simple_terms(terms, frame, ordered)
         if self.simple is not None:
             intercept, cols = self.simple
@@ -179,7 +178,7 @@ class MatrixBuilder:
         for t in terms.terms:
             factors = []
             for f in t.factors:
-                ff = _formulaic_factor(f, frame, ordered)
+                ff = _formulaic_factor(f, ordered)
                 ours[ff.expr] = f
                 factors.append(ff)
             fterms.append(FTerm(factors))
