@@ -109,8 +109,8 @@ def test_fitted_and_predict_go_through_the_family(family, kind):
     # population level on new data: the fixed effects only, through the link
     new = hierlm.datasets.load(MODELS[family][1]).head(5)
     pop = f.predict(new, re_form="~0", type="response").to_numpy()
-    X = f.design.x_builder.rebuild(f.design.prepared.frame.head(5))[:, f.design.x_keep]
-    np.testing.assert_allclose(pop, _inverse_link(family, X @ f.fixef.to_numpy()), rtol=1e-10)
+    # (the first 5 data rows are the design's first 5: no row is dropped)
+    np.testing.assert_allclose(pop, _inverse_link(family, f.design.X[:5] @ f.fixef.to_numpy()), rtol=1e-10)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -230,7 +230,8 @@ def test_nuts_accessors_are_posterior_means(family):
     ref = fit(family, "reference")
     diff = np.abs(f.fitted().to_numpy() - ref.fitted().to_numpy())
     # Poisson: the posterior means of the brood effects of small broods lie up to
-    # ~20% of the mean away from their conditional modes (a skewed posterior, not noise)
+    # 18% of the mean away from their conditional modes (a skewed posterior, not
+    # noise); the short binomial chain has R-hat just above 1.01 for its SD
     limit = {"gaussian": 0.05 * np.std(ref.design.y), "binomial": 0.05, "poisson": 0.25 * ref.fitted().to_numpy()}
     assert np.all(diff < limit[family]), diff.max()
 
@@ -240,22 +241,24 @@ def test_no_reml_for_glmm_map():
         model("binomial").fit("map", reml=True)
 
 
-def test_unknown_family_link_for_icc_is_refused():
-    m = hierlm.Model("cbind(incidence, size - incidence) ~ period + (1 | herd)", hierlm.datasets.load("cbpp"),
-                     family="binomial", link="cauchit")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        f = m.fit()
-    with pytest.raises(HierlmError, match="no distribution-specific variance"):
-        f.icc()
-
-
 @pytest.mark.parametrize("kind", KINDS)
 def test_every_fit_reports_convergence_the_same_way(kind):
     f = fit("binomial", kind)
     assert isinstance(f.convergence.converged, bool)
-    assert isinstance(f.convergence.messages, list)
-    assert f.converged == f.convergence.converged
     text = str(f.summary())
-    for msg in f.convergence.messages:
+    for msg in f.convergence.messages:  # NUTS: this short chain's R-hat and ESS notes
         assert msg in text
+
+
+def test_convergence_failure_is_reported_and_printed():
+    """A model lme4 warns on (formula_reference.json, sleep_double_bar_factor):
+    converged is False and the summary ends with lme4's two messages."""
+    d = hierlm.datasets.load("sleepstudy")
+    d["week"] = np.where(d["Days"] < 5, "early", "late")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        f = hierlm.lmer("Reaction ~ Days + (1 + week || Subject)", d)
+    assert not f.converged
+    assert [m.split(":")[0] for m in f.convergence.messages] == ["unable to evaluate scaled gradient",
+                                                                 "Model failed to converge"]
+    assert str(f.summary()).splitlines()[-2:] == f.convergence.messages

@@ -245,3 +245,12 @@ def test_labels_keep_rs_parentheses_and_evaluate_as_r():
         # a backticked name's placeholder never captures a column of the same spelling
         fit = hierlm.lmer("y ~ I(`ab` * 2) + _0__ + (1 | g)", d)
         assert list(fit.fixef.index) == ["(Intercept)", "I(ab * 2)", "`_0__`"]
+
+
+def test_r_power_leaves_strings_alone():
+    f = parse_expression("I(f == 'a^b')")
+    assert f.expr == "I(f == 'a^b')" and f.label == 'I(f == "a^b")'
+    # an error position after a ^ refers to the user's text, not to the ** text Python saw
+    with pytest.raises(FormulaError) as err:
+        parse_expression("I(x^2 ^ ^)", "I(x^2 ^ ^)", 0)
+    assert err.value.position == 8

@@ -357,7 +357,7 @@ def test_print_and_repr():
 
 
 def test_gaussian_only_helpers_refuse_glmm_fits():
-    # icc() and r2() of GLMMs: tests/test_fit_kinds.py, against performance
+    # icc() and r2() of GLMMs: tests/test_variance_glmm.py, against performance
     fit = fit_case("cbpp_laplace")
     with pytest.raises(HierlmError, match="not available for binomial fits"):
         fit.to_bambi()

@@ -305,10 +305,11 @@ def test_sorting_the_callers_frame_afterwards_changes_nothing():
 
 def test_logical_response_is_zero_one():
     """R's lmer reads a logical response as 0/1 (lme4 1.1-31 on sleepstudy with
-    b = Days > 4: (Intercept) -0.1818, Days 0.1515)."""
+    b = Days > 4 prints (Intercept) -0.1818, Days 0.1515): the design is
+    balanced, so the estimates are least squares', exactly -2/11 and 5/33."""
     d = hierlm.datasets.load("sleepstudy")
     fit = _quiet(hierlm.lmer, "b ~ Days + (1 | Subject)", d.assign(b=d["Days"] > 4))
-    np.testing.assert_allclose(fit.fixef.to_numpy(), [-0.1818, 0.1515], atol=5e-5)
+    np.testing.assert_allclose(fit.fixef.to_numpy(), [-2 / 11, 5 / 33], atol=1e-10)
 
 
 def test_predict_codes_new_data_as_the_fit(small):
