@@ -254,3 +254,9 @@ def test_r_power_leaves_strings_alone():
     with pytest.raises(FormulaError) as err:
         parse_expression("I(x^2 ^ ^)", "I(x^2 ^ ^)", 0)
     assert err.value.position == 8
+
+
+def test_leading_minus_one_after_a_space():
+    # "y ~ -1 + x" (the space after ~) was "empty term"; lme4 reads it as no intercept
+    f = parse_formula("y ~ -1 + x + (1 | g)")
+    assert not f.fixed_terms.intercept and [t.label for t in f.fixed_terms.terms] == ["x"]

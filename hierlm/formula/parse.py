@@ -324,7 +324,7 @@ def parse_formula(text: str) -> ParsedFormula:
     for sep, raw, raw_pos in _split_top(rhs_text, "+-", rhs_pos):
         piece, pos = _strip(raw, raw_pos)
         if not piece:
-            if sep == "-" or (sep == "" and pos == rhs_pos):
+            if sep == "-" or (sep == "" and raw_pos == rhs_pos):
                 # leading '-' or '+' ("~ -1 + x"): nothing to keep
                 continue
             raise FormulaError("empty term (two operators in a row?)", text, pos)
