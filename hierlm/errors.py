@@ -8,6 +8,20 @@ callers that do not know hierlm.
 from __future__ import annotations
 
 
+def where_rows(rows, bad) -> str:
+    """``"k row(s), first at row positions [...]"`` for the error messages
+    that point at data rows.
+
+    Parameters
+    ----------
+    rows : array of int
+        Positions in the user's data of the rows the model keeps.
+    bad : array of int
+        Offending positions among the kept rows.
+    """
+    return f"{len(bad)} row(s), first at row positions {[int(rows[i]) for i in bad[:5]]}"
+
+
 class HierlmError(ValueError):
     """Base class of every hierlm input error."""
 
@@ -44,6 +58,11 @@ class DataError(HierlmError):
 
 class ModelError(HierlmError):
     """A model the data cannot support (e.g. one level per observation)."""
+
+
+class TooLargeError(ModelError):
+    """A model whose fit would need more memory than the machine has; the
+    message gives the estimate and what would make the model smaller."""
 
 
 class ConvergenceWarning(UserWarning):

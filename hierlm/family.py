@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
-from .errors import DataError, HierlmError
+from .errors import DataError, HierlmError, where_rows
 
 _EPS = np.finfo(float).eps
 
@@ -246,10 +246,6 @@ def make_family(family, link: str | None = None) -> Family:
     return Family(family, link)
 
 
-def _rows(prep_rows: np.ndarray, bad: np.ndarray) -> str:
-    return f"{bad.size} row(s), first at row positions {prep_rows[bad[:5]].tolist()}"
-
-
 def check_response(design, family: Family) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Validate the response for ``family``; return ``(y, wt, ntrials)``.
 
@@ -272,7 +268,7 @@ def check_response(design, family: Family) -> tuple[np.ndarray, np.ndarray, np.n
     user_wt = np.ones(n) if design.weights is None else np.asarray(design.weights, dtype=float)
     bad = np.flatnonzero(user_wt < 0)
     if bad.size:
-        raise DataError(f"weights must not be negative; negative in {_rows(rows, bad)}")
+        raise DataError(f"weights must not be negative; negative in {where_rows(rows, bad)}")
     y = np.asarray(design.y, dtype=float)
     if family.name == "binomial":
         if design.counts is not None:
@@ -282,11 +278,11 @@ def check_response(design, family: Family) -> tuple[np.ndarray, np.ndarray, np.n
                 bad = np.flatnonzero(col < 0)
                 if bad.size:
                     hint = " (successes > trials?)" if j == 1 else ""
-                    raise DataError(f"cbind() column {expr!r} has negative counts{hint} in {_rows(rows, bad)}")
+                    raise DataError(f"cbind() column {expr!r} has negative counts{hint} in {where_rows(rows, bad)}")
                 bad = np.flatnonzero(np.abs(col - np.round(col)) > 1e-7)
                 if bad.size:
                     raise DataError(
-                        f"cbind() column {expr!r} has non-integer counts in {_rows(rows, bad)}; "
+                        f"cbind() column {expr!r} has non-integer counts in {where_rows(rows, bad)}; "
                         "cbind(successes, failures) takes whole numbers (for proportions use the "
                         "proportion as response with weights=)")
             total = design.counts.sum(axis=1)
@@ -296,7 +292,7 @@ def check_response(design, family: Family) -> tuple[np.ndarray, np.ndarray, np.n
             hint = " (successes > trials?)" if design.weights is not None and np.any(y > 1) else ""
             raise DataError(
                 f"the binomial response {lhs!r} must lie in [0, 1] (a 0/1 outcome or a proportion with "
-                f"weights=); it is outside in {_rows(rows, bad)}{hint}. For counts of successes write "
+                f"weights=); it is outside in {where_rows(rows, bad)}{hint}. For counts of successes write "
                 "cbind(successes, failures)")
         succ = y * user_wt
         bad = np.flatnonzero(np.abs(succ - np.round(succ)) > 1e-3)
@@ -304,15 +300,15 @@ def check_response(design, family: Family) -> tuple[np.ndarray, np.ndarray, np.n
             import warnings
 
             warnings.warn(f"non-integer #successes in a binomial glm! ({lhs!r} times weights, "
-                          f"{_rows(rows, bad)})", UserWarning, stacklevel=6)
+                          f"{where_rows(rows, bad)})", UserWarning, stacklevel=6)
         return y, user_wt, np.ones(n)
     # poisson
     bad = np.flatnonzero(y < 0)
     if bad.size:
-        raise DataError(f"the Poisson response {lhs!r} must be a count >= 0; it is negative in {_rows(rows, bad)}")
+        raise DataError(f"the Poisson response {lhs!r} must be a count >= 0; it is negative in {where_rows(rows, bad)}")
     bad = np.flatnonzero(np.abs(y - np.round(y)) > 1e-7)
     if bad.size:
         raise DataError(
-            f"the Poisson response {lhs!r} must be a whole-number count; it is not in {_rows(rows, bad)}. "
+            f"the Poisson response {lhs!r} must be a whole-number count; it is not in {where_rows(rows, bad)}. "
             "For rates use the count as response with offset(log(exposure))")
     return y, user_wt, np.ones(n)

@@ -233,8 +233,10 @@ def test_labels_keep_rs_parentheses_and_evaluate_as_r():
     assert parse_expression("I((x>0) & (z<1))").label == "I((x > 0) & (z < 1))"
     with pytest.raises(FormulaError, match="parenthesize comparisons joined by & or |"):
         parse_expression("I(x > 0 & z < 1)")
-    with pytest.raises(FormulaError, match="%in% is not supported"):
-        parse_formula("y ~ x %in% f + (1 | g)")
+    # R's a %in% b is the interaction a:b (formulaic's would be a/b); values
+    # in tests/reference/model_matrix_coding.json
+    fixed = parse_formula("y ~ f + x %in% f + (1 | g)").fixed_terms
+    assert [t.label for t in fixed.terms] == ["f", "f:x"]
     rng = np.random.default_rng(0)
     d = pd.DataFrame({"y": rng.normal(size=60), "x": rng.normal(size=60), "g": np.repeat(list("abcdef"), 10),
                       "my.var": rng.normal(size=60), "ab": rng.normal(size=60), "_0__": rng.normal(size=60)})

@@ -51,3 +51,36 @@ def test_scale_state_is_of_all_rows(airquality):
     new = airquality.iloc[:2].assign(Temp=[airquality["Temp"].mean(), airquality["Temp"].mean() + airquality["Temp"].std()])
     X = fit.design.x_builder.rebuild(new[["Temp", "Wind", "Solar.R"]])
     np.testing.assert_allclose(X[:, 1], [0.0, 1.0], atol=1e-12)
+
+
+# R's coding of factors and logicals (tests/reference/model_matrix_coding.R):
+# a term with missing margins gets indicators for each factor, lme4 drops the
+# rank-deficient columns; a logical is a factor as a term, 0/1 in arithmetic.
+CODING = json.loads((HERE / "model_matrix_coding.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def coding_data():
+    return pd.read_csv(HERE / "coding.csv")  # b is read as bool: R's logical
+
+
+@pytest.mark.parametrize("case", [k for k in CODING if not k.startswith("_")])
+def test_model_matrix_coding_as_r(case, coding_data):
+    ref = CODING[case]
+    assert coding_data["b"].dtype == bool
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = hierlm.lmer(ref["formula"], coding_data)
+    assert list(fit.fixef.index) == list(ref["fixef"])
+    np.testing.assert_allclose(fit.fixef.to_numpy(), list(ref["fixef"].values()), rtol=1e-5, atol=1e-8)
+    assert fit.reml_criterion == pytest.approx(ref["reml_criterion"], rel=1e-7)
+    assert fit.sigma == pytest.approx(ref["sigma"], rel=1e-5)
+
+
+def test_logical_arithmetic_predicts_on_new_data(coding_data):
+    """I(b * x) on new data multiplies by 0/1 again (not by a factor code)."""
+    fit = hierlm.lmer("y ~ I(b * x) + b + (1 | g)", coding_data)
+    new = pd.DataFrame({"b": [True, False], "x": [2.0, 2.0], "g": ["g1", "g1"]})
+    beta = fit.fixef
+    expected = beta["(Intercept)"] + np.array([beta["I(b * x)"] * 2 + beta["bTRUE"], 0.0])
+    np.testing.assert_allclose(fit.predict(new, re_form=False), expected, rtol=1e-10)

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import HierlmError
+from ..errors import HierlmError, where_rows
 from ..family import Family, check_response
 from ..priors import Prior, PriorSet
 
@@ -267,7 +267,7 @@ def glmm_observations(design, family) -> dict:
     bad = np.flatnonzero(np.abs(m - np.round(m)) > 1e-7)
     if bad.size:
         raise HierlmError(f"NUTS for a binomial model needs whole numbers of trials; weights= is not a whole "
-                          f"number at row positions {bad[:5].tolist()}: give cbind(successes, failures) "
+                          f"number in {where_rows(design.prepared.rows, bad)}: give cbind(successes, failures) "
                           "or integer weights")
     m = np.round(m).astype(np.int64)
     k = np.round(y * m).astype(np.int64)

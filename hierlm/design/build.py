@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError, FormulaError, ModelError
+from ..errors import DataError, FormulaError, ModelError, where_rows
 from ..formula.parse import ParsedFormula, parse_formula
 from ..formula.terms import Term, TermList, parse_expression
 from .data import PreparedData, prepare_data
@@ -97,16 +97,13 @@ def _expression_column(expr: str, prep: PreparedData, formula: str, what: str) -
                                                                                 pd.CategoricalDtype):
         raise DataError(f"the {what} {expr!r} is not numeric (it is a factor); it must hold numbers")
     full, rows = prep.source()
-    builder = MatrixBuilder(TermList(False, (Term((factor,)),)), full, prep.ordered, formula, rows=rows)
+    builder = MatrixBuilder(TermList(False, (Term((factor,)),)), full, prep.coding, formula, rows=rows)
     if builder.matrix.shape[1] != 1:
         raise DataError(f"the {what} {expr!r} is not a single numeric column")
     col = builder.matrix[:, 0]
     bad = np.flatnonzero(~np.isfinite(col))
     if bad.size:
-        raise DataError(
-            f"the {what} {expr} is not finite in {bad.size} row(s), first at row positions "
-            f"{prep.rows[bad[:5]].tolist()}"
-        )
+        raise DataError(f"the {what} {expr} is not finite in {where_rows(prep.rows, bad)}")
     return col, builder
 
 
@@ -136,8 +133,7 @@ def _response(parsed: ParsedFormula, prep: PreparedData, family: str = "gaussian
         y = col.to_numpy(dtype=float)
         bad = np.flatnonzero(~np.isfinite(y))
         if bad.size:
-            raise DataError(f"the response {lhs} is not finite in {bad.size} row(s), first at row positions "
-                            f"{prep.rows[bad[:5]].tolist()}")
+            raise DataError(f"the response {lhs} is not finite in {where_rows(prep.rows, bad)}")
         return y
     if lhs in prep.logical:  # R reads a logical response as 0/1
         return np.asarray(frame[lhs].astype(str) == "TRUE", dtype=float)
@@ -171,8 +167,7 @@ def _column_or_array(value, arg: str, data, prep: PreparedData, formula: str) ->
     arr = arr[prep.rows]
     bad = np.flatnonzero(~np.isfinite(arr))
     if bad.size:
-        raise DataError(f"{arg} is missing or infinite in {bad.size} row(s), first at row positions "
-                        f"{prep.rows[bad[:5]].tolist()}")
+        raise DataError(f"{arg} is missing or infinite in {where_rows(prep.rows, bad)}")
     return arr
 
 
@@ -187,8 +182,7 @@ def _check_finite(builder: MatrixBuilder, prep: PreparedData, what: str) -> None
     rows = np.flatnonzero(bad[:, j])
     kind = "NaN" if np.isnan(builder.matrix[rows[0], j]) else "infinite"
     raise DataError(
-        f"the {what} model-matrix column {builder.names[j]!r} is {kind} in {rows.size} row(s), first at row "
-        f"positions {prep.rows[rows[:5]].tolist()} (e.g. the log or square root of a negative number, or "
+        f"the {what} model-matrix column {builder.names[j]!r} is {kind} in {where_rows(prep.rows, rows)} (e.g. the log or square root of a negative number, or "
         "the log of 0); remove those rows or change the transformation")
 
 
@@ -245,14 +239,14 @@ def build_design(formula: str, data, na_action: str = "omit", family: str = "gau
         col = _column_or_array(offset, "offset", data, prep, parsed.text)
         off = col if off is None else off + col
     full, rows = prep.source()
-    xb = MatrixBuilder(parsed.fixed_terms, full, prep.ordered, parsed.text, rows=rows)
+    xb = MatrixBuilder(parsed.fixed_terms, full, prep.coding, parsed.text, rows=rows)
     _check_finite(xb, prep, "fixed-effects")
     X, xnames, dropped, keep = fixed_effects_matrix(xb)
     if X.shape[1] >= n:
         raise ModelError(
             f"the model has {X.shape[1]} fixed effects for {n} observations: nothing is left to estimate the "
             "variances (a factor with a level per row, such as an ID or a time stamp used as a factor?)")
-    remats = lme4_order([ReMat(t, prep.frame, prep.ordered, parsed.text, source=prep.source())
+    remats = lme4_order([ReMat(t, prep.frame, prep.coding, parsed.text, source=prep.source())
                          for t in parsed.random])
     for r in remats:
         if r.builder is not None:

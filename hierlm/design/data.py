@@ -132,7 +132,7 @@ class PreparedData:
     logical : set of str
         Columns that were booleans (R's logicals): coded as factors with
         levels FALSE, TRUE, and read as 0/1 where a number is needed (a
-        response).
+        response, or arithmetic such as ``I(b * x)``).
     full : pandas.DataFrame or None
         The coded columns of every row (None when no row was dropped): R
         evaluates a model frame's transforms (``scale``, ``poly``) on all
@@ -147,6 +147,13 @@ class PreparedData:
     full: pd.DataFrame | None = None
     logical: set = field(default_factory=set)
     grouping: set = field(default_factory=set)
+
+    @property
+    def coding(self) -> dict[str, str]:
+        """How the model matrix codes special columns: ``"poly"`` for ordered
+        factors (R's ``contr.poly``), ``"logical"`` for R's logicals (a
+        factor ``FALSE``/``TRUE`` as a term, 0/1 inside an expression)."""
+        return {**{c: "poly" for c in self.ordered}, **{c: "logical" for c in self.logical}}
 
     def source(self) -> tuple[pd.DataFrame, np.ndarray | None]:
         """(frame to evaluate the model's transforms on, rows of it to keep)."""
@@ -255,7 +262,7 @@ def prepare_data(data, parsed: ParsedFormula, na_action: str = "omit", extra: tu
                 bad = np.flatnonzero(~np.isfinite(vals[rows]))
                 raise DataError(
                     f"column {col!r} has {bad.size} infinite value(s), first at row positions "
-                    f"{rows[bad[:5]].tolist()}; remove them or set them to NaN to have the rows dropped"
+                    f"{[int(r) for r in rows[bad[:5]]]}; remove them or set them to NaN to have the rows dropped"
                 )
             coded[col] = r_numbers(s, col in grouping)
     if n_drop:

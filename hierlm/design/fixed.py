@@ -15,6 +15,7 @@ and Helmert contrasts or a matrix-valued call such as ``poly``), joined by
 
 from __future__ import annotations
 
+import functools
 import warnings
 
 import numpy as np
@@ -31,18 +32,15 @@ CONTEXT = {
     "tan": np.tan, "tanh": np.tanh, "round": np.round, "floor": np.floor, "ceiling": np.ceil,
     "TRUE": True, "FALSE": False, "T": True, "F": False, "pi": np.pi, "np": np,
 }
-_CONTEXT_READY = False
 
 
+@functools.cache
 def _context() -> dict:
-    """CONTEXT with R's ``scale`` (formulaic is imported on first use)."""
-    global _CONTEXT_READY
-    if not _CONTEXT_READY:
-        from formulaic.utils.stateful_transforms import stateful_transform
+    """CONTEXT with R's ``scale`` and the logical recoding, which need
+    formulaic (imported on first use: it costs time at ``import hierlm``)."""
+    from formulaic.utils.stateful_transforms import stateful_transform
 
-        CONTEXT["scale"] = stateful_transform(r_scale)
-        _CONTEXT_READY = True
-    return CONTEXT
+    return {**CONTEXT, "scale": stateful_transform(r_scale), "_r_logical": _r_logical}
 
 
 def r_scale(data, center=True, scale=True, _state=None):
@@ -65,18 +63,106 @@ def r_scale(data, center=True, scale=True, _state=None):
     return x / state["scale"]
 
 
-def _formulaic_factor(f: Factor, ordered: set):
+@functools.cache
+def _r_materializer():
+    """formulaic's pandas materializer with R's rule for coding factors.
+
+    formulaic (like patsy) picks each factor's coding so that the matrix is
+    full rank by construction; for a term whose margins are missing
+    (``y ~ f:h``) that gives other columns, and other coefficients, than R.
+    R's rule (``TermCode`` in R's model.c; Chambers & Hastie 1992, p. 38):
+    a factor in a term is coded by contrasts when the term without it is
+    empty or contained in a preceding term, by one indicator per level
+    otherwise; without an intercept, the first factor of the first term
+    holding a factor gets indicators.  The matrix may then be rank
+    deficient (``f:h`` with an intercept), and the caller drops columns as
+    lme4 does.  formulaic offers no option for this, hence the subclass.
+    """
+    import operator
+
+    from formulaic.materializers import PandasMaterializer
+    from formulaic.materializers.types import ScopedFactor, ScopedTerm
+    from formulaic.parser.types import Factor as FFactor
+    from interface_meta import override
+
+    class RMaterializer(PandasMaterializer):
+        @override
+        def _get_scoped_terms(self, terms, ensure_full_rank=True):
+            terms = list(terms)
+            evaled = []
+            for term in terms:
+                evaled.append([self.factor_cache[f.expr] for f in term.factors
+                               if self.factor_cache[f.expr].values.__wrapped__ is not None])
+            intercept = any(ev and all(e.metadata.kind is FFactor.Kind.CONSTANT for e in ev) for ev in evaled)
+            dummy_given = intercept
+            preceding: list[set] = []
+            for term, ev in zip(terms, evaled):
+                if not ev:
+                    yield term, []
+                    continue
+                scale = functools.reduce(operator.mul, [e.values for e in ev
+                                                        if e.metadata.kind is FFactor.Kind.CONSTANT], 1)
+                variables = [e for e in ev if e.metadata.kind is not FFactor.Kind.CONSTANT]
+                names = {e.expr for e in variables}
+                factors = []
+                for e in variables:
+                    if not e.metadata.spans_intercept:  # a number or a numeric matrix
+                        factors.append(ScopedFactor(e))
+                        continue
+                    rest = names - {e.expr}
+                    contrasts = not rest or any(rest <= p for p in preceding)
+                    if not dummy_given:
+                        contrasts, dummy_given = False, True
+                    factors.append(ScopedFactor(e, reduced=contrasts))
+                preceding.append(names)
+                yield term, [ScopedTerm(factors=factors, scale=scale)]
+
+    return RMaterializer
+
+
+def _formulaic_factor(f: Factor, coding: dict):
     """formulaic's factor for one of ours: a column is looked up (an ordered
-    factor gets polynomial contrasts), a call is evaluated."""
+    factor gets polynomial contrasts, a logical is coded as a factor
+    ``FALSE``/``TRUE``), a call is evaluated."""
     from formulaic.parser.types import Factor as FFactor
 
     if f.kind == "column":
-        if f.expr in ordered:
+        how = coding.get(f.expr)
+        if how == "poly":
             return FFactor(f"C(`{f.expr}`, contr.poly)", eval_method="python")
+        if how == "logical":
+            return FFactor(f"_r_logical(`{f.expr}`)", eval_method="python")
         if f.expr == "1":  # formulaic reads a term "1" as the intercept
             return FFactor("`1`", eval_method="python")
         return FFactor(f.expr, eval_method="lookup")
     return FFactor(f.expr, eval_method="python")
+
+
+def _r_logical(x) -> pd.Categorical:
+    """A logical column (held as 0/1, see :func:`_numeric_logicals`) as the
+    factor R's model matrix makes of it: levels ``FALSE``, ``TRUE``."""
+    x = np.asarray(x, dtype=float)
+    labels = np.where(x == 1, "TRUE", "FALSE").astype(object)
+    labels[np.isnan(x)] = None
+    return pd.Categorical(labels, categories=["FALSE", "TRUE"])
+
+
+def _numeric_logicals(frame: pd.DataFrame, coding: dict) -> pd.DataFrame:
+    """``frame`` with its logical columns as R's arithmetic sees them, 0/1
+    doubles (missing stays NaN): ``I(b * x)`` multiplies by 0 or 1, and a bare
+    ``b`` is recoded as a factor by ``_r_logical``."""
+    cols = [c for c, how in coding.items() if how == "logical" and c in frame.columns]
+    if not cols:
+        return frame
+    out = {}
+    for c in cols:
+        v = frame[c]
+        # the fit's frame holds "FALSE"/"TRUE" labels; new data may hold bools
+        num = (np.asarray(v, dtype=float) if pd.api.types.is_bool_dtype(v.dtype)
+               else np.asarray(v.astype(object).isin(["TRUE", True]), dtype=float))
+        num[np.asarray(pd.isna(v))] = np.nan
+        out[c] = num
+    return frame.assign(**out)
 
 
 def _split_column(name: str, prefixes: list[str]) -> list[str] | None:
@@ -149,8 +235,9 @@ class MatrixBuilder:
         :func:`hierlm.formula.terms.parse_terms`.
     frame : pandas.DataFrame
         Coded data (see :func:`hierlm.design.data.prepare_data`).
-    ordered : set of str
-        Columns that get polynomial contrasts.
+    coding : dict
+        Special columns: ``"poly"`` (ordered factors: polynomial contrasts)
+        or ``"logical"`` (R's logicals); see ``PreparedData.coding``.
     formula : str
         Whole formula text, for error messages.
     rows : numpy.ndarray, optional
@@ -159,9 +246,10 @@ class MatrixBuilder:
         model frame) and then restricted to ``rows``.
     """
 
-    def __init__(self, terms: TermList, frame: pd.DataFrame, ordered: set, formula: str = "",
+    def __init__(self, terms: TermList, frame: pd.DataFrame, coding: dict, formula: str = "",
                  rows: np.ndarray | None = None):
-        self.simple = _simple_terms(terms, frame, ordered)
+        self.coding = coding
+        self.simple = _simple_terms(terms, frame, coding)
         if self.simple is not None:
             intercept, cols = self.simple
             self.spec = None
@@ -178,7 +266,7 @@ class MatrixBuilder:
         for t in terms.terms:
             factors = []
             for f in t.factors:
-                ff = _formulaic_factor(f, ordered)
+                ff = _formulaic_factor(f, coding)
                 ours[ff.expr] = f
                 factors.append(ff)
             fterms.append(FTerm(factors))
@@ -187,8 +275,8 @@ class MatrixBuilder:
         try:
             # log(0) and the like are reported by the callers, naming the rows
             with np.errstate(all="ignore"):
-                mm = formulaic.model_matrix(formulaic.Formula(fterms), frame, context=_context(), output="pandas",
-                                            na_action="ignore")
+                mm = _r_materializer()(_numeric_logicals(frame, coding), context=_context()).get_model_matrix(
+                    formulaic.Formula(fterms), output="pandas", na_action="ignore")
         except Exception as exc:  # formulaic's errors are not ValueErrors
             raise FormulaError(f"cannot build the model matrix for '{terms}': {exc}", formula or None) from exc
         self.spec = mm.model_spec
@@ -243,11 +331,12 @@ class MatrixBuilder:
         training values: ``scale()`` uses the fit's mean and SD)."""
         if self.simple is not None:
             return self._simple_matrix(frame)
-        mm = self.spec.get_model_matrix(frame, context=_context(), output="pandas", na_action="ignore")
+        mm = self.spec.get_model_matrix(_numeric_logicals(frame, self.coding), context=_context(), output="pandas",
+                                        na_action="ignore")
         return np.ascontiguousarray(mm.to_numpy(dtype=float))
 
 
-def _simple_terms(terms: TermList, frame: pd.DataFrame, ordered: set) -> tuple[int, list[str]] | None:
+def _simple_terms(terms: TermList, frame: pd.DataFrame, coding: dict) -> tuple[int, list[str]] | None:
     """(intercept, numeric columns) when every term is one numeric column;
     None otherwise.
 
@@ -259,7 +348,7 @@ def _simple_terms(terms: TermList, frame: pd.DataFrame, ordered: set) -> tuple[i
         if len(t.factors) != 1:
             return None
         f = t.factors[0]
-        if f.kind != "column" or f.expr not in frame.columns or f.expr in ordered:
+        if f.kind != "column" or f.expr not in frame.columns or f.expr in coding:
             return None
         if frame[f.expr].dtype.kind not in "iuf":
             return None

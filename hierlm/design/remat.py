@@ -76,7 +76,7 @@ class ReMat:
         n x p per-row values of the term's columns.
     """
 
-    def __init__(self, term: RandomTerm, frame: pd.DataFrame, ordered: set, formula: str = "",
+    def __init__(self, term: RandomTerm, frame: pd.DataFrame, coding: dict, formula: str = "",
                  source: tuple[pd.DataFrame, np.ndarray | None] | None = None):
         self.term = term
         self.group = term.group
@@ -89,7 +89,7 @@ class ReMat:
             self.cnames = ["(Intercept)"]
         else:
             full, rows = (frame, None) if source is None else source
-            self.builder = MatrixBuilder(self.terms, full, ordered, formula, rows=rows)
+            self.builder = MatrixBuilder(self.terms, full, coding, formula, rows=rows)
             self.Xt = self.builder.matrix
             self.cnames = self.builder.names
         if self.p == 0:

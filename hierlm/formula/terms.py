@@ -390,9 +390,10 @@ def parse_terms(text: str, formula: str = "", offset: int = 0) -> TermList:
     if plain is not None:
         return plain
     if "%in%" in _BACKTICKED.sub("", text):
-        # formulaic reads a %in% b as a/b (a main effect of b too); R as the interaction a:b alone
-        raise FormulaError(f"%in% is not supported in '{text.strip()}': write the interaction a:b (what R's "
-                           "a %in% b means) or a/b for b plus a within b", formula or None)
+        # R's a %in% b is the interaction a:b (b + a %in% b is b + b:a);
+        # formulaic reads it as a/b, with a main effect of b too.  ':' binds
+        # tighter than %in% in R, but both are associative, so the terms agree
+        text = _in_as_interaction(text)
     import formulaic
 
     quoted, names = _quote_out(text)
@@ -437,6 +438,13 @@ def parse_terms(text: str, formula: str = "", offset: int = 0) -> TermList:
     # the formula (x:f after f is "f:x"; a %in% b is "a:b")
     ordered = [tuple(cache[k] for k in sorted(t, key=lambda k: first[k])) for t in terms]
     return TermList(intercept, tuple(Term(t) for t in ordered))
+
+
+def _in_as_interaction(text: str) -> str:
+    """``%in%`` outside backticked names replaced by ``:`` (same length, so
+    positions in error messages stay those of the user's formula)."""
+    parts = re.split(r"(`[^`]*`)", text)
+    return "".join(p if p.startswith("`") else p.replace("%in%", " :  ") for p in parts)
 
 
 _PLAIN_TOKEN = re.compile(r"\s*(?:([+-])|((?:[^\W\d]|\.(?![0-9]))[\w.]*|`[^`]+`|[01](?![\w.])))")
