@@ -11,7 +11,7 @@ The stages, from the bottom up: ``formula`` -> ``design`` -> ``family``,
 """
 
 from . import datasets
-from .errors import ConvergenceWarning, DataError, FormulaError, HierlmError, ModelError
+from .errors import ConvergenceWarning, DataError, FormulaError, HierlmError, ModelError, TooLargeError
 from .inference.boot import boot_mer, pb_test
 from .inference.compare import anova, compare
 from .model import Model, glmer, lmer
@@ -20,7 +20,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ConvergenceWarning", "DataError", "FormulaError", "HierlmError", "Model", "ModelError",
-    "anova", "boot_mer", "compare", "datasets", "glmer", "lmer", "pb_test", "plots", "__version__",
+    "TooLargeError", "anova", "boot_mer", "compare", "datasets", "glmer", "lmer", "pb_test", "plots", "__version__",
 ]
 
 

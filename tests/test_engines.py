@@ -1,8 +1,10 @@
-"""The blocked and the dense factorizations give the same numbers.
+"""The three factorizations give the same numbers.
 
 Small models are fit with one dense factor, large ones with the blocked
-factor; here both run on the same designs (vector-valued first and later
-terms, crossed, nested, three columns per level) at random theta.
+factor, the largest with the blocked factor whose Schur update is recomputed
+by a compiled kernel (no stored products); here all run on the same designs
+(vector-valued first and later terms, crossed, nested, three columns per
+level) at random theta.
 """
 
 import numpy as np
@@ -11,7 +13,7 @@ import pytest
 
 import hierlm
 from hierlm.design import build_design
-from hierlm.lmm.deviance import DenseProfiledDeviance, ProfiledDeviance
+from hierlm.lmm.deviance import DenseProfiledDeviance, LargeProfiledDeviance, ProfiledDeviance
 
 
 def _sleep_extra():
@@ -30,6 +32,7 @@ CASES = [
     ("Reaction ~ Days + (1|Subject) + (Days|site)", "extra"),      # vector-valued later term
     ("Reaction ~ Days + (Days|Subject) + (0 + week|site)", "extra"),
     ("Reaction ~ Days + (1|site) + (Days||Subject)", "extra"),
+    ("Reaction ~ Days + (Days|site) + (1|Subject)", "extra"),      # vector-valued first term, scalar rest
 ]
 
 
@@ -37,22 +40,24 @@ CASES = [
 def test_blocked_equals_dense(formula, data):
     df = _sleep_extra() if data == "extra" else hierlm.datasets.load(data)
     design = build_design(formula, df)
-    blocked, dense = ProfiledDeviance(design), DenseProfiledDeviance(design)
+    dense = DenseProfiledDeviance(design)
     rng = np.random.default_rng(42)
     lower = np.concatenate([r.theta_lower() for r in design.remats])
-    for _ in range(3):
-        theta = np.where(np.isfinite(lower), rng.uniform(0.1, 2.0, lower.size), rng.uniform(-0.5, 0.5, lower.size))
-        for reml in (True, False):
-            assert blocked.objective(theta, reml) == pytest.approx(dense.objective(theta, reml), rel=1e-11)
-        fb, fd = blocked.factor(theta), dense.factor(theta)
-        beta_b, b_b = blocked.solve(fb)
-        beta_d, b_d = dense.solve(fd)
-        np.testing.assert_allclose(beta_b, beta_d, rtol=1e-9)
-        for x, y in zip(b_b, b_d):
-            np.testing.assert_allclose(x, y, rtol=1e-8, atol=1e-10 * np.abs(y).max())
-        np.testing.assert_allclose(blocked.vcov_unscaled(fb), dense.vcov_unscaled(fd), rtol=1e-9)
-        for x, y in zip(blocked.condvar_unscaled(fb), dense.condvar_unscaled(fd)):
-            np.testing.assert_allclose(x, y, rtol=1e-8, atol=1e-12)
+    for blocked in (ProfiledDeviance(design), LargeProfiledDeviance(design)):
+        for _ in range(3):
+            theta = np.where(np.isfinite(lower), rng.uniform(0.1, 2.0, lower.size),
+                             rng.uniform(-0.5, 0.5, lower.size))
+            for reml in (True, False):
+                assert blocked.objective(theta, reml) == pytest.approx(dense.objective(theta, reml), rel=1e-11)
+            fb, fd = blocked.factor(theta), dense.factor(theta)
+            beta_b, b_b = blocked.solve(fb)
+            beta_d, b_d = dense.solve(fd)
+            np.testing.assert_allclose(beta_b, beta_d, rtol=1e-9)
+            for x, y in zip(b_b, b_d):
+                np.testing.assert_allclose(x, y, rtol=1e-8, atol=1e-10 * np.abs(y).max())
+            np.testing.assert_allclose(blocked.vcov_unscaled(fb), dense.vcov_unscaled(fd), rtol=1e-9)
+            for x, y in zip(blocked.condvar_unscaled(fb), dense.condvar_unscaled(fd)):
+                np.testing.assert_allclose(x, y, rtol=1e-8, atol=1e-12)
 
 
 def test_engine_choice_by_size():
@@ -80,3 +85,97 @@ def test_batched_objective_and_deriv12():
     g, H = deriv12(lambda xs: np.einsum("ni,ij,nj->n", xs, A, xs) / 2 + xs.sum(axis=1), np.array([0.3, -0.2]))
     np.testing.assert_allclose(H, A, rtol=1e-6)
     np.testing.assert_allclose(g, A @ [0.3, -0.2] + 1, rtol=1e-8)
+
+
+def _ratings(n_users: int, n_items: int, n: int, seed: int = 5) -> pd.DataFrame:
+    """Crossed users x items data with uneven activity (a small version of
+    benchmarks/ratings_data.py), with random slopes of x on both."""
+    rng = np.random.default_rng(seed)
+    u = rng.choice(n_users, n, p=(w := rng.lognormal(0, 1.0, n_users)) / w.sum())
+    i = rng.choice(n_items, n, p=(v := np.arange(1, n_items + 1) ** -0.9) / v.sum())
+    x = rng.normal(size=n)
+    y = (3 + (0.3 + rng.normal(0, 0.4, n_users)[u] + rng.normal(0, 0.4, n_items)[i]) * x
+         + rng.normal(0, 0.5, n_users)[u] + rng.normal(0, 0.6, n_items)[i] + rng.normal(0, 1, n))
+    return pd.DataFrame({"user": [f"u{k}" for k in u], "item": [f"i{k}" for k in i], "x": x, "y": y})
+
+
+@pytest.mark.parametrize("formula", ["y ~ x + (1|user) + (1|item)", "y ~ x + (x|user) + (1|item)",
+                                     "y ~ x + (1|user) + (x|item)"])
+def test_large_engine_fit_equals_blocked(formula, monkeypatch):
+    """Whole fits: the kernel engine (chosen for large designs) and the
+    stored-products engine reach the same optimum and report the same numbers."""
+    import hierlm.lmm.deviance as dv
+
+    d = _ratings(600, 150, 6000)
+    ref = hierlm.lmer(formula, d)
+    assert type(ref.devfun) is ProfiledDeviance
+    monkeypatch.setattr(dv, "STORED_PRODUCTS_MAX", 0)
+    big = hierlm.lmer(formula, d)
+    assert type(big.devfun) is LargeProfiledDeviance
+    # the two objectives differ in the last bits, so BOBYQA's paths part
+    # once the criterion is flat to 1e-13: theta agrees to the precision
+    # the criterion determines it (~1e-6), the criterion to 1e-10
+    assert big.reml_criterion == pytest.approx(ref.reml_criterion, rel=1e-10)
+    np.testing.assert_allclose(big.theta, ref.theta, rtol=2e-5, atol=1e-8)
+    np.testing.assert_allclose(big.fixef, ref.fixef, rtol=1e-6)
+    np.testing.assert_allclose(big.vcov, ref.vcov, rtol=2e-5)
+    for x, y in zip(big.condvar, ref.condvar):
+        np.testing.assert_allclose(x, y, rtol=2e-5, atol=1e-12)
+    # at the same theta the numbers are the same to rounding
+    same = dv.LargeProfiledDeviance(ref.design)
+    f = same.factor(ref.theta)
+    for x, y in zip(same.condvar_unscaled(f), ref.devfun.condvar_unscaled(ref.factorization)):
+        np.testing.assert_allclose(x, y, rtol=1e-9, atol=1e-14)
+
+
+def test_kernel_result_does_not_depend_on_threads():
+    """Rows of S are split between threads; every entry is summed in the same
+    order whatever the split, so the numbers are identical (not just close)."""
+    from hierlm.lmm import kernels
+
+    design = build_design("y ~ x + (x|user) + (1|item)", _ratings(400, 120, 5000))
+    dev = LargeProfiledDeviance(design)
+    theta = np.array([0.7, 0.2, 0.4, 0.9])
+    _, _, B, _ = dev._first_block(theta)
+    out = []
+    for threads in (1, 2, 5):
+        S = np.zeros((dev.m, dev.m))
+        kernels.schur_downdate(S, dev.lptr, dev.lcols, dev.lvals, B,
+                               kernels.row_bounds(dev.lptr, dev.lcols, dev.m, threads))
+        out.append(S)
+    assert np.array_equal(out[0], out[1]) and np.array_equal(out[0], out[2])
+
+
+def test_cost_estimate_and_too_large_error():
+    """A design whose dense block cannot fit is refused before anything big is
+    built, with the estimate and what to do; the estimate is fast."""
+    import time
+
+    from hierlm.lmm.deviance import estimate_cost
+
+    rng = np.random.default_rng(1)
+    n = 400_000
+    d = pd.DataFrame({"user": rng.integers(0, 200_000, n), "item": rng.integers(0, 200_000, n),
+                      "y": rng.normal(size=n)})
+    model = hierlm.Model("y ~ 1 + (1|user) + (1|item)", d)
+    t = time.perf_counter()
+    with pytest.raises(hierlm.TooLargeError, match=r"needs about \d+ GB of memory.*dense 17\d,\d{3} x 17\d,\d{3} "
+                                                   r"block, from \(1 \| \w+\) with 17\d,\d{3} levels.*drop a term"):
+        model.fit("reml")
+    assert time.perf_counter() - t < 1.0
+    cost = estimate_cost(model.design, products=False)
+    assert cost.engine == "large" and cost.bytes > 4e11
+    small = estimate_cost(build_design("y ~ x + (1|user) + (1|item)", _ratings(600, 150, 6000)))
+    assert small.engine == "blocked" and small.m == 150 + 2 + 1 and small.products > 0
+    assert "blocked engine: a dense 153 x 153 block" in str(small)
+
+
+def test_progress_lines(capsys):
+    """progress=True: one line per evaluation on stderr (criterion and time)."""
+    fit = hierlm.lmer("y ~ x + (1|user) + (1|item)", _ratings(300, 60, 2000), progress=True)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) >= fit.optinfo.feval - 1
+    assert err[-1].startswith(f"hierlm: {fit.optinfo.feval} evaluations, REML criterion ")
+    assert err[-1].endswith("s per evaluation")
+    with pytest.raises(hierlm.HierlmError, match="progress must be None, True or False"):
+        hierlm.lmer("y ~ x + (1|user) + (1|item)", _ratings(300, 60, 2000), progress="yes")

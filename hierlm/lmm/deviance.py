@@ -38,6 +38,7 @@ import scipy.sparse as sp
 from scipy.linalg import lapack, solve_triangular
 
 from ..design.build import Design
+from ..errors import TooLargeError
 
 _LOG2PI = np.log(2.0 * np.pi)
 
@@ -185,9 +186,9 @@ class ProfiledDeviance:
             S[:, blk] = (S[:, blk].reshape(m, r.nlevels, r.p) @ T).reshape(m, r.q)
             S[blk, :] = np.einsum("ba,lbj->laj", T, S[blk, :].reshape(r.nlevels, r.p, m)).reshape(r.q, m)
 
-    def factor(self, theta: np.ndarray) -> Factorization | None:
-        """Blocked Cholesky factor at theta (None if not positive definite)."""
-        theta = np.asarray(theta, dtype=float)
+    def _first_block(self, theta: np.ndarray):
+        """(T1, Minv, B, log|T1' A11 T1 + I|) of the first term: its per-level
+        blocks ``M_i = T1' A11_i T1 + I``, their inverses and ``B_i = T1 M_i^-1 T1'``."""
         re1 = self.re1
         T1 = re1.T(theta[self.slices[0]])
         if re1.p == 1:
@@ -217,6 +218,12 @@ class ProfiledDeviance:
             logdet1 = 2.0 * np.log(np.diagonal(Lc, axis1=1, axis2=2)).sum()
             Minv = np.linalg.inv(M)
             B = T1 @ Minv @ T1.T
+        return T1, Minv, B, logdet1
+
+    def factor(self, theta: np.ndarray) -> Factorization | None:
+        """Blocked Cholesky factor at theta (None if not positive definite)."""
+        theta = np.asarray(theta, dtype=float)
+        T1, Minv, B, logdet1 = self._first_block(theta)
         S = self.Arr.copy()
         S.ravel()[self.pair_flat] -= self.P @ B.ravel()
         self._lambda_rest(S, theta)
@@ -433,14 +440,325 @@ class DenseProfiledDeviance(ProfiledDeviance):
         return out
 
 
+class LargeProfiledDeviance(ProfiledDeviance):
+    """The blocked deviance for large designs: the same algebra, with memory
+    linear in the nonzeros of Z'Z plus the dense Schur complement.
+
+    :class:`ProfiledDeviance` stores every product ``A[(i,a),j] A[(i,b),k]``
+    of the first term's elimination once, which costs ``sum_i n_i^2 / 2``
+    numbers (``n_i``: columns of the rest that level ``i`` touches): 10^9 at
+    ten million users x items ratings.  Here the update is recomputed at each
+    evaluation by a compiled kernel (:func:`hierlm.lmm.kernels.schur_downdate`)
+    straight into S, and the other terms' block of A is kept sparse; the
+    only dense matrix is S itself (``m x m``, ``m`` = the other terms'
+    random effects + p + 1), reused from one evaluation to the next.
+    """
+
+    def __init__(self, design: Design):  # noqa: D107  (the parent's set-up without the stored products)
+        self.design = design
+        remats = design.remats
+        self.re1, self.rest = remats[0], remats[1:]
+        X, y = design.X, design.y
+        self.n, self.p = X.shape
+        re1 = self.re1
+        p1, l1 = re1.p, re1.nlevels
+        self.slices = design.theta_slices()
+        A11 = np.empty((l1, p1, p1))
+        for a in range(p1):
+            for b in range(a + 1):
+                v = np.bincount(re1.codes, weights=re1.Xt[:, a] * re1.Xt[:, b], minlength=l1)
+                A11[:, a, b] = v
+                A11[:, b, a] = v
+        self.A11 = A11
+        self.qr = sum(r.q for r in self.rest)
+        self.offsets = np.cumsum([0] + [r.q for r in self.rest])
+        m = self.m = self.qr + self.p + 1
+        XY = np.column_stack([X, y])
+        Zr = sp.hstack([r.sparse() for r in self.rest], format="csr") if self.rest else None
+        # the lower triangle of A_rr as flat positions in S and values
+        qr = self.qr
+        flat, vals = [], []
+        XtX = XY.T @ XY
+        ii, jj = np.tril_indices(XY.shape[1])
+        flat.append((qr + ii) * m + qr + jj)
+        vals.append(XtX[ii, jj])
+        if Zr is not None:
+            ZtZ = sp.tril(Zr.T @ Zr).tocoo()
+            flat.append(ZtZ.row.astype(np.int64) * m + ZtZ.col)
+            vals.append(ZtZ.data)
+            ZtXY = np.asarray((Zr.T @ XY))  # qr x (p + 1)
+            rows = qr + np.repeat(np.arange(XY.shape[1]), qr)
+            cols = np.tile(np.arange(qr), XY.shape[1])
+            flat.append(rows.astype(np.int64) * m + cols)
+            vals.append(ZtXY.T.ravel())
+        self.arr_flat = np.concatenate(flat)
+        self.arr_vals = np.concatenate(vals)
+        Z1 = re1.sparse()
+        A1r = sp.hstack([Z1.T @ Zr, sp.csr_matrix(Z1.T @ XY)], format="csr") if Zr is not None \
+            else sp.csr_matrix(Z1.T @ XY)
+        A1r.eliminate_zeros()
+        A1r.sort_indices()
+        self.A1r = A1r
+        # level-wise union of the first term's p1 rows: columns and a value per row
+        coo = A1r.tocoo()
+        key = (coo.row // p1).astype(np.int64) * m + coo.col
+        ukey, inv = np.unique(key, return_inverse=True)
+        self.lcols = (ukey % m).astype(np.int64)
+        self.lptr = np.concatenate([[0], np.cumsum(np.bincount(ukey // m, minlength=l1))]).astype(np.int64)
+        self.lvals = np.zeros((ukey.size, p1))
+        self.lvals[inv, coo.row % p1] = coo.data
+        from . import kernels
+
+        self._kernels = kernels
+        self.bounds = kernels.row_bounds(self.lptr, self.lcols, m, _threads())
+        self.rest_scalar = all(r.p == 1 for r in self.rest)
+        self.diag_Z = np.arange(self.qr) * (m + 1)
+        self._buffer: np.ndarray | None = None
+
+    def _schur(self, B: np.ndarray, theta: np.ndarray) -> np.ndarray:
+        """S of the module docstring (lower triangle), in the reused buffer."""
+        m = self.m
+        S = self._buffer
+        if S is None:
+            S = self._buffer = np.empty((m, m))
+        S.fill(0.0)
+        S.ravel()[self.arr_flat] = self.arr_vals
+        self._kernels.schur_downdate(S, self.lptr, self.lcols, self.lvals, B, self.bounds)
+        if self.rest_scalar:
+            lam = np.ones(m)
+            for k, r in enumerate(self.rest):
+                lam[self.offsets[k]: self.offsets[k + 1]] = theta[self.slices[k + 1]][0]
+            self._kernels.scale_lower(S, lam)
+        else:
+            self._lambda_rest(S, theta)
+        S.ravel()[self.diag_Z] += 1.0
+        return S
+
+    def factor(self, theta: np.ndarray, keep: bool = True) -> Factorization | None:
+        """As :meth:`ProfiledDeviance.factor`; with ``keep`` the factor owns
+        its matrix (the next evaluation allocates a new buffer)."""
+        theta = np.asarray(theta, dtype=float)
+        T1, Minv, B, logdet1 = self._first_block(theta)
+        p1 = self.re1.p
+        S = self._schur(np.reshape(B, (-1, p1, p1)), theta)
+        _, info = lapack.dpotrf(S.T, lower=0, clean=0, overwrite_a=1)
+        if info != 0:
+            return None
+        if keep:
+            self._buffer = None
+        d = np.diagonal(S)
+        qr, p = self.qr, self.p
+        return Factorization(theta=theta, L=S, Minv=Minv, T1=T1, logdet_Z=logdet1 + 2.0 * np.log(d[:qr]).sum(),
+                             logdet_X=2.0 * np.log(d[qr: qr + p]).sum(), pwrss=d[-1] ** 2)
+
+    def objective(self, theta: np.ndarray, reml: bool) -> float:
+        f = self.factor(theta, keep=False)
+        if f is None or not f.pwrss > 0:
+            return np.inf
+        return self.from_factor(f, reml)
+
+    def condvar_unscaled(self, f: Factorization) -> list[np.ndarray]:
+        """As :meth:`ProfiledDeviance.condvar_unscaled`, without any dense
+        (levels x levels) matrix: ``(L_Z L_Z')^{-1}`` once (LAPACK ``dpotri``,
+        ``qr x qr``), then each first-term level's quadratic form over the
+        columns it touches (a compiled loop)."""
+        re1, qr = self.re1, self.qr
+        V1 = f.Minv.copy()
+        out_rest: list[np.ndarray] = []
+        if qr:
+            Sinv = np.array(f.L[:qr, :qr], order="C")  # lower triangle: L_Z
+            _, info = lapack.dpotri(Sinv.T, lower=0, overwrite_c=1)
+            if info != 0:  # pragma: no cover  (L_Z has a positive diagonal)
+                raise np.linalg.LinAlgError("dpotri failed")
+            for k, r in enumerate(self.rest):  # before Sinv is transformed below
+                idx = self.offsets[k] + np.arange(r.nlevels)[:, None] * r.p + np.arange(r.p)
+                V = Sinv[idx[:, :, None], idx[:, None, :]]  # lower triangles valid
+                out_rest.append(np.tril(V) + np.swapaxes(np.tril(V, -1), 1, 2))
+            # Q_i = T1' A_i,Zr Lambda_r: the level's columns of the other terms, scaled
+            in_z = self.lcols < qr
+            lptr, lcols = _level_ptr(self.lptr, in_z), self.lcols[in_z]
+            if self.rest_scalar:
+                lam = np.ones(qr)
+                for k, r in enumerate(self.rest):
+                    lam[self.offsets[k]: self.offsets[k + 1]] = f.theta[self.slices[k + 1]][0]
+                lvals = (self.lvals[in_z] * lam[lcols, None]) @ f.T1
+            else:
+                # Lambda_r mixes a level's columns: transform Sinv instead
+                # (Lambda_r Sinv Lambda_r', on the full symmetric matrix)
+                Sinv = np.tril(Sinv)
+                Sinv += np.tril(Sinv, -1).T
+                for k, r in enumerate(self.rest):
+                    blk = slice(self.offsets[k], self.offsets[k + 1])
+                    T = r.T(f.theta[self.slices[k + 1]])
+                    Sinv[:, blk] = (Sinv[:, blk].reshape(qr, r.nlevels, r.p) @ T.T).reshape(qr, r.q)
+                    Sinv[blk, :] = np.einsum("ab,lbj->laj", T, Sinv[blk, :].reshape(r.nlevels, r.p, qr)
+                                             ).reshape(r.q, qr)
+                lvals = self.lvals[in_z] @ f.T1
+            Y = self._kernels.level_quadforms(Sinv, lptr, lcols, np.ascontiguousarray(lvals))
+            V1 += f.Minv @ Y @ f.Minv
+        blocks = [V1] + out_rest
+        res = []
+        for k, (r, V) in enumerate(zip(self.design.remats, blocks)):
+            T = r.T(f.theta[self.slices[k]])
+            res.append(T @ V @ T.T)
+        return res
+
+
+def _level_ptr(lptr: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """Level pointers after dropping the entries where ``keep`` is False."""
+    cnt = np.add.reduceat(keep.astype(np.int64), lptr[:-1]) if keep.size else np.zeros(lptr.size - 1, np.int64)
+    cnt[np.diff(lptr) == 0] = 0  # reduceat gives the next entry for empty levels
+    return np.concatenate([[0], np.cumsum(cnt)]).astype(np.int64)
+
+
+def _threads() -> int:
+    import numba
+
+    return int(numba.get_num_threads())
+
+
 # Largest q + p + 1 solved with one dense factor; above it, the blocked one.
 DENSE_MAX = 120
+# Most stored products A[(i,a),j] A[(i,b),k] the blocked engine precomputes
+# (16 bytes each with their index); beyond, the kernel engine recomputes them.
+STORED_PRODUCTS_MAX = 20_000_000
+
+
+@dataclass
+class Cost:
+    """What a REML/ML fit of a design will cost, estimated before building it.
+
+    Attributes
+    ----------
+    engine : str
+        ``"dense"``, ``"blocked"`` (stored products) or ``"large"``
+        (recomputed products).
+    m : int
+        Size of the dense block: the random effects of every term but the
+        largest, plus the fixed effects and the response.
+    products : int
+        Multiply-adds of the first term's elimination per evaluation
+        (``sum_i n_i^2 / 2``); -1 when not counted (the dense engine).
+    bytes : float
+        Peak memory of the engine's matrices (the data already held is not
+        counted).
+    seconds_per_eval : float
+        A rough time per deviance evaluation on two cores (a dense Cholesky
+        of m at 20 GFLOP/s, products at 2e8 a second); the optimizer needs
+        20 to 60 evaluations.
+    """
+
+    engine: str
+    m: int
+    products: int
+    bytes: float
+    seconds_per_eval: float
+
+    def __str__(self) -> str:
+        prod = f", {self.products:,} products an evaluation" if self.products >= 0 else ""
+        return (f"{self.engine} engine: a dense {self.m:,} x {self.m:,} block{prod}; about "
+                f"{_human_bytes(self.bytes)} of memory and {self.seconds_per_eval:.2g} s an evaluation")
+
+
+_FLOP_RATE = 2e10
+_PRODUCT_RATE = 2e8
+
+
+def estimate_cost(design: Design, products: bool = True) -> Cost:
+    """The engine :func:`make_deviance` picks for ``design`` and its cost.
+
+    Parameters
+    ----------
+    design : Design
+    products : bool
+        Count the first term's products (a pass over the rows: about a second
+        at ten million rows); without, the estimate is the dense block's.
+    """
+    remats = design.remats
+    m = sum(r.q for r in remats[1:]) + design.p + 1
+    size = m + remats[0].q
+    if size <= DENSE_MAX:
+        return Cost("dense", size, -1, 3.0 * 8.0 * size * size, size**3 / 3.0 / _FLOP_RATE)
+    dense = 8.0 * m * m
+    chol = m**3 / 3.0 / _FLOP_RATE
+    if not products:
+        return Cost("large", m, -1, 2.0 * dense, chol)
+    n_prod = stored_products(design)
+    if n_prod > STORED_PRODUCTS_MAX:
+        nnz = design.n * (sum(r.p for r in remats[1:]) + design.p + 1) * remats[0].p
+        return Cost("large", m, n_prod, 2.0 * dense + 40.0 * nnz, chol + n_prod / _PRODUCT_RATE)
+    return Cost("blocked", m, n_prod, 3.0 * dense + 16.0 * n_prod, chol + n_prod / (10 * _PRODUCT_RATE))
+
+
+def stored_products(design: Design) -> int:
+    """How many products :class:`ProfiledDeviance` would store: for each level
+    of the first term, (p1 x the columns of the rest it touches)^2 / 2, the
+    columns counted as the distinct levels of the other terms plus p + 1."""
+    re1 = design.remats[0]
+    touched = np.zeros(re1.nlevels, dtype=np.int64)
+    for r in design.remats[1:]:
+        pairs = np.unique(re1.codes.astype(np.int64) * r.nlevels + r.codes)
+        touched += np.bincount(pairs // r.nlevels, minlength=re1.nlevels) * r.p
+    touched = (touched + design.p + 1) * re1.p
+    return int((touched * (touched + 1) // 2).sum())
+
+
+def available_memory() -> float | None:
+    """Bytes of memory available to a new allocation (Linux ``MemAvailable``,
+    or psutil where installed); None when unknown."""
+    try:
+        import psutil
+
+        return float(psutil.virtual_memory().available)
+    except ImportError:
+        pass
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return float(line.split()[1]) * 1024.0
+    except OSError:
+        pass
+    return None
+
+
+def _human_bytes(b: float) -> str:
+    for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6)):
+        if b >= size:
+            return f"{b / size:.3g} {unit}"
+    return f"{b / 1e3:.3g} kB"
+
+
+def check_memory(design: Design, cost: Cost, available: float | None = None) -> None:
+    """Raise :class:`~hierlm.errors.TooLargeError` when ``cost`` exceeds the
+    memory available, naming the terms that make the dense block big."""
+    available = available_memory() if available is None else available
+    if available is None or cost.bytes <= 0.9 * available:
+        return
+    remats = design.remats
+    terms = ", ".join(f"{r.term} with {r.nlevels:,} levels x {r.p}" for r in remats[1:]) or "none"
+    raise TooLargeError(
+        f"this model needs about {_human_bytes(cost.bytes)} of memory, and {_human_bytes(available)} are "
+        f"available: the random effects of every term but the largest ({remats[0].term}, "
+        f"{remats[0].nlevels:,} levels) form a dense {cost.m:,} x {cost.m:,} block, from {terms}. "
+        "To make it smaller: drop a term or a random slope, use || for uncorrelated slopes, merge or "
+        "filter the rare levels of the other terms (e.g. keep levels with at least 50 rows), or fit on a "
+        "machine with more memory")
 
 
 def make_deviance(design: Design) -> ProfiledDeviance:
-    """The profiled deviance with the factorization that suits the model's size."""
-    size = sum(r.q for r in design.remats) + design.p + 1
-    return DenseProfiledDeviance(design) if size <= DENSE_MAX else ProfiledDeviance(design)
+    """The profiled deviance with the factorization that suits the model's size.
+
+    Raises :class:`~hierlm.errors.TooLargeError` before building anything
+    when the dense block alone would not fit in memory.
+    """
+    quick = estimate_cost(design, products=False)
+    if quick.engine == "dense":
+        return DenseProfiledDeviance(design)
+    check_memory(design, quick)
+    cost = estimate_cost(design)
+    check_memory(design, cost)
+    return LargeProfiledDeviance(design) if cost.engine == "large" else ProfiledDeviance(design)
 
 
 def conditional_modes(design: Design, theta: np.ndarray, beta: np.ndarray) -> tuple[list, list]:

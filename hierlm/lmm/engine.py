@@ -29,6 +29,7 @@ DEFAULT_CONTROL = {
     "check_conv_grad_tol": 2e-3,
     "check_conv_hess_tol": 1e-6,
     "start": None,
+    "progress": None,  # None: a line every 10 s once a fit has run 10 s; True: every evaluation
 }
 
 # Dense part of the factor (columns beyond the largest term) from which each
@@ -56,9 +57,46 @@ def single_term_start(design, reml: bool) -> np.ndarray:
     return np.concatenate(out)
 
 
+class Progress:
+    """Progress lines of a long fit on stderr: evaluations, the current
+    criterion, seconds per evaluation.
+
+    ``mode`` None prints once the fit has run ``after`` seconds and then every
+    ``every`` seconds (small fits print nothing); True prints every
+    evaluation; False nothing.
+    """
+
+    def __init__(self, fun, mode, what: str, after: float = 10.0, every: float = 10.0):
+        import time
+
+        self.fun, self.mode, self.what = fun, mode, what
+        self.after, self.every = after, every
+        self.clock = time.perf_counter
+        self.start = self.last = self.clock()
+        self.n = 0
+
+    def __call__(self, x):
+        val = self.fun(x)
+        self.n += 1
+        if self.mode is False:
+            return val
+        now = self.clock()
+        if self.mode is True or (now - self.start >= self.after and now - self.last >= self.every):
+            import sys
+
+            self.last = now
+            sys.stderr.write(f"hierlm: {self.n} evaluations, {self.what} {val:.10g}, "
+                             f"{(now - self.start) / self.n:.3g} s per evaluation\n")
+            sys.stderr.flush()
+        return val
+
+
 def check_lmm_control(control: dict | None) -> dict:
     """The REML/ML engine's options over :data:`DEFAULT_CONTROL` (unknown keys are an error)."""
-    return check_control(dict(control or {}), DEFAULT_CONTROL, " for a REML/ML fit")
+    out = check_control(dict(control or {}), DEFAULT_CONTROL, " for a REML/ML fit")
+    if out["progress"] not in (None, True, False):
+        raise HierlmError(f"control option progress must be None, True or False, not {out['progress']!r}")
+    return out
 
 
 def optimize_theta(dev: ProfiledDeviance, reml: bool, control: dict) -> tuple[np.ndarray, OptInfo]:
@@ -84,7 +122,9 @@ def optimize_theta(dev: ProfiledDeviance, reml: bool, control: dict) -> tuple[np
             raise HierlmError(f"start must have {lower.size} values (theta, lme4's order), not {theta0.size}")
         if not np.all(np.isfinite(theta0)):
             raise HierlmError(f"start must be finite, not {theta0.tolist()}")
-    res = bobyqa(lambda x: dev.objective(x, reml), np.maximum(theta0, lower), lower, step=step,
+    what = "REML criterion" if reml else "deviance"
+    objective = Progress(lambda x: dev.objective(x, reml), control["progress"], what)
+    res = bobyqa(objective, np.maximum(theta0, lower), lower, step=step,
                  xtol_abs=control["xtol_abs"], ftol_abs=control["ftol_abs"], maxeval=control["maxeval"])
     theta = res.x
     if not np.isfinite(res.fun):

@@ -222,7 +222,9 @@ def fit_lmm(design, reml: bool = True, control: dict | None = None, *, model=Non
     control : dict, optional
         ``xtol_abs``, ``ftol_abs``, ``maxeval``, ``calc_derivs``,
         ``check_singular_tol``, ``check_conv_grad_tol``,
-        ``check_conv_hess_tol``, ``start`` (theta in lme4's order); see
+        ``check_conv_hess_tol``, ``start`` (theta in lme4's order),
+        ``progress`` (None: a line on stderr every 10 s once the fit has run
+        10 s; True: every evaluation; False: none); see
         :data:`hierlm.lmm.engine.DEFAULT_CONTROL`.
     model : hierlm.Model, optional
         Kept on the fit (its data for ``to_bambi``).

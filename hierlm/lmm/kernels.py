@@ -1,0 +1,125 @@
+"""Compiled kernels of the blocked factorization for big crossed designs.
+
+The blocked factor (:mod:`hierlm.lmm.deviance`) eliminates the largest
+term level by level; what is left is the dense Schur complement
+
+    S = A_rr - sum_i A_ri' B_i A_ir
+
+where level ``i`` of the first term touches the columns ``A_ir`` of the
+rest (the other terms' levels it meets, X and y) and ``B_i`` is its
+``p1 x p1`` block.  For users x items data the sum runs over every pair of
+items a user rated: ``sum_i n_i^2 / 2`` multiply-adds (10^9 at ten million
+ratings).  Storing each product once (the engine for moderate designs) costs
+that much memory; here it is recomputed at each evaluation, straight into
+S, by a loop that numba compiles: no storage beyond the sparse ``A_ir`` and
+S itself.  scipy's sparse products would build the (dense) result as a
+sparse matrix first, and numpy has no scatter-add that runs at this speed,
+hence the compiled loop.
+
+Threads split the rows of S into ranges of equal work, so no two threads
+write the same entry and the result does not depend on the number of
+threads (each entry is summed in the same order).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def schur_downdate(S, lptr, lcols, lvals, B, bounds):  # pragma: no cover  (compiled)
+    """In place, on the lower triangle of S (row-major)::
+
+        S[j, k] -= sum_i sum_ab lvals[pj, a] B[i, a, b] lvals[pk, b]   (j >= k)
+
+    Parameters
+    ----------
+    S : (m, m) float64, C order
+    lptr : (levels + 1,) int64
+        Level ``i``'s entries are ``lptr[i]:lptr[i + 1]``.
+    lcols : (nnz,) int64
+        Their columns of S, increasing within a level.
+    lvals : (nnz, p1) float64
+        Their values, one per column of the first term.
+    B : (levels, p1, p1) float64
+    bounds : (threads + 1,) int64
+        Thread ``t`` updates the rows ``bounds[t] <= j < bounds[t + 1]``.
+    """
+    nlev = lptr.size - 1
+    p1 = lvals.shape[1]
+    nt = bounds.size - 1
+    for t in numba.prange(nt):
+        r0, r1 = bounds[t], bounds[t + 1]
+        wv = np.empty(p1)
+        for i in range(nlev):
+            lo, hi = lptr[i], lptr[i + 1]
+            if hi == lo:
+                continue
+            a = lo + np.searchsorted(lcols[lo:hi], r0)
+            e = lo + np.searchsorted(lcols[lo:hi], r1)
+            if a == e:
+                continue
+            if p1 == 1:
+                bi = B[i, 0, 0]
+                for pj in range(a, e):
+                    row = lcols[pj]
+                    w = bi * lvals[pj, 0]
+                    for pk in range(lo, pj + 1):
+                        S[row, lcols[pk]] -= w * lvals[pk, 0]
+            else:
+                Bi = B[i]
+                for pj in range(a, e):
+                    row = lcols[pj]
+                    # wv = B_i' x_j  (so that x_j' B_i x_k = wv . x_k)
+                    wv[:] = 0.0
+                    for u in range(p1):
+                        for v in range(p1):
+                            wv[v] += lvals[pj, u] * Bi[u, v]
+                    for pk in range(lo, pj + 1):
+                        acc = 0.0
+                        for v in range(p1):
+                            acc += wv[v] * lvals[pk, v]
+                        S[row, lcols[pk]] -= acc
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def level_quadforms(Sinv, lptr, lcols, lvals):  # pragma: no cover  (compiled)
+    """For each level ``i``: ``Q_i Sinv Q_i'`` (p1 x p1), where ``Q_i`` is the
+    level's ``p1 x m`` block (``lvals`` transposed at ``lcols``) and ``Sinv``
+    is symmetric with its lower triangle filled.  Cost ``p1^2 n_i^2`` a level."""
+    nlev = lptr.size - 1
+    p1 = lvals.shape[1]
+    out = np.zeros((nlev, p1, p1))
+    for i in numba.prange(nlev):
+        lo, hi = lptr[i], lptr[i + 1]
+        for pj in range(lo, hi):
+            j = lcols[pj]
+            for pk in range(lo, hi):
+                k = lcols[pk]
+                s = Sinv[j, k] if j >= k else Sinv[k, j]
+                for a in range(p1):
+                    for b in range(p1):
+                        out[i, a, b] += lvals[pj, a] * s * lvals[pk, b]
+    return out
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def scale_lower(S, lam):  # pragma: no cover  (compiled)
+    """In place: ``S[j, k] *= lam[j] * lam[k]`` on the lower triangle."""
+    m = S.shape[0]
+    for j in numba.prange(m):
+        lj = lam[j]
+        for k in range(j + 1):
+            S[j, k] *= lj * lam[k]
+
+
+def row_bounds(lptr: np.ndarray, lcols: np.ndarray, m: int, threads: int) -> np.ndarray:
+    """Split the rows of S into ``threads`` ranges of about equal work for
+    :func:`schur_downdate` (an entry at position r of its level costs r + 1)."""
+    pos = np.arange(lcols.size) - np.repeat(lptr[:-1], np.diff(lptr)) + 1
+    work = np.cumsum(np.bincount(lcols, weights=pos.astype(float), minlength=m))
+    if threads <= 1 or work[-1] == 0:
+        return np.array([0, m], dtype=np.int64)
+    cuts = np.searchsorted(work, work[-1] * np.arange(1, threads) / threads)
+    return np.concatenate([[0], cuts, [m]]).astype(np.int64)
