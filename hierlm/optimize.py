@@ -93,7 +93,7 @@ class OptInfo:
 
 #: control options that are counts (>= 1) and tolerances (>= 0), wherever an engine has them
 _COUNTS = ("maxeval", "maxit")
-_TOLERANCES = ("xtol_abs", "ftol_abs", "tol_pirls", "tol_pwrss", "check_singular_tol", "check_conv_grad_tol",
+_TOLERANCES = ("xtol_abs", "ftol_abs", "ftol_rel", "tol_pirls", "tol_pwrss", "check_singular_tol", "check_conv_grad_tol",
                "check_conv_hess_tol", "boundary_tol")
 
 
@@ -148,7 +148,7 @@ def _status(code) -> str:
 
 
 def bobyqa(fun, x0, lower, upper=None, step=None, xtol_abs: float = 1e-8, ftol_abs: float = 1e-8,
-           maxeval: int = 100000) -> OptResult:
+           maxeval: int = 100000, ftol_rel: float = 0.0) -> OptResult:
     """Minimize ``fun`` with NLopt's BOBYQA from ``x0`` within bounds.
 
     Non-finite values are handed to NLopt as 1e300 (a wall), and the best
@@ -175,6 +175,8 @@ def bobyqa(fun, x0, lower, upper=None, step=None, xtol_abs: float = 1e-8, ftol_a
     opt.set_min_objective(f)
     opt.set_xtol_abs(xtol_abs)
     opt.set_ftol_abs(ftol_abs)
+    if ftol_rel > 0:
+        opt.set_ftol_rel(ftol_rel)
     opt.set_maxeval(int(maxeval))
     if step is not None:
         opt.set_initial_step(step)

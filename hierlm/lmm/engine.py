@@ -2,6 +2,8 @@
 
 As lme4's ``optimizeLmer`` with ``lmerControl(optimizer = "nloptwrap")``:
 BOBYQA (:func:`hierlm.optimize.bobyqa`) with ``xtol_abs = ftol_abs = 1e-8``
+(and MixedModels.jl's ``ftol_rel = 1e-12``, which only matters for the
+deviances of millions of rows)
 minimizes the profiled deviance (:mod:`hierlm.lmm.deviance`) over theta,
 starting from ones on the diagonals of the T blocks and zeros elsewhere,
 lower bound 0 on those diagonals.  After the fit, lme4's checks: a singular
@@ -23,6 +25,9 @@ from .deviance import ProfiledDeviance, make_deviance
 DEFAULT_CONTROL = {
     "xtol_abs": 1e-8,
     "ftol_abs": 1e-8,
+    # MixedModels.jl's default: a deviance of millions (millions of rows) is not
+    # refined below 1e-12 of itself; for small models ftol_abs stops first
+    "ftol_rel": 1e-12,
     "maxeval": 100000,
     "calc_derivs": None,  # None: when n < 10000, as lme4
     "check_singular_tol": 1e-4,
@@ -125,7 +130,8 @@ def optimize_theta(dev: ProfiledDeviance, reml: bool, control: dict) -> tuple[np
     what = "REML criterion" if reml else "deviance"
     objective = Progress(lambda x: dev.objective(x, reml), control["progress"], what)
     res = bobyqa(objective, np.maximum(theta0, lower), lower, step=step,
-                 xtol_abs=control["xtol_abs"], ftol_abs=control["ftol_abs"], maxeval=control["maxeval"])
+                 xtol_abs=control["xtol_abs"], ftol_abs=control["ftol_abs"], ftol_rel=control["ftol_rel"],
+                 maxeval=control["maxeval"])
     theta = res.x
     if not np.isfinite(res.fun):
         y = dev.design.y
