@@ -27,8 +27,7 @@ import numba
 import numpy as np
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
-def schur_downdate(S, lptr, lcols, lvals, B, bounds):  # pragma: no cover  (compiled)
+def schur_downdate(S, lptr, lcols, lvals, B, bounds) -> None:
     """In place, on the lower triangle of S (row-major)::
 
         S[j, k] -= sum_i sum_ab lvals[pj, a] B[i, a, b] lvals[pk, b]   (j >= k)
@@ -46,10 +45,38 @@ def schur_downdate(S, lptr, lcols, lvals, B, bounds):  # pragma: no cover  (comp
     bounds : (threads + 1,) int64
         Thread ``t`` updates the rows ``bounds[t] <= j < bounds[t + 1]``.
     """
+    flat = S.reshape(-1)  # a view: 1-d indexing is what the loops run fastest on
+    if lvals.shape[1] == 1:
+        _downdate_scalar(flat, S.shape[0], lptr, lcols, np.ascontiguousarray(lvals[:, 0]),
+                         np.ascontiguousarray(B[:, 0, 0]), bounds)
+    else:
+        _downdate_blocks(flat, S.shape[0], lptr, lcols, lvals, B, bounds)
+
+
+@numba.njit(parallel=True, cache=True, nogil=True, fastmath=True)
+def _downdate_scalar(flat, m, lptr, lcols, vals, b, bounds):  # pragma: no cover  (compiled)
+    nlev = lptr.size - 1
+    for t in numba.prange(bounds.size - 1):
+        r0, r1 = bounds[t], bounds[t + 1]
+        for i in range(nlev):
+            lo, hi = lptr[i], lptr[i + 1]
+            if hi == lo:
+                continue
+            a = lo + np.searchsorted(lcols[lo:hi], r0)
+            e = lo + np.searchsorted(lcols[lo:hi], r1)
+            bi = b[i]
+            for pj in range(a, e):
+                base = lcols[pj] * m
+                w = bi * vals[pj]
+                for pk in range(lo, pj + 1):
+                    flat[base + lcols[pk]] -= w * vals[pk]
+
+
+@numba.njit(parallel=True, cache=True, nogil=True, fastmath=True)
+def _downdate_blocks(flat, m, lptr, lcols, lvals, B, bounds):  # pragma: no cover  (compiled)
     nlev = lptr.size - 1
     p1 = lvals.shape[1]
-    nt = bounds.size - 1
-    for t in numba.prange(nt):
+    for t in numba.prange(bounds.size - 1):
         r0, r1 = bounds[t], bounds[t + 1]
         wv = np.empty(p1)
         for i in range(nlev):
@@ -58,29 +85,19 @@ def schur_downdate(S, lptr, lcols, lvals, B, bounds):  # pragma: no cover  (comp
                 continue
             a = lo + np.searchsorted(lcols[lo:hi], r0)
             e = lo + np.searchsorted(lcols[lo:hi], r1)
-            if a == e:
-                continue
-            if p1 == 1:
-                bi = B[i, 0, 0]
-                for pj in range(a, e):
-                    row = lcols[pj]
-                    w = bi * lvals[pj, 0]
-                    for pk in range(lo, pj + 1):
-                        S[row, lcols[pk]] -= w * lvals[pk, 0]
-            else:
-                Bi = B[i]
-                for pj in range(a, e):
-                    row = lcols[pj]
-                    # wv = B_i' x_j  (so that x_j' B_i x_k = wv . x_k)
-                    wv[:] = 0.0
+            for pj in range(a, e):
+                base = lcols[pj] * m
+                # wv = B_i' x_j  (so that x_j' B_i x_k = wv . x_k)
+                for v in range(p1):
+                    acc = 0.0
                     for u in range(p1):
-                        for v in range(p1):
-                            wv[v] += lvals[pj, u] * Bi[u, v]
-                    for pk in range(lo, pj + 1):
-                        acc = 0.0
-                        for v in range(p1):
-                            acc += wv[v] * lvals[pk, v]
-                        S[row, lcols[pk]] -= acc
+                        acc += lvals[pj, u] * B[i, u, v]
+                    wv[v] = acc
+                for pk in range(lo, pj + 1):
+                    acc = 0.0
+                    for v in range(p1):
+                        acc += wv[v] * lvals[pk, v]
+                    flat[base + lcols[pk]] -= acc
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
