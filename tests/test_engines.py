@@ -179,3 +179,22 @@ def test_progress_lines(capsys):
     assert err[-1].endswith("s per evaluation")
     with pytest.raises(hierlm.HierlmError, match="progress must be None, True or False"):
         hierlm.lmer("y ~ x + (1|user) + (1|item)", _ratings(300, 60, 2000), progress="yes")
+
+
+def test_subsample_start_reaches_the_same_optimum(monkeypatch):
+    """Big crossed fits start from the optimum on a quarter of the second
+    term's levels; the optimum they reach is the full data's."""
+    import hierlm.lmm.engine as eng
+
+    d = _ratings(700, 500, 8000)
+    ref = hierlm.lmer("y ~ x + (1|user) + (1|item)", d, reml=False)
+    calls = []
+    real = eng.subsample_start
+    monkeypatch.setattr(eng, "subsample_start", lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.setattr(eng, "SUBSAMPLE_START_SECONDS", 0.0)
+    fit = hierlm.lmer("y ~ x + (1|user) + (1|item)", d, reml=False)
+    assert calls == [1]
+    assert fit.deviance == pytest.approx(ref.deviance, rel=1e-11)
+    np.testing.assert_allclose(fit.theta, ref.theta, rtol=2e-5)
+    sub = real(fit.design, False)
+    np.testing.assert_allclose(sub, ref.theta, rtol=0.25)  # a start near the optimum, not at it

@@ -7,10 +7,13 @@ anything but a :class:`hierlm.errors.HierlmError` (a low-level exception
 leaking out is a bug: the user gets no message that names the problem), and
 a fit it returns must have finite estimates.
 Derandomized (a fixed sequence of examples), so the run is the same in CI every time.
+``HIERLM_FUZZ_SCALE=5 python -m pytest tests/test_fuzz.py`` runs five times
+as many (10,000 parses), for a longer check outside CI.
 """
 
 from __future__ import annotations
 
+import os
 import warnings
 
 import numpy as np
@@ -25,6 +28,7 @@ import hierlm  # noqa: E402
 from hierlm.errors import HierlmError  # noqa: E402
 from hierlm.formula import parse_formula  # noqa: E402
 
+SCALE = int(os.environ.get("HIERLM_FUZZ_SCALE", "1"))
 COLUMNS = ["y", "x", "z", "f", "g", "h", "my x", "1", "o", "b", "n"]
 
 
@@ -90,13 +94,13 @@ def _only_package_errors(fn, *args, **kw):
         return None
 
 
-@settings(max_examples=2000, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+@settings(max_examples=2000 * SCALE, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 @given(formulas())
 def test_parse_formula_raises_only_package_errors(text):
     _only_package_errors(parse_formula, text)
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+@settings(max_examples=400 * SCALE, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 @given(formulas())
 def test_lmer_raises_only_package_errors(text):
     fit = _only_package_errors(hierlm.lmer, text, FRAME, calc_derivs=False)
@@ -105,7 +109,7 @@ def test_lmer_raises_only_package_errors(text):
         assert np.all(np.isfinite(fit.theta)), text
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+@settings(max_examples=300 * SCALE, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 @given(st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=40)
        .flatmap(lambda t: st.sampled_from([t, f"y ~ {t}", f"y ~ x + ({t} | g)"])))
 def test_arbitrary_text_raises_only_package_errors(text):

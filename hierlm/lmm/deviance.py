@@ -648,8 +648,8 @@ class Cost:
         counted).
     seconds_per_eval : float
         A rough time per deviance evaluation on two cores (a dense Cholesky
-        of m at 20 GFLOP/s, products at 2e8 a second); the optimizer needs
-        20 to 60 evaluations.
+        of m at 40 GFLOP/s, products at 2.5e8 a second); the optimizer needs
+        15 to 60 evaluations.
     """
 
     engine: str
@@ -664,8 +664,9 @@ class Cost:
                 f"{_human_bytes(self.bytes)} of memory and {self.seconds_per_eval:.2g} s an evaluation")
 
 
-_FLOP_RATE = 2e10
-_PRODUCT_RATE = 2e8
+# measured on 2 cores (x86-64, AVX2): dpotrf ~5e10 flop/s, the kernel ~2.8e8
+_FLOP_RATE = 4e10
+_PRODUCT_RATE = 2.5e8
 
 
 def estimate_cost(design: Design, products: bool = True) -> Cost:
@@ -762,7 +763,9 @@ def make_deviance(design: Design) -> ProfiledDeviance:
     check_memory(design, quick)
     cost = estimate_cost(design)
     check_memory(design, cost)
-    return LargeProfiledDeviance(design) if cost.engine == "large" else ProfiledDeviance(design)
+    dev = LargeProfiledDeviance(design) if cost.engine == "large" else ProfiledDeviance(design)
+    dev.cost = cost
+    return dev
 
 
 def conditional_modes(design: Design, theta: np.ndarray, beta: np.ndarray) -> tuple[list, list]:

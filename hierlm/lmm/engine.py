@@ -96,6 +96,47 @@ class Progress:
         return val
 
 
+# Seconds per evaluation (estimated) from which a fit first optimizes on a
+# subsample of the second term's levels (see subsample_start).
+SUBSAMPLE_START_SECONDS = 0.5
+SUBSAMPLE_START_LEVELS = 400  # fewest levels of the second term to subsample
+
+
+def subsample_start(design, reml: bool, fraction: float = 0.25, seed: int = 0) -> np.ndarray:
+    """Starting theta for a big crossed fit: the optimum on the rows of a
+    random ``fraction`` of the second term's levels.
+
+    The dense block of the factor is made of the terms after the first, so a
+    quarter of the second term's levels makes each evaluation some 30 times
+    cheaper (1/64 of the Cholesky, 1/16 of the products); its optimum is
+    within a few percent of the full one (each level's variance is estimated
+    from as many rows as before), from where the full fit needs about half
+    the evaluations.  The result is the full data's optimum all the same:
+    only the path to it changes.
+    """
+    import copy
+
+    rng = np.random.default_rng(seed)
+    r2 = design.remats[1]
+    keep_levels = rng.random(r2.nlevels) < fraction
+    rows = np.flatnonzero(keep_levels[r2.codes])
+    remats = []
+    for r in design.remats:
+        codes, inv = np.unique(r.codes[rows], return_inverse=True)
+        sub = copy.copy(r)
+        sub.codes, sub.levels, sub.Xt = inv.astype(np.intp), r.levels[codes], r.Xt[rows]
+        sub.builder = None
+        remats.append(sub)
+    if min(r.nlevels for r in remats) < 2:
+        return single_term_start(design, reml)
+    small = replace(design, y=design.y[rows], X=design.X[rows], remats=remats)
+    dev = make_deviance(small)
+    x0 = single_term_start(small, reml)
+    res = bobyqa(lambda x: dev.objective(x, reml), x0, np.concatenate([r.theta_lower() for r in remats]),
+                 step=np.maximum(0.25 * np.abs(x0), 0.01), xtol_abs=1e-5, ftol_abs=0.0)
+    return res.x if np.isfinite(res.fun) else x0
+
+
 def check_lmm_control(control: dict | None) -> dict:
     """The REML/ML engine's options over :data:`DEFAULT_CONTROL` (unknown keys are an error)."""
     out = check_control(dict(control or {}), DEFAULT_CONTROL, " for a REML/ML fit")
@@ -113,7 +154,12 @@ def optimize_theta(dev: ProfiledDeviance, reml: bool, control: dict) -> tuple[np
     lower = np.concatenate([r.theta_lower() for r in remats])
     start = control["start"]
     step = None
-    if start is None and len(remats) > 1 and dev.m >= WARM_START_MIN_M:
+    cost = getattr(dev, "cost", None)
+    if (start is None and cost is not None and cost.seconds_per_eval >= SUBSAMPLE_START_SECONDS
+            and len(remats) > 1 and remats[1].nlevels >= SUBSAMPLE_START_LEVELS):
+        theta0 = subsample_start(dev.design, reml)
+        step = np.maximum(0.05 * np.abs(theta0), 0.005)
+    elif start is None and len(remats) > 1 and dev.m >= WARM_START_MIN_M:
         theta0 = single_term_start(dev.design, reml)
         step = np.maximum(0.25 * np.abs(theta0), 0.01)
     elif start is None:
