@@ -26,6 +26,7 @@ from .errors import HierlmError
 from .family import FamilyError, make_family
 from .glmm import fit_glmm
 from .lmm import fit_lmm
+from .lmm.deviance import estimate_cost
 from .priors import PriorSet
 
 FAMILIES = ("gaussian", "binomial", "poisson")
@@ -112,6 +113,22 @@ class Model:
         with build_pymc_model(self.design, self.priors, MarginalPlan("none"), self.family):
             return pm.sample_prior_predictive(draws=draws, random_seed=random_seed)
 
+    def cost(self):
+        """What a REML/ML fit of this model will cost, before paying it.
+
+        Returns
+        -------
+        hierlm.lmm.deviance.Cost
+            The engine, the size of its dense block, the products per
+            evaluation, the peak memory of its matrices and a rough time per
+            deviance evaluation (a fit takes 15 to 60).  ``print(model.cost())``
+            gives one line.  A fit that would not fit in memory raises
+            :class:`hierlm.TooLargeError` instead, before building anything.
+        """
+        if not self.family.is_gaussian:
+            raise HierlmError("cost() estimates REML/ML fits of Gaussian models")
+        return estimate_cost(self.design)
+
     def fit(self, method: str | None = None, **control):
         """Fit the model.
 
@@ -128,8 +145,10 @@ class Model:
             :func:`hierlm.glmer`.
         **control
             For ``"reml"``/``"ml"``, optimizer settings: ``xtol_abs``,
-            ``ftol_abs``, ``maxeval``, ``calc_derivs``,
-            ``check_singular_tol``, ``check_conv_grad_tol``, ``start``.
+            ``ftol_abs``, ``ftol_rel``, ``maxeval``, ``calc_derivs``,
+            ``check_singular_tol``, ``check_conv_grad_tol``, ``start``,
+            ``progress`` (None: a line on stderr every 10 s once a fit has
+            run 10 s; True: every evaluation; False: none).
             For ``"nuts"``: ``draws=1000``, ``tune=1000``, ``chains=4``,
             ``sampler`` (``"nutpie"``, ``"pymc"``, ``"numpyro"``; default the
             first installed in that order), ``random_seed``,

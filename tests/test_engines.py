@@ -198,3 +198,13 @@ def test_subsample_start_reaches_the_same_optimum(monkeypatch):
     np.testing.assert_allclose(fit.theta, ref.theta, rtol=2e-5)
     sub = real(fit.design, False)
     np.testing.assert_allclose(sub, ref.theta, rtol=0.25)  # a start near the optimum, not at it
+
+
+def test_model_cost_before_fitting():
+    model = hierlm.Model("y ~ x + (1|user) + (1|item)", _ratings(600, 150, 6000))
+    cost = model.cost()
+    assert cost.engine == "blocked" and cost.m == 153 and cost.seconds_per_eval > 0
+    assert str(cost).startswith("blocked engine: a dense 153 x 153 block, ")
+    with pytest.raises(hierlm.HierlmError, match="Gaussian"):
+        hierlm.Model("cbind(incidence, size - incidence) ~ period + (1|herd)", hierlm.datasets.load("cbpp"),
+                     family="binomial").cost()
