@@ -81,7 +81,26 @@ class ProfiledDeviance:
     design : Design
     """
 
+    #: the size and time estimate make_deviance chose the engine by (None
+    #: for an engine built directly)
+    cost: Cost | None = None
+
     def __init__(self, design: Design):
+        XY, Zr = self._blocks(design)
+        m = self.m
+        Arr = np.empty((m, m))
+        Arr[self.qr:, self.qr:] = XY.T @ XY
+        if Zr is not None:
+            Arr[: self.qr, : self.qr] = (Zr.T @ Zr).toarray()
+            Arr[self.qr:, : self.qr] = (Zr.T @ XY).T
+        self.Arr = np.tril(Arr)
+        self._precompute_pairs()
+
+    def _blocks(self, design: Design) -> tuple[np.ndarray, sp.csr_matrix | None]:
+        """The blocks both blocked engines share: the first term's per-level
+        ``A11``, ``A1r = Z1' [Z_rest, X, y]`` (sparse), the sizes; returns
+        ``[X, y]`` and ``Z_rest`` for the rest's block, which each engine
+        stores its own way."""
         self.design = design
         remats = design.remats
         self.re1, self.rest = remats[0], remats[1:]
@@ -90,7 +109,6 @@ class ProfiledDeviance:
         re1 = self.re1
         p1, l1 = re1.p, re1.nlevels
         self.slices = design.theta_slices()
-
         # first term: per-level p1 x p1 blocks of Z1'Z1
         A11 = np.empty((l1, p1, p1))
         for a in range(p1):
@@ -99,31 +117,22 @@ class ProfiledDeviance:
                 A11[:, a, b] = v
                 A11[:, b, a] = v
         self.A11 = A11
-
         # the rest: other terms, X, y
         self.qr = sum(r.q for r in self.rest)
         self.offsets = np.cumsum([0] + [r.q for r in self.rest])
-        m = self.m = self.qr + self.p + 1
+        self.m = self.qr + self.p + 1
         XY = np.column_stack([X, y])
         Zr = sp.hstack([r.sparse() for r in self.rest], format="csr") if self.rest else None
-        Arr = np.empty((m, m))
-        Arr[self.qr:, self.qr:] = XY.T @ XY
-        if Zr is not None:
-            Arr[: self.qr, : self.qr] = (Zr.T @ Zr).toarray()
-            Arr[self.qr:, : self.qr] = (Zr.T @ XY).T
-        self.Arr = np.tril(Arr)
-
         Z1 = re1.sparse()
         A1r = sp.hstack([Z1.T @ Zr, sp.csr_matrix(Z1.T @ XY)], format="csr") if Zr is not None \
             else sp.csr_matrix(Z1.T @ XY)
         A1r.eliminate_zeros()
         A1r.sort_indices()
         self.A1r = A1r
-        self._precompute_pairs()
-
         # scaling of the rest by Lambda_r: scalar terms scale rows and columns
         self.rest_scalar = all(r.p == 1 for r in self.rest)
-        self.diag_Z = np.arange(self.qr) * (m + 1)
+        self.diag_Z = np.arange(self.qr) * (self.m + 1)
+        return XY, Zr
 
     def _precompute_pairs(self) -> None:
         """Index every product A[(i,a),j] A[(i,b),k] with j >= k (see module doc)."""
@@ -454,27 +463,9 @@ class LargeProfiledDeviance(ProfiledDeviance):
     random effects + p + 1), reused from one evaluation to the next.
     """
 
-    def __init__(self, design: Design):  # noqa: D107  (the parent's set-up without the stored products)
-        self.design = design
-        remats = design.remats
-        self.re1, self.rest = remats[0], remats[1:]
-        X, y = design.X, design.y
-        self.n, self.p = X.shape
-        re1 = self.re1
-        p1, l1 = re1.p, re1.nlevels
-        self.slices = design.theta_slices()
-        A11 = np.empty((l1, p1, p1))
-        for a in range(p1):
-            for b in range(a + 1):
-                v = np.bincount(re1.codes, weights=re1.Xt[:, a] * re1.Xt[:, b], minlength=l1)
-                A11[:, a, b] = v
-                A11[:, b, a] = v
-        self.A11 = A11
-        self.qr = sum(r.q for r in self.rest)
-        self.offsets = np.cumsum([0] + [r.q for r in self.rest])
-        m = self.m = self.qr + self.p + 1
-        XY = np.column_stack([X, y])
-        Zr = sp.hstack([r.sparse() for r in self.rest], format="csr") if self.rest else None
+    def __init__(self, design: Design):  # the shared blocks, the rest's block sparse, no stored products
+        XY, Zr = self._blocks(design)
+        m, p1, l1 = self.m, self.re1.p, self.re1.nlevels
         # the lower triangle of A_rr as flat positions in S and values
         qr = self.qr
         flat, vals = [], []
@@ -486,19 +477,14 @@ class LargeProfiledDeviance(ProfiledDeviance):
             ZtZ = sp.tril(Zr.T @ Zr).tocoo()
             flat.append(ZtZ.row.astype(np.int64) * m + ZtZ.col)
             vals.append(ZtZ.data)
-            ZtXY = np.asarray((Zr.T @ XY))  # qr x (p + 1)
+            ZtXY = np.asarray(Zr.T @ XY)  # qr x (p + 1)
             rows = qr + np.repeat(np.arange(XY.shape[1]), qr)
             cols = np.tile(np.arange(qr), XY.shape[1])
             flat.append(rows.astype(np.int64) * m + cols)
             vals.append(ZtXY.T.ravel())
         self.arr_flat = np.concatenate(flat)
         self.arr_vals = np.concatenate(vals)
-        Z1 = re1.sparse()
-        A1r = sp.hstack([Z1.T @ Zr, sp.csr_matrix(Z1.T @ XY)], format="csr") if Zr is not None \
-            else sp.csr_matrix(Z1.T @ XY)
-        A1r.eliminate_zeros()
-        A1r.sort_indices()
-        self.A1r = A1r
+        A1r = self.A1r
         # level-wise union of the first term's p1 rows: columns and a value per row
         coo = A1r.tocoo()
         key = (coo.row // p1).astype(np.int64) * m + coo.col
@@ -507,12 +493,11 @@ class LargeProfiledDeviance(ProfiledDeviance):
         self.lptr = np.concatenate([[0], np.cumsum(np.bincount(ukey // m, minlength=l1))]).astype(np.int64)
         self.lvals = np.zeros((ukey.size, p1))
         self.lvals[inv, coo.row % p1] = coo.data
+        self.A1r = None  # held as lptr/lcols/lvals: not twice (0.4 GB at 32 million rows)
         from . import kernels
 
         self._kernels = kernels
         self.bounds = kernels.row_bounds(self.lptr, self.lcols, m, _threads())
-        self.rest_scalar = all(r.p == 1 for r in self.rest)
-        self.diag_Z = np.arange(self.qr) * (m + 1)
         self._buffer: np.ndarray | None = None
 
     def _schur(self, B: np.ndarray, theta: np.ndarray) -> np.ndarray:
@@ -562,7 +547,7 @@ class LargeProfiledDeviance(ProfiledDeviance):
         (levels x levels) matrix: ``(L_Z L_Z')^{-1}`` once (LAPACK ``dpotri``,
         ``qr x qr``), then each first-term level's quadratic form over the
         columns it touches (a compiled loop)."""
-        re1, qr = self.re1, self.qr
+        qr = self.qr
         V1 = f.Minv.copy()
         out_rest: list[np.ndarray] = []
         if qr:

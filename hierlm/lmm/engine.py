@@ -14,6 +14,9 @@ and the Hessian of the deviance by finite differences (lme4's
 
 from __future__ import annotations
 
+import copy
+import sys
+import time
 from dataclasses import replace
 
 import numpy as np
@@ -72,8 +75,6 @@ class Progress:
     """
 
     def __init__(self, fun, mode, what: str, after: float = 10.0, every: float = 10.0):
-        import time
-
         self.fun, self.mode, self.what = fun, mode, what
         self.after, self.every = after, every
         self.clock = time.perf_counter
@@ -87,8 +88,6 @@ class Progress:
             return val
         now = self.clock()
         if self.mode is True or (now - self.start >= self.after and now - self.last >= self.every):
-            import sys
-
             self.last = now
             sys.stderr.write(f"hierlm: {self.n} evaluations, {self.what} {val:.10g}, "
                              f"{(now - self.start) / self.n:.3g} s per evaluation\n")
@@ -114,8 +113,6 @@ def subsample_start(design, reml: bool, fraction: float = 0.25, seed: int = 0) -
     the evaluations.  The result is the full data's optimum all the same:
     only the path to it changes.
     """
-    import copy
-
     rng = np.random.default_rng(seed)
     r2 = design.remats[1]
     keep_levels = rng.random(r2.nlevels) < fraction
@@ -154,7 +151,7 @@ def optimize_theta(dev: ProfiledDeviance, reml: bool, control: dict) -> tuple[np
     lower = np.concatenate([r.theta_lower() for r in remats])
     start = control["start"]
     step = None
-    cost = getattr(dev, "cost", None)
+    cost = dev.cost
     if (start is None and cost is not None and cost.seconds_per_eval >= SUBSAMPLE_START_SECONDS
             and len(remats) > 1 and remats[1].nlevels >= SUBSAMPLE_START_LEVELS):
         theta0 = subsample_start(dev.design, reml)
