@@ -253,6 +253,12 @@ class ProfiledDeviance:
             pwrss=d[-1] ** 2,
         )
 
+    def _lambda_blocks(self, theta: np.ndarray, blocks: list[np.ndarray]) -> list[np.ndarray]:
+        """Per term, ``T V T'`` for each level's block V of the spherical
+        random effects u: the blocks of b = Lambda u."""
+        return [r.T(theta[self.slices[k]]) @ V @ r.T(theta[self.slices[k]]).T
+                for k, (r, V) in enumerate(zip(self.design.remats, blocks))]
+
     def objective_many(self, thetas: np.ndarray, reml: bool) -> np.ndarray:
         """The objective at each row of ``thetas``."""
         return np.array([self.objective(t, reml) for t in thetas])
@@ -320,12 +326,7 @@ class ProfiledDeviance:
             for k, r in enumerate(self.rest):
                 blk = Lzinv[:, self.offsets[k]: self.offsets[k + 1]].reshape(qr, r.nlevels, r.p)
                 out_rest.append(np.einsum("kla,klb->lab", blk, blk))
-        blocks = [V1] + out_rest
-        res = []
-        for k, (r, V) in enumerate(zip(self.design.remats, blocks)):
-            T = r.T(f.theta[self.slices[k]])
-            res.append(T @ V @ T.T)
-        return res
+        return self._lambda_blocks(f.theta, [V1] + out_rest)
 
 
 class DenseProfiledDeviance(ProfiledDeviance):
@@ -581,12 +582,7 @@ class LargeProfiledDeviance(ProfiledDeviance):
                 lvals = self.lvals[in_z] @ f.T1
             Y = self._kernels.level_quadforms(Sinv, lptr, lcols, np.ascontiguousarray(lvals))
             V1 += f.Minv @ Y @ f.Minv
-        blocks = [V1] + out_rest
-        res = []
-        for k, (r, V) in enumerate(zip(self.design.remats, blocks)):
-            T = r.T(f.theta[self.slices[k]])
-            res.append(T @ V @ T.T)
-        return res
+        return self._lambda_blocks(f.theta, [V1] + out_rest)
 
 
 def _level_ptr(lptr: np.ndarray, keep: np.ndarray) -> np.ndarray:

@@ -53,17 +53,22 @@ def schur_downdate(S, lptr, lcols, lvals, B, bounds) -> None:
         _downdate_blocks(flat, S.shape[0], lptr, lcols, lvals, B, bounds)
 
 
+@numba.njit(cache=True, nogil=True)
+def _rows_in(lcols, lo, hi, r0, r1):  # pragma: no cover  (compiled)
+    """The entries ``lo <= pj < hi`` of a level whose column is in ``[r0, r1)``."""
+    if hi == lo:
+        return lo, lo
+    return lo + np.searchsorted(lcols[lo:hi], r0), lo + np.searchsorted(lcols[lo:hi], r1)
+
+
 @numba.njit(parallel=True, cache=True, nogil=True, fastmath=True)
 def _downdate_scalar(flat, m, lptr, lcols, vals, b, bounds):  # pragma: no cover  (compiled)
     nlev = lptr.size - 1
     for t in numba.prange(bounds.size - 1):
         r0, r1 = bounds[t], bounds[t + 1]
         for i in range(nlev):
-            lo, hi = lptr[i], lptr[i + 1]
-            if hi == lo:
-                continue
-            a = lo + np.searchsorted(lcols[lo:hi], r0)
-            e = lo + np.searchsorted(lcols[lo:hi], r1)
+            lo = lptr[i]
+            a, e = _rows_in(lcols, lo, lptr[i + 1], r0, r1)
             bi = b[i]
             for pj in range(a, e):
                 base = lcols[pj] * m
@@ -80,11 +85,8 @@ def _downdate_blocks(flat, m, lptr, lcols, lvals, B, bounds):  # pragma: no cove
         r0, r1 = bounds[t], bounds[t + 1]
         wv = np.empty(p1)
         for i in range(nlev):
-            lo, hi = lptr[i], lptr[i + 1]
-            if hi == lo:
-                continue
-            a = lo + np.searchsorted(lcols[lo:hi], r0)
-            e = lo + np.searchsorted(lcols[lo:hi], r1)
+            lo = lptr[i]
+            a, e = _rows_in(lcols, lo, lptr[i + 1], r0, r1)
             for pj in range(a, e):
                 base = lcols[pj] * m
                 # wv = B_i' x_j  (so that x_j' B_i x_k = wv . x_k)
