@@ -14,9 +14,9 @@ whose movie popularity falls off like a power law:
 * **item popularity**: the item of rank ``r`` (1 = most popular) has weight
   ``r ** -0.9`` (Zipf-like; ml-32m's top movie has ~100,000 ratings out of
   32 million, this gives a share of 1 / H(I, 0.9));
-* a user rates an item at most once: drawn (user, item) pairs that repeat are
-  dropped and new ones drawn until there are ``n_rows`` distinct pairs (or the
-  user x item grid is nearly full);
+* a user rates an item at most once: pairs are drawn (25% more than needed,
+  then more each round) until there are at least ``n_rows`` distinct ones,
+  and a random subset of them is kept;
 * every user and every item has at least one row (levels without rows are
   not levels of the fitted factors, so they are not counted);
 * **ratings**: ``3.5 + b_user + b_item + e`` with SDs 0.45, 0.55 and 0.9,
@@ -73,16 +73,20 @@ def ratings(n_rows: int, n_users: int, n_items: int, seed: int = 20251129) -> pd
     # item once (an activity-weighted user)
     users = np.concatenate([np.arange(n_users), rng.choice(n_users, size=n_items, p=pu)])
     items = np.concatenate([rng.choice(n_items, size=n_users, p=pi), np.arange(n_items)])
-    keys = np.unique(users.astype(np.int64) * n_items + items)
+    base = np.unique(users.astype(np.int64) * n_items + items)
+    keys, factor = base, 1.25
     while keys.size < n_rows:
-        need = n_rows - keys.size
-        draw = int(need * 1.1) + 1000
+        # one sort of everything drawn so far per round (set differences on
+        # tens of millions of keys cost a minute a round); draw more each
+        # round, since the repeats grow as the popular pairs fill up
+        draw = int((n_rows - keys.size) * factor) + 1000
         u = rng.choice(n_users, size=draw, p=pu)
         i = rng.choice(n_items, size=draw, p=pi)
-        new = np.setdiff1d(np.unique(u.astype(np.int64) * n_items + i), keys, assume_unique=True)
-        if new.size > need:
-            new = rng.choice(new, size=need, replace=False)
-        keys = np.union1d(keys, new)
+        keys = np.unique(np.concatenate([keys, u.astype(np.int64) * n_items + i]))
+        factor *= 1.5
+    if keys.size > n_rows:  # keep the base rows, and a random subset of the others
+        extra = keys[~np.isin(keys, base, assume_unique=True)]
+        keys = np.concatenate([base, rng.choice(extra, size=n_rows - base.size, replace=False)])
     keys = rng.permutation(keys)
     u, i = keys // n_items, keys % n_items
     bu = rng.normal(0.0, SD_USER, n_users)
