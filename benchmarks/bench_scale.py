@@ -14,8 +14,10 @@ default (``--reml`` for REML, ``both`` for both).  Sizes (rows: users x items):
 3.2e7: 200,000 x 16,000 (the shape of MovieLens ml-32m restricted to movies
 with at least 50 ratings).
 
-Every fit runs in a fresh process, so that its peak RSS (Linux VmHWM of that
-process: interpreter, imports, data and fit) is its own.  The data are made by
+Every size runs in a fresh process, so that its peak RSS (Linux VmHWM of
+that process: interpreter, imports, data and fit) is its own; with
+``--reml both`` the ML fit is freed before the REML fit, but the REML row's
+peak is the process's, the larger of the two.  The data are made by
 the generator in the hierlm child and written once as CSV for R; the time is
 that of the fit call alone (``hierlm.lmer(formula, d, reml=...)``, R's
 ``lmer(...)``), from the DataFrame in memory to the estimates; the
@@ -49,7 +51,7 @@ SHAPES = {"1e5": (1e5, 5_000, 1_000), "1e6": (1e6, 50_000, 5_000), "1e7": (1e7, 
 FORMULA = "rating ~ 1 + (1|user) + (1|item)"
 
 CHILD = r"""
-import json, sys, time, warnings
+import gc, json, sys, time, warnings
 sys.path.insert(0, {here!r})
 sys.path.insert(0, {root!r})
 from ratings_data import ratings
@@ -75,6 +77,8 @@ for reml in {remls}:
     out.append(dict(reml=reml, seconds=sec, feval=fit.optinfo.feval, loglik=fit.loglik, peak_mib=peak_mib(),
                     theta=list(map(float, fit.theta)), warnings=[str(x.message)[:120] for x in w],
                     engine=type(fit.devfun).__name__))
+    del fit  # the next fit's peak must not include this one
+    gc.collect()
 print("RESULT " + json.dumps(out))
 """
 
