@@ -237,6 +237,9 @@ def test_labels_keep_rs_parentheses_and_evaluate_as_r():
     # in tests/reference/model_matrix_coding.json
     fixed = parse_formula("y ~ f + x %in% f + (1 | g)").fixed_terms
     assert [t.label for t in fixed.terms] == ["f", "f:x"]
+    # inside a call it is R's value matching, not a formula operator: refused as written
+    with pytest.raises(FormulaError, match=r"'I\(x %in% c\(1,2\)\)'"):
+        parse_formula("y ~ I(x %in% c(1,2)) + (1 | g)")
     rng = np.random.default_rng(0)
     d = pd.DataFrame({"y": rng.normal(size=60), "x": rng.normal(size=60), "g": np.repeat(list("abcdef"), 10),
                       "my.var": rng.normal(size=60), "ab": rng.normal(size=60), "_0__": rng.normal(size=60)})

@@ -441,10 +441,27 @@ def parse_terms(text: str, formula: str = "", offset: int = 0) -> TermList:
 
 
 def _in_as_interaction(text: str) -> str:
-    """``%in%`` outside backticked names replaced by ``:`` (same length, so
-    positions in error messages stay those of the user's formula)."""
-    parts = re.split(r"(`[^`]*`)", text)
-    return "".join(p if p.startswith("`") else p.replace("%in%", " :  ") for p in parts)
+    """``%in%`` between terms replaced by ``:`` (same length, so positions in
+    error messages stay those of the user's formula).  Inside a call
+    (``I(x %in% c(1, 2))``, R's value matching) or a backticked name it is
+    left as written, for the parser to report."""
+    out, calls, i, quoted = [], [], 0, False
+    while i < len(text):
+        ch = text[i]
+        if ch == "`":
+            quoted = not quoted
+        elif not quoted and ch == "(":
+            before = text[:i].rstrip()
+            calls.append(bool(before) and (before[-1].isalnum() or before[-1] in "._"))
+        elif not quoted and ch == ")" and calls:
+            calls.pop()
+        elif not quoted and not any(calls) and text.startswith("%in%", i):
+            out.append(" :  ")
+            i += 4
+            continue
+        out.append(ch)
+        i += 1
+    return "".join(out)
 
 
 _PLAIN_TOKEN = re.compile(r"\s*(?:([+-])|((?:[^\W\d]|\.(?![0-9]))[\w.]*|`[^`]+`|[01](?![\w.])))")
