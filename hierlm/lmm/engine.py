@@ -21,6 +21,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from ..design.remat import compact_codes
 from ..errors import HierlmError, ModelError
 from ..optimize import OptInfo, bobyqa, check_control, deriv12
 from .deviance import ProfiledDeviance, make_deviance
@@ -119,9 +120,9 @@ def subsample_start(design, reml: bool, fraction: float = 0.25, seed: int = 0) -
     rows = np.flatnonzero(keep_levels[r2.codes])
     remats = []
     for r in design.remats:
-        codes, inv = np.unique(r.codes[rows], return_inverse=True)
+        codes, used = compact_codes(r.codes[rows], r.nlevels)
         sub = copy.copy(r)
-        sub.codes, sub.levels, sub.Xt = inv.astype(np.intp), r.levels[codes], r.Xt[rows]
+        sub.codes, sub.levels, sub.Xt = codes.astype(np.intp), r.levels[used], r.Xt[rows]
         sub.builder = None
         remats.append(sub)
     if min(r.nlevels for r in remats) < 2:
