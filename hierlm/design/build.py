@@ -13,6 +13,7 @@ from ..formula.parse import ParsedFormula, parse_formula
 from ..formula.terms import Term, TermList, parse_expression
 from .data import PreparedData, prepare_data
 from .fixed import MatrixBuilder, fixed_effects_matrix
+from .gram import Gram
 from .remat import ReMat, lme4_order
 
 
@@ -46,6 +47,11 @@ class Design:
         Sum of the formula's ``offset(...)`` terms and ``offset=`` (None: 0).
     offset_builders : list of MatrixBuilder
         Rebuild the formula's offset terms for new data.
+    gram : hierlm.design.gram.Gram or None
+        For a design whose rows are not here (a ``dask.dataframe`` on a
+        cluster, :mod:`hierlm.design.distributed`): the Gram blocks summed
+        over its rows; then ``y`` and ``X`` are None and the ReMats hold no
+        rows.  None for a design with its rows (the engines make the blocks).
     """
 
     formula: ParsedFormula
@@ -60,14 +66,20 @@ class Design:
     weights: np.ndarray | None = None
     offset: np.ndarray | None = None
     offset_builders: list = field(default_factory=list)
+    gram: Gram | None = None
 
     @property
     def n(self) -> int:
-        return self.y.shape[0]
+        return self.gram.n if self.y is None else self.y.shape[0]
 
     @property
     def p(self) -> int:
-        return self.X.shape[1]
+        return self.gram.p if self.X is None else self.X.shape[1]
+
+    @property
+    def rows_free(self) -> bool:
+        """True when the rows are not in this process (only their Gram blocks)."""
+        return self.y is None
 
     @property
     def ntheta(self) -> int:

@@ -38,6 +38,7 @@ import scipy.sparse as sp
 from scipy.linalg import lapack, solve_triangular
 
 from ..design.build import Design
+from ..design.gram import Gram, design_gram
 from ..errors import TooLargeError
 
 _LOG2PI = np.log(2.0 * np.pi)
@@ -85,54 +86,37 @@ class ProfiledDeviance:
     #: for an engine built directly)
     cost: Cost | None = None
 
-    def __init__(self, design: Design):
-        XY, Zr = self._blocks(design)
-        m = self.m
+    def __init__(self, design: Design, gram: Gram | None = None):
+        g = self._blocks(design, gram)
+        m, qr = self.m, self.qr
         Arr = np.empty((m, m))
-        Arr[self.qr:, self.qr:] = XY.T @ XY
-        if Zr is not None:
-            Arr[: self.qr, : self.qr] = (Zr.T @ Zr).toarray()
-            Arr[self.qr:, : self.qr] = (Zr.T @ XY).T
+        Arr[qr:, qr:] = g.XY
+        Arr[:qr, :qr] = g.ZrZr.toarray()
+        Arr[qr:, :qr] = g.ZrXY.T
         self.Arr = np.tril(Arr)
         self._precompute_pairs()
 
-    def _blocks(self, design: Design) -> tuple[np.ndarray, sp.csr_matrix | None]:
-        """The blocks both blocked engines share: the first term's per-level
-        ``A11``, ``A1r = Z1' [Z_rest, X, y]`` (sparse), the sizes; returns
-        ``[X, y]`` and ``Z_rest`` for the rest's block, which each engine
-        stores its own way."""
+    def _blocks(self, design: Design, gram: Gram | None) -> Gram:
+        """What both blocked engines share: the sizes, the first term's
+        per-level ``A11`` and ``A1r = Z1' [Z_rest, X, y]`` (sparse), from the
+        design's Gram blocks (returned, for the rest's block, which each
+        engine stores its own way)."""
         self.design = design
+        g = gram_of(design, dense=False) if gram is None else gram.as_blocked()
         remats = design.remats
         self.re1, self.rest = remats[0], remats[1:]
-        X, y = design.X, design.y
-        self.n, self.p = X.shape
-        re1 = self.re1
-        p1, l1 = re1.p, re1.nlevels
+        self.n, self.p = g.n, g.p
+        self.ymax = g.ymax
         self.slices = design.theta_slices()
-        # first term: per-level p1 x p1 blocks of Z1'Z1
-        A11 = np.empty((l1, p1, p1))
-        for a in range(p1):
-            for b in range(a + 1):
-                v = np.bincount(re1.codes, weights=re1.Xt[:, a] * re1.Xt[:, b], minlength=l1)
-                A11[:, a, b] = v
-                A11[:, b, a] = v
-        self.A11 = A11
-        # the rest: other terms, X, y
-        self.qr = sum(r.q for r in self.rest)
+        self.A11 = g.A11
+        self.qr = g.qr
         self.offsets = np.cumsum([0] + [r.q for r in self.rest])
         self.m = self.qr + self.p + 1
-        XY = np.column_stack([X, y])
-        Zr = sp.hstack([r.sparse() for r in self.rest], format="csr") if self.rest else None
-        Z1 = re1.sparse()
-        A1r = sp.hstack([Z1.T @ Zr, sp.csr_matrix(Z1.T @ XY)], format="csr") if Zr is not None \
-            else sp.csr_matrix(Z1.T @ XY)
-        A1r.eliminate_zeros()
-        A1r.sort_indices()
-        self.A1r = A1r
+        self.A1r = g.A1r
         # scaling of the rest by Lambda_r: scalar terms scale rows and columns
         self.rest_scalar = all(r.p == 1 for r in self.rest)
         self.diag_Z = np.arange(self.qr) * (self.m + 1)
-        return XY, Zr
+        return g
 
     def _precompute_pairs(self) -> None:
         """Index every product A[(i,a),j] A[(i,b),k] with j >= k (see module doc)."""
@@ -283,15 +267,18 @@ class ProfiledDeviance:
         x = solve_triangular(L[: m - 1, : m - 1], c, lower=True, trans="T", check_finite=False)
         beta = x[qr:]
         bs: list[np.ndarray] = []
-        resid = self.design.y - self.design.X @ beta
         for k, r in enumerate(self.rest):
             u = x[self.offsets[k]: self.offsets[k + 1]].reshape(r.nlevels, r.p)
-            b = u @ r.T(f.theta[self.slices[k + 1]]).T
-            bs.append(b)
-            resid = resid - r.Zb(b)
-        w = self.re1.Zt_vec(resid) @ f.T1  # rows: T1' w_i
+            bs.append(u @ r.T(f.theta[self.slices[k + 1]]).T)
+        # Z1'(y - X beta - Zr br) from the Gram blocks: A1r [-br, -beta, 1]
+        v = np.concatenate([b.ravel() for b in bs] + [beta, [-1.0]])
+        w = -self._z1t(v).reshape(self.re1.nlevels, self.re1.p) @ f.T1  # rows: T1' w_i
         u1 = np.einsum("lab,lb->la", f.Minv, w)
         return beta, [u1 @ f.T1.T] + bs
+
+    def _z1t(self, v: np.ndarray) -> np.ndarray:
+        """``A1r @ v``: Z1' times the combination v of the rest's columns."""
+        return self.A1r @ v
 
     def vcov_unscaled(self, f: Factorization) -> np.ndarray:
         """(R_X' R_X)^{-1}: vcov(beta) / sigma^2."""
@@ -338,12 +325,12 @@ class DenseProfiledDeviance(ProfiledDeviance):
     optimizer pays for.  The numbers are the same (tests run both).
     """
 
-    def __init__(self, design: Design):  # noqa: D107  (no call to super: nothing blocked)
+    def __init__(self, design: Design, gram: Gram | None = None):  # no call to super: nothing blocked
         self.design = design
-        X, y = design.X, design.y
-        self.n, self.p = X.shape
+        g = gram_of(design, dense=True) if gram is None else gram.as_dense()
+        self.n, self.p, self.ymax = g.n, g.p, g.ymax
         self.slices = design.theta_slices()
-        q = self.qr = sum(r.q for r in design.remats)
+        q = self.qr = g.q
         self.m = q + self.p + 1
         self.offsets = np.cumsum([0] + [r.q for r in design.remats])
         pos, tidx = [], []
@@ -353,24 +340,7 @@ class DenseProfiledDeviance(ProfiledDeviance):
             for t, (i, j) in enumerate(zip(r.tril_rows, r.tril_cols)):
                 pos.append(((base + i) * self.m + base + j).ravel())
                 tidx.append(np.full(r.nlevels, self.slices[k].start + t))
-        # A = [Z X y]'[Z X y] accumulated from level codes (never an n x q Z)
-        XY = np.column_stack([X, y])
-        A = np.zeros((self.m, self.m))
-        A[q:, q:] = XY.T @ XY
-        remats, off = design.remats, self.offsets
-        for k, rk in enumerate(remats):
-            for a in range(rk.p):
-                ia, wa = rk.codes * rk.p + a, rk.Xt[:, a]
-                for j in range(XY.shape[1]):
-                    A[q + j, off[k]: off[k + 1]] += np.bincount(ia, weights=wa * XY[:, j], minlength=rk.q)
-                for l_ in range(k + 1):
-                    rl = remats[l_]
-                    for b in range(rl.p):
-                        flat = ia * rl.q + rl.codes * rl.p + b
-                        A[off[k]: off[k + 1], off[l_]: off[l_ + 1]] += np.bincount(
-                            flat, weights=wa * rl.Xt[:, b], minlength=rk.q * rl.q).reshape(rk.q, rl.q)
-        A = np.tril(A) + np.tril(A, -1).T
-        self.A = A
+        self.A = g.dense
         self.lam_pos = np.concatenate(pos)
         self.lam_theta = np.concatenate(tidx)
         self._eye = np.eye(self.m)
@@ -464,45 +434,26 @@ class LargeProfiledDeviance(ProfiledDeviance):
     random effects + p + 1), reused from one evaluation to the next.
     """
 
-    def __init__(self, design: Design):  # the shared blocks, the rest's block sparse, no stored products
-        XY, Zr = self._blocks(design)
-        m, p1, l1 = self.m, self.re1.p, self.re1.nlevels
+    def __init__(self, design: Design, gram: Gram | None = None):  # the rest's block sparse, no stored products
+        g = self._blocks(design, gram)
+        m, p1 = self.m, self.re1.p
         # the lower triangle of A_rr as flat positions in S and values
         qr = self.qr
-        flat, vals = [], []
-        XtX = XY.T @ XY
-        ii, jj = np.tril_indices(XY.shape[1])
-        flat.append((qr + ii) * m + qr + jj)
-        vals.append(XtX[ii, jj])
-        if Zr is not None:
-            ZtZ = sp.tril(Zr.T @ Zr).tocoo()
+        ii, jj = np.tril_indices(self.p + 1)
+        flat = [(qr + ii) * m + qr + jj]
+        vals = [g.XY[ii, jj]]
+        if qr:
+            ZtZ = sp.tril(g.ZrZr).tocoo()
             flat.append(ZtZ.row.astype(np.int64) * m + ZtZ.col)
             vals.append(ZtZ.data)
-            ZtXY = np.asarray(Zr.T @ XY)  # qr x (p + 1)
-            rows = qr + np.repeat(np.arange(XY.shape[1]), qr)
-            cols = np.tile(np.arange(qr), XY.shape[1])
+            rows = qr + np.repeat(np.arange(self.p + 1), qr)
+            cols = np.tile(np.arange(qr), self.p + 1)
             flat.append(rows.astype(np.int64) * m + cols)
-            vals.append(ZtXY.T.ravel())
+            vals.append(g.ZrXY.T.ravel())
         self.arr_flat = np.concatenate(flat)
         self.arr_vals = np.concatenate(vals)
-        A1r = self.A1r
         # level-wise union of the first term's p1 rows: columns and a value per row
-        if p1 == 1:  # the CSR rows are the levels already (sorted, no duplicates)
-            self.lcols = A1r.indices.astype(np.int64)
-            self.lptr = A1r.indptr.astype(np.int64)
-            self.lvals = A1r.data[:, None].copy()
-        else:
-            coo = A1r.tocoo()
-            key = (coo.row // p1).astype(np.int64) * m + coo.col
-            order = np.argsort(key, kind="stable")
-            first = np.r_[True, key[order][1:] != key[order][:-1]]
-            ukey = key[order][first]
-            inv = np.empty_like(order)
-            inv[order] = np.cumsum(first) - 1
-            self.lcols = (ukey % m).astype(np.int64)
-            self.lptr = np.concatenate([[0], np.cumsum(np.bincount(ukey // m, minlength=l1))]).astype(np.int64)
-            self.lvals = np.zeros((ukey.size, p1))
-            self.lvals[inv, coo.row % p1] = coo.data
+        self.lptr, self.lcols, self.lvals = level_columns(self.A1r, p1)
         self.A1r = None  # held as lptr/lcols/lvals: not twice (0.4 GB at 32 million rows)
         from . import kernels
 
@@ -528,6 +479,14 @@ class LargeProfiledDeviance(ProfiledDeviance):
             self._lambda_rest(S, theta)
         S.ravel()[self.diag_Z] += 1.0
         return S
+
+    def _z1t(self, v: np.ndarray) -> np.ndarray:
+        # A1r @ v, from the level-wise columns: w_i = sum_e lvals[e] v[lcols[e]]
+        prod = self.lvals * v[self.lcols, None]
+        w = np.add.reduceat(prod, np.minimum(self.lptr[:-1], max(prod.shape[0] - 1, 0)), axis=0) \
+            if prod.shape[0] else np.zeros((self.lptr.size - 1, self.re1.p))
+        w[self.lptr[:-1] == self.lptr[1:]] = 0.0  # reduceat's empty segments
+        return w.ravel()
 
     def factor(self, theta: np.ndarray, keep: bool = True) -> Factorization | None:
         """As :meth:`ProfiledDeviance.factor`; with ``keep`` the factor owns
@@ -599,6 +558,35 @@ def _level_ptr(lptr: np.ndarray, keep: np.ndarray) -> np.ndarray:
     return np.concatenate([[0], np.cumsum(keep, dtype=np.int64)])[lptr]
 
 
+def level_columns(A1r: sp.csr_matrix, p1: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The columns each level of the first term touches: ``(lptr, lcols,
+    lvals)``, level i's entries ``lptr[i]:lptr[i + 1]``, their columns and
+    the ``(entries, p1)`` values of its p1 rows of ``A1r``."""
+    m = A1r.shape[1]
+    if p1 == 1:  # the CSR rows are the levels already (sorted, no duplicates)
+        return A1r.indptr.astype(np.int64), A1r.indices.astype(np.int64), A1r.data[:, None].copy()
+    l1 = A1r.shape[0] // p1
+    coo = A1r.tocoo()
+    key = (coo.row // p1).astype(np.int64) * m + coo.col
+    order = np.argsort(key, kind="stable")
+    first = np.r_[True, key[order][1:] != key[order][:-1]]
+    ukey = key[order][first]
+    inv = np.empty_like(order)
+    inv[order] = np.cumsum(first) - 1
+    lptr = np.concatenate([[0], np.cumsum(np.bincount(ukey // m, minlength=l1))]).astype(np.int64)
+    lvals = np.zeros((ukey.size, p1))
+    lvals[inv, coo.row % p1] = coo.data
+    return lptr, (ukey % m).astype(np.int64), lvals
+
+
+def gram_of(design: Design, dense: bool) -> Gram:
+    """The design's Gram blocks in the form an engine needs: those it
+    carries (a design whose rows are elsewhere) or made from its rows."""
+    if design.gram is not None:
+        return design.gram.as_dense() if dense else design.gram.as_blocked()
+    return design_gram(design, dense)
+
+
 def _threads() -> int:
     import numba
 
@@ -657,15 +645,18 @@ _FLOP_RATE = 4e10
 _PRODUCT_RATE = 2.5e8
 
 
-def estimate_cost(design: Design, products: bool = True) -> Cost:
+def estimate_cost(design: Design, products: bool = True, gram: Gram | None = None) -> Cost:
     """The engine :func:`make_deviance` picks for ``design`` and its cost.
 
     Parameters
     ----------
     design : Design
     products : bool
-        Count the first term's products (a pass over the rows: about a second
-        at ten million rows); without, the estimate is the dense block's.
+        Count the first term's products, from the design's Gram blocks
+        (made from its rows unless given: about a second at ten million
+        rows); without, the estimate is the dense block's.
+    gram : Gram, optional
+        The design's blocked Gram blocks, when already made.
     """
     remats = design.remats
     m = sum(r.q for r in remats[1:]) + design.p + 1
@@ -676,24 +667,22 @@ def estimate_cost(design: Design, products: bool = True) -> Cost:
     chol = m**3 / 3.0 / _FLOP_RATE
     if not products:
         return Cost("large", m, -1, 2.0 * dense, chol)
-    n_prod = stored_products(design)
+    g = gram_of(design, dense=False) if gram is None else gram
+    n_prod = stored_products(g)
     if n_prod > STORED_PRODUCTS_MAX:
-        nnz = design.n * (sum(r.p for r in remats[1:]) + design.p + 1) * remats[0].p
-        return Cost("large", m, n_prod, 2.0 * dense + 40.0 * nnz, chol + n_prod / _PRODUCT_RATE)
+        nnz = g.A1r.nnz
+        return Cost("large", m, n_prod, 2.0 * dense + 24.0 * nnz, chol + n_prod / _PRODUCT_RATE)
     return Cost("blocked", m, n_prod, 3.0 * dense + 16.0 * n_prod, chol + n_prod / (10 * _PRODUCT_RATE))
 
 
-def stored_products(design: Design) -> int:
+def stored_products(gram: Gram) -> int:
     """How many products :class:`ProfiledDeviance` would store: for each level
-    of the first term, (p1 x the columns of the rest it touches)^2 / 2, the
-    columns counted as the distinct levels of the other terms plus p + 1."""
-    re1 = design.remats[0]
-    touched = np.zeros(re1.nlevels, dtype=np.int64)
-    for r in design.remats[1:]:
-        pairs = np.sort(re1.codes.astype(np.int64) * r.nlevels + r.codes)
-        pairs = pairs[np.r_[True, pairs[1:] != pairs[:-1]]]  # distinct: a sort is ~40x np.unique here
-        touched += np.bincount(pairs // r.nlevels, minlength=re1.nlevels) * r.p
-    touched = (touched + design.p + 1) * re1.p
+    of the first term, (p1 x the columns of the rest it touches)^2 / 2."""
+    A1r, p1 = gram.A1r, gram.dims[0][1]
+    if p1 == 1:
+        touched = np.diff(A1r.indptr).astype(np.int64)
+    else:
+        touched = np.diff(level_columns(A1r, p1)[0]) * p1
     return int((touched * (touched + 1) // 2).sum())
 
 
@@ -750,9 +739,10 @@ def make_deviance(design: Design) -> ProfiledDeviance:
     if quick.engine == "dense":
         return DenseProfiledDeviance(design)
     check_memory(design, quick)
-    cost = estimate_cost(design)
+    g = gram_of(design, dense=False)
+    cost = estimate_cost(design, gram=g)
     check_memory(design, cost)
-    dev = LargeProfiledDeviance(design) if cost.engine == "large" else ProfiledDeviance(design)
+    dev = LargeProfiledDeviance(design, g) if cost.engine == "large" else ProfiledDeviance(design, g)
     dev.cost = cost
     return dev
 

@@ -58,8 +58,10 @@ def single_term_start(design, reml: bool) -> np.ndarray:
     dense part; small models start where lme4 starts.
     """
     out = []
-    for r in design.remats:
-        dev1 = make_deviance(replace(design, remats=[r]))
+    for k, r in enumerate(design.remats):
+        # the term's Gram blocks: from the rows, or from the design's blocks
+        gram = None if design.gram is None else design.gram.term_alone(k)
+        dev1 = make_deviance(replace(design, remats=[r], gram=gram))
         res = bobyqa(lambda x: dev1.objective(x, reml), r.theta_init(), r.theta_lower(), xtol_abs=1e-4,
                      ftol_abs=0.0)
         out.append(res.x if res.status != "roundoff limited" else r.theta_init())
@@ -154,7 +156,7 @@ def optimize_theta(dev: ProfiledDeviance, reml: bool, control: dict) -> tuple[np
     step = None
     cost = dev.cost
     if (start is None and cost is not None and cost.seconds_per_eval >= SUBSAMPLE_START_SECONDS
-            and len(remats) > 1 and remats[1].nlevels >= SUBSAMPLE_START_LEVELS):
+            and not dev.design.rows_free and len(remats) > 1 and remats[1].nlevels >= SUBSAMPLE_START_LEVELS):
         theta0 = subsample_start(dev.design, reml)
         step = np.maximum(0.05 * np.abs(theta0), 0.005)
     elif start is None and len(remats) > 1 and dev.m >= WARM_START_MIN_M:
@@ -178,8 +180,7 @@ def optimize_theta(dev: ProfiledDeviance, reml: bool, control: dict) -> tuple[np
                  maxeval=control["maxeval"])
     theta = res.x
     if not np.isfinite(res.fun):
-        y = dev.design.y
-        scale = float(np.max(np.abs(y))) if y.size else 0.0
+        scale = dev.ymax
         hint = (f"; the response reaches {scale:.3g}, beyond what double precision can square and sum: "
                 "rescale it (e.g. divide by a power of 10)") if scale > 1e100 else \
             "; check the data for extreme values or a degenerate design"

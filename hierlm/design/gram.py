@@ -1,0 +1,240 @@
+r"""The cross-products a linear mixed model's REML/ML fit needs: its Gram blocks.
+
+Everything the profiled deviance, the estimates and the conditional
+variances need from the data is ``A = [Z X y]' [Z X y]`` (Bates et al.
+2015, section 3): n numbers per row go in, a matrix the size of the model
+comes out.  Sums of A over chunks of rows are A of all the rows, so the
+blocks can be made in one pass over chunks, on the workers of a cluster
+(:mod:`hierlm.design.distributed`), and the engines
+(:mod:`hierlm.lmm.deviance`) never see a row.
+
+A is kept in one of two forms, by the model's size (the engine's choice):
+
+* ``dense``: the whole symmetric A, ``(q + p + 1)^2`` numbers, for small
+  models (sleepstudy: 39 x 39);
+* blocked, with the terms in lme4's order (the largest first, its
+  block-diagonal part by levels) and ``r`` the rest (other terms, X, y):
+  ``A11`` the first term's per-level ``p1 x p1`` blocks, ``A1r = Z1'[Zr X y]``
+  (sparse), ``ZrZr = Zr'Zr`` (sparse), ``ZrXY = Zr'[X y]`` and
+  ``XY = [X y]'[X y]`` (dense).
+
+Either form converts to the other (:meth:`Gram.as_dense`,
+:meth:`Gram.as_blocked`), which the engines only ask for at small sizes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+
+@dataclass
+class Gram:
+    """Gram blocks of ``[Z X y]`` (see the module docstring).
+
+    Attributes
+    ----------
+    n : int
+        Rows summed.
+    dims : list of (int, int)
+        ``(levels, columns)`` of each random-effects term, lme4's order.
+    p : int
+        Columns of X.
+    ymax : float
+        Largest absolute response (for the advice when the deviance overflows).
+    dense : numpy.ndarray or None
+        The whole A (dense form).
+    A11, A1r, ZrZr, ZrXY, XY
+        The blocks (blocked form); None in the dense form.
+    """
+
+    n: int
+    dims: list
+    p: int
+    ymax: float
+    dense: np.ndarray | None = None
+    A11: np.ndarray | None = None
+    A1r: sp.csr_matrix | None = None
+    ZrZr: sp.csr_matrix | None = None
+    ZrXY: np.ndarray | None = None
+    XY: np.ndarray | None = None
+
+    @property
+    def q(self) -> int:
+        return sum(l * p for l, p in self.dims)
+
+    @property
+    def qr(self) -> int:
+        """Random effects of every term but the first."""
+        return sum(l * p for l, p in self.dims[1:])
+
+    @property
+    def is_dense(self) -> bool:
+        return self.dense is not None
+
+    def __add__(self, other: Gram) -> Gram:
+        """The blocks of both chunks' rows together."""
+        if self.dims != other.dims or self.p != other.p or self.is_dense != other.is_dense:
+            raise ValueError("Gram blocks of different models cannot be added")
+        if self.is_dense:
+            return Gram(self.n + other.n, self.dims, self.p, max(self.ymax, other.ymax),
+                        dense=self.dense + other.dense)
+        return Gram(self.n + other.n, self.dims, self.p, max(self.ymax, other.ymax), A11=self.A11 + other.A11,
+                    A1r=(self.A1r + other.A1r).tocsr(), ZrZr=(self.ZrZr + other.ZrZr).tocsr(),
+                    ZrXY=self.ZrXY + other.ZrXY, XY=self.XY + other.XY)
+
+    # ---- conversions ---------------------------------------------------------
+    def as_dense(self) -> Gram:
+        """The dense form (for small models only: ``(q + p + 1)^2`` numbers)."""
+        if self.is_dense:
+            return self
+        l1, p1 = self.dims[0]
+        q1 = l1 * p1
+        m = q1 + self.qr + self.p + 1
+        A = np.zeros((m, m))
+        idx = np.arange(l1)[:, None] * p1 + np.arange(p1)
+        A[idx[:, :, None], idx[:, None, :]] = self.A11
+        A[:q1, q1:] = self.A1r.toarray()
+        A[q1: q1 + self.qr, q1: q1 + self.qr] = self.ZrZr.toarray()
+        A[q1: q1 + self.qr, q1 + self.qr:] = self.ZrXY
+        A[q1 + self.qr:, q1 + self.qr:] = self.XY
+        A = np.triu(A) + np.triu(A, 1).T
+        return Gram(self.n, self.dims, self.p, self.ymax, dense=A)
+
+    def as_blocked(self) -> Gram:
+        """The blocked form."""
+        if not self.is_dense:
+            return self
+        A = self.dense
+        l1, p1 = self.dims[0]
+        q1, qr = l1 * p1, self.qr
+        idx = np.arange(l1)[:, None] * p1 + np.arange(p1)
+        A1r = sp.csr_matrix(A[:q1, q1:])
+        A1r.eliminate_zeros()
+        A1r.sort_indices()
+        ZrZr = sp.csr_matrix(A[q1: q1 + qr, q1: q1 + qr])
+        ZrZr.eliminate_zeros()
+        return Gram(self.n, self.dims, self.p, self.ymax, A11=A[idx[:, :, None], idx[:, None, :]], A1r=A1r,
+                    ZrZr=ZrZr, ZrXY=A[q1: q1 + qr, q1 + qr:].copy(), XY=A[q1 + qr:, q1 + qr:].copy())
+
+    # ---- sub-models -----------------------------------------------------------
+    def keep_x(self, keep) -> Gram:
+        """The blocks with only the columns ``keep`` of X (aliased ones dropped)."""
+        keep = np.asarray(keep, dtype=np.int64)
+        xy = np.r_[keep, self.p]  # the response stays last
+        p = keep.size
+        if self.is_dense:
+            q = self.q
+            cols = np.r_[np.arange(q), q + xy]
+            return Gram(self.n, self.dims, p, self.ymax, dense=self.dense[np.ix_(cols, cols)])
+        qr = self.qr
+        A1r = self.A1r[:, np.r_[np.arange(qr), qr + xy]].tocsr()
+        A1r.sort_indices()
+        return Gram(self.n, self.dims, p, self.ymax, A11=self.A11, A1r=A1r, ZrZr=self.ZrZr,
+                    ZrXY=self.ZrXY[:, xy], XY=self.XY[np.ix_(xy, xy)])
+
+    def term_alone(self, k: int) -> Gram:
+        """The blocks of the model with random-effects term ``k`` only."""
+        offs = np.cumsum([0] + [l * p for l, p in self.dims])
+        if self.is_dense:
+            cols = np.r_[np.arange(offs[k], offs[k + 1]), np.arange(offs[-1], offs[-1] + self.p + 1)]
+            return Gram(self.n, [self.dims[k]], self.p, self.ymax, dense=self.dense[np.ix_(cols, cols)])
+        if k == 0:
+            A1r = self.A1r[:, self.qr:].tocsr()
+            return Gram(self.n, [self.dims[0]], self.p, self.ymax, A11=self.A11, A1r=A1r,
+                        ZrZr=sp.csr_matrix((0, 0)), ZrXY=np.zeros((0, self.p + 1)), XY=self.XY)
+        l, p = self.dims[k]
+        s, e = offs[k] - offs[1], offs[k + 1] - offs[1]
+        blk = self.ZrZr[s:e, s:e].toarray() if l * p <= 4096 else None
+        if blk is not None:
+            idx = np.arange(l)[:, None] * p + np.arange(p)
+            A11 = blk[idx[:, :, None], idx[:, None, :]]
+        else:  # block diagonal: its p x p blocks from the sparse entries
+            coo = self.ZrZr[s:e, s:e].tocoo()
+            same = coo.row // p == coo.col // p
+            A11 = np.zeros((l, p, p))
+            np.add.at(A11, (coo.row[same] // p, coo.row[same] % p, coo.col[same] % p), coo.data[same])
+        A1r = sp.csr_matrix(self.ZrXY[s:e])
+        A1r.eliminate_zeros()
+        return Gram(self.n, [(l, p)], self.p, self.ymax, A11=A11, A1r=A1r, ZrZr=sp.csr_matrix((0, 0)),
+                    ZrXY=np.zeros((0, self.p + 1)), XY=self.XY)
+
+    def rank_keep_x(self, tol: float = 1e-7) -> np.ndarray:
+        """Columns of X to keep, as :func:`hierlm.design.fixed.rank_keep`
+        (R's ``qr`` left to right) but from ``X'X``: a column is dropped when
+        its norm after projecting out the kept ones (the pivot of a Cholesky
+        factor taken in order) is below ``tol`` times its own norm."""
+        XX = self.dense[self.q:-1, self.q:-1] if self.is_dense else self.XY[:-1, :-1]
+        keep: list[int] = []
+        L = np.zeros((0, 0))
+        for j in range(self.p):
+            norm2 = XX[j, j]
+            if norm2 <= 0:
+                continue
+            c = XX[keep, j]
+            w = np.linalg.solve(L, c) if keep else c
+            r2 = norm2 - w @ w
+            if r2 > (tol * tol) * norm2:
+                keep.append(j)
+                k = len(keep)
+                L2 = np.zeros((k, k))
+                L2[:-1, :-1] = L
+                L2[-1, :-1] = w
+                L2[-1, -1] = np.sqrt(r2)
+                L = L2
+        return np.asarray(keep, dtype=int)
+
+
+def design_gram(design, dense: bool) -> Gram:
+    """The Gram blocks of a design's rows (``design.X``, ``design.y`` and
+    the ReMats' codes and values), in the dense or the blocked form.
+
+    Only sums over rows: ``np.bincount`` for blocks of indicator columns
+    and sparse products otherwise; nothing the size of n x q is formed.
+    """
+    remats = design.remats
+    X, y = design.X, design.y
+    n, p = X.shape
+    XY = np.column_stack([X, y])
+    dims = [(r.nlevels, r.p) for r in remats]
+    ymax = float(np.max(np.abs(y))) if y.size else 0.0
+    if dense:
+        q = sum(r.q for r in remats)
+        m = q + p + 1
+        offs = np.cumsum([0] + [r.q for r in remats])
+        A = np.zeros((m, m))
+        A[q:, q:] = XY.T @ XY
+        for k, rk in enumerate(remats):
+            for a in range(rk.p):
+                ia, wa = rk.codes * rk.p + a, rk.Xt[:, a]
+                for j in range(XY.shape[1]):
+                    A[q + j, offs[k]: offs[k + 1]] += np.bincount(ia, weights=wa * XY[:, j], minlength=rk.q)
+                for l_ in range(k + 1):
+                    rl = remats[l_]
+                    for b in range(rl.p):
+                        flat = ia * rl.q + rl.codes * rl.p + b
+                        A[offs[k]: offs[k + 1], offs[l_]: offs[l_ + 1]] += np.bincount(
+                            flat, weights=wa * rl.Xt[:, b], minlength=rk.q * rl.q).reshape(rk.q, rl.q)
+        return Gram(n, dims, p, ymax, dense=np.tril(A) + np.tril(A, -1).T)
+    re1, rest = remats[0], remats[1:]
+    p1, l1 = re1.p, re1.nlevels
+    A11 = np.empty((l1, p1, p1))
+    for a in range(p1):
+        for b in range(a + 1):
+            v = np.bincount(re1.codes, weights=re1.Xt[:, a] * re1.Xt[:, b], minlength=l1)
+            A11[:, a, b] = v
+            A11[:, b, a] = v
+    Z1 = re1.sparse()
+    if rest:
+        Zr = sp.hstack([r.sparse() for r in rest], format="csr")
+        A1r = sp.hstack([Z1.T @ Zr, sp.csr_matrix(Z1.T @ XY)], format="csr")
+        ZrZr = (Zr.T @ Zr).tocsr()
+        ZrXY = np.asarray(Zr.T @ XY)
+    else:
+        A1r = sp.csr_matrix(Z1.T @ XY)
+        ZrZr, ZrXY = sp.csr_matrix((0, 0)), np.zeros((0, p + 1))
+    A1r.eliminate_zeros()
+    A1r.sort_indices()
+    return Gram(n, dims, p, ymax, A11=A11, A1r=A1r, ZrZr=ZrZr, ZrXY=ZrXY, XY=XY.T @ XY)
