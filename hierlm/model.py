@@ -22,6 +22,7 @@ from .bayes import fit_map, fit_nuts
 from .bayes.backend import MarginalPlan, build_pymc_model
 from .bayes.sample import check_counts
 from .design.build import build_design
+from .design.distributed import dask_design, is_dask_frame
 from .errors import HierlmError
 from .family import FamilyError, make_family
 from .glmm import fit_glmm
@@ -40,7 +41,12 @@ class Model:
     ----------
     formula : str
         lme4 formula, e.g. ``"Reaction ~ Days + (Days | Subject)"``.
-    data : pandas.DataFrame
+    data : pandas.DataFrame or dask.dataframe.DataFrame
+        A dask DataFrame stays on its cluster: the model's Gram blocks are
+        made there by map-reduce (:mod:`hierlm.design.distributed`) and
+        the REML/ML fit runs on them; the fit then has no rows here
+        (``fitted()``, ``residuals()`` are refused; ``predict(newdata)``
+        works, e.g. on each partition with ``ddf.map_partitions``).
     family : str
         ``"gaussian"`` (the linear mixed model), ``"binomial"`` or
         ``"poisson"`` (generalized linear mixed models, fit as lme4's
@@ -74,11 +80,18 @@ class Model:
         self.formula = formula
         #: the family and link (a :class:`hierlm.family.Family`)
         self.family = make_family(family, link)
-        self.design = build_design(formula, data, na_action=na_action, family=family, weights=weights,
-                                   offset=offset)
-        # a shallow copy: the caller sorting or editing their frame in place
-        # afterwards must not change this model's rows (pandas copies on write)
-        self.data = data.copy(deep=False) if isinstance(data, pd.DataFrame) else pd.DataFrame(data)
+        if is_dask_frame(data):
+            if weights is not None or offset is not None:
+                raise HierlmError("weights and offsets are not taken with a dask DataFrame")
+            # the rows stay on the cluster: the design holds their Gram blocks
+            self.design = dask_design(formula, data, na_action=na_action, family=family)
+            self.data = data
+        else:
+            self.design = build_design(formula, data, na_action=na_action, family=family, weights=weights,
+                                       offset=offset)
+            # a shallow copy: the caller sorting or editing their frame in place
+            # afterwards must not change this model's rows (pandas copies on write)
+            self.data = data.copy(deep=False) if isinstance(data, pd.DataFrame) else pd.DataFrame(data)
         self.data_name: str | None = None
         self._priors = None
 
@@ -175,6 +188,10 @@ class Model:
         if key not in METHODS:
             raise HierlmError(f"method must be one of {METHODS}, not {method!r}")
         where = dict(model=self, data_name=self.data_name)
+        if self.design.rows_free and key not in ("reml", "ml"):
+            raise HierlmError(f"a model on a dask DataFrame is fit by 'reml' or 'ml' (from its Gram blocks, the "
+                              f"rows staying on the cluster), not {method!r}; for {method!r} fit a pandas "
+                              "DataFrame (ddf.compute(), or a sample of it)")
         if key == "nuts":
             return fit_nuts(self.design, self.family, self.priors, control, **where)
         if key == "map":
@@ -212,7 +229,9 @@ def lmer(formula: str, data: pd.DataFrame, reml: bool = True, na_action: str = "
     ----------
     formula : str
         lme4 formula.
-    data : pandas.DataFrame
+    data : pandas.DataFrame or dask.dataframe.DataFrame
+        A dask DataFrame is fit from Gram blocks made on its cluster (see
+        :class:`Model`): the same numbers as the pandas DataFrame.
     reml : bool
         REML (True) or maximum likelihood (False).
     na_action : {"omit", "raise"}

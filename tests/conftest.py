@@ -27,3 +27,15 @@ def sleep_fit():
 @pytest.fixture(scope="session")
 def sleepstudy():
     return hierlm.datasets.load("sleepstudy")
+
+
+@pytest.fixture(scope="session")
+def dask_client():
+    """A LocalCluster of 2 worker processes, shared by the tests that need one."""
+    distributed = pytest.importorskip("dask.distributed")  # in the test extra: hierlm[dask]
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                       dashboard_address=None)
+    client = distributed.Client(cluster)
+    yield client
+    client.close()
+    cluster.close()

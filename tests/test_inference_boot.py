@@ -257,17 +257,6 @@ def test_replicate_i_is_its_own_stream(m1):
     pd.testing.assert_frame_equal(res2.t, res3.t)
 
 
-@pytest.fixture(scope="module")
-def dask_client():
-    distributed = pytest.importorskip("dask.distributed")  # in the test extra: hierlm[dask]
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                       dashboard_address=None)
-    client = distributed.Client(cluster)
-    yield client
-    client.close()
-    cluster.close()
-
-
 def test_identical_across_workers_and_dask(m1, m2, dask_client):
     kw = {"nsim": 24, "seed": 99}
     with warnings.catch_warnings():

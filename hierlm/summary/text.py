@@ -57,8 +57,11 @@ def lmm_lines(fit, ddf: str = "none") -> list[str]:
         lines.extend(named_vector(["AIC", "BIC", "logLik", "deviance", "df.resid"],
                                   [f"{v:.1f}" for v in vals] + [str(fit.nobs - fit.df)]))
     lines.append("")
-    lines.append("Scaled residuals: ")
-    lines.extend(quantile_line(fit.residuals(scaled=True).to_numpy()))
+    if fit.design.rows_free:
+        lines.append("Scaled residuals: not computed (the rows are on the dask cluster)")
+    else:
+        lines.append("Scaled residuals: ")
+        lines.extend(quantile_line(fit.residuals(scaled=True).to_numpy()))
     lines.append("")
     lines.append("Random effects:")
     lines.extend(random_effects_table(fit))

@@ -1,0 +1,270 @@
+"""A model on data that lives on a Dask cluster: its Gram blocks by map-reduce.
+
+``hierlm.lmer(formula, ddf)`` with a ``dask.dataframe.DataFrame`` never
+brings the rows into one process.  Two passes over the partitions, both on
+the cluster:
+
+1. **Levels.**  Each partition drops its incomplete rows (lme4's
+   ``na.omit``) and reports the values of its factor columns, the level
+   combinations of each grouping factor and a few of its rows; the union
+   gives every factor the levels R would give it on the whole data (sorted
+   as :func:`hierlm.design.data.as_factor` sorts them; a categorical keeps
+   its category order), so that codes agree across partitions.
+2. **Gram blocks.**  Each partition is coded with those levels (as
+   ``predict(newdata)`` codes new rows), its model matrices built by the
+   same builders, and its blocks of ``[Z X y]'[Z X y]``
+   (:mod:`hierlm.design.gram`) summed up a tree of partial sums.
+
+The fit then runs on the summed blocks, exactly as on data in memory (the
+engines only read Gram blocks): the same numbers to rounding.  Aliased
+fixed-effect columns are found from ``X'X`` (R's left-to-right rule).
+
+What a model frame computes from a whole column, ``scale()``, ``poly()``
+and ``center()``, is refused here: compute the column first.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DataError, FormulaError, ModelError
+from ..formula.parse import parse_formula
+from ..formula.terms import CONSTANTS
+from .build import Design, _response
+from .data import _sorted_any, _suggest, prepare_data
+from .fixed import MatrixBuilder
+from .gram import Gram, design_gram
+from .remat import ReMat, group_labels, grouping_factor, lme4_order
+
+#: transforms R evaluates on the whole column (their state is a statistic of all rows)
+WHOLE_COLUMN = ("scale(", "poly(", "center(", "standardize(")
+#: rows of each partition kept for the prototype the builders are made on
+PROTOTYPE_ROWS = 20
+
+
+def is_dask_frame(data) -> bool:
+    """True for a ``dask.dataframe.DataFrame`` (not imported unless it is one)."""
+    mod = type(data).__module__
+    return mod.startswith(("dask.", "dask_expr")) and hasattr(data, "to_delayed")
+
+
+def _prepare(part: pd.DataFrame, parsed) -> pd.DataFrame | None:
+    """A partition's rows without missing values, coded as prepare_data codes
+    them (None when no row is left)."""
+    if len(part) == 0:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the dropped rows are counted and reported once
+        try:
+            return prepare_data(part.reset_index(drop=True), parsed, "omit")
+        except DataError as exc:
+            if "every row has a missing value" in str(exc):
+                return None
+            raise
+
+
+def _levels_of_partition(part: pd.DataFrame, parsed, factor_cols: list[str], groups: list[tuple]) -> dict:
+    """Pass 1 on one partition: rows, dropped rows, factor values, level
+    combinations of the grouping factors, and a few rows."""
+    prep = _prepare(part, parsed)
+    if prep is None:
+        return {"n": 0, "dropped": len(part), "values": {}, "combos": {}, "head": None}
+    frame = prep.frame
+    values = {c: pd.unique(frame[c].astype(object) if isinstance(frame[c].dtype, pd.CategoricalDtype)
+                           else frame[c]) for c in factor_cols}
+    combos = {g: frame[list(g)].drop_duplicates() for g in groups}
+    head = part.reset_index(drop=True).iloc[prep.rows[:PROTOTYPE_ROWS]]
+    return {"n": len(frame), "dropped": prep.n_dropped, "values": values, "combos": combos, "head": head}
+
+
+def _merge_levels(a: dict, b: dict) -> dict:
+    values = {c: pd.unique(np.concatenate([a["values"].get(c, []), b["values"].get(c, [])]).astype(object))
+              for c in set(a["values"]) | set(b["values"])}
+    combos = {g: pd.concat([x for x in (a["combos"].get(g), b["combos"].get(g)) if x is not None],
+                           ignore_index=True).drop_duplicates() for g in set(a["combos"]) | set(b["combos"])}
+    heads = [h for h in (a["head"], b["head"]) if h is not None]
+    return {"n": a["n"] + b["n"], "dropped": a["dropped"] + b["dropped"], "values": values, "combos": combos,
+            "head": pd.concat(heads, ignore_index=True).iloc[: 4 * PROTOTYPE_ROWS] if heads else None}
+
+
+def _tree(items: list, combine):
+    """Delayed pairwise reduction (log depth: partial sums run on the workers)."""
+    import dask
+
+    items = list(items)
+    while len(items) > 1:
+        nxt = [dask.delayed(combine)(items[i], items[i + 1]) for i in range(0, len(items) - 1, 2)]
+        if len(items) % 2:
+            nxt.append(items[-1])
+        items = nxt
+    return items[0]
+
+
+def _global_categories(values, meta: pd.Series, known: bool) -> list:
+    """A factor column's levels over all partitions, ordered as
+    :func:`hierlm.design.data.as_factor` orders them."""
+    present = set(values.tolist()) if len(values) else set()
+    if isinstance(meta.dtype, pd.CategoricalDtype) and known:
+        return [c for c in meta.cat.categories if c in present]
+    if pd.api.types.is_bool_dtype(meta.dtype):
+        return ["FALSE", "TRUE"]
+    return _sorted_any(list(present))
+
+
+def _code(prep, cats: dict[str, list]) -> pd.DataFrame:
+    """A prepared partition's factor columns with the global levels."""
+    frame = prep.frame.copy()
+    for c, levels in cats.items():
+        if c in frame.columns and isinstance(frame[c].dtype, pd.CategoricalDtype):
+            frame[c] = frame[c].cat.set_categories(levels, ordered=frame[c].cat.ordered)
+    return frame
+
+
+def _gram_of_partition(part: pd.DataFrame, parsed, cats: dict, proto: Design, family: str) -> Gram | None:
+    """Pass 2 on one partition: its rows coded with the global levels, its
+    model matrices and their Gram blocks (with every column of X)."""
+    prep = _prepare(part, parsed)
+    if prep is None:
+        return None
+    frame = _code(prep, cats)
+    prep = replace(prep, frame=frame, full=None)
+    X = proto.x_builder.rebuild(frame)
+    y = _response(parsed, prep, family)
+    remats = []
+    for r in proto.remats:
+        sub = _rows_remat(r)
+        sub.codes = pd.Index(r.levels).get_indexer(group_labels(frame, r.term.factors)).astype(np.intp)
+        sub.Xt = np.ones((len(frame), 1)) if r.builder is None else r.builder.rebuild(frame)
+        remats.append(sub)
+    for what, M in [("fixed-effects", X)] + [(f"random-effects term {r.term}", r.Xt) for r in remats]:
+        bad = ~np.isfinite(M)
+        if bad.any():
+            raise DataError(f"the {what} model matrix is not finite in {int(bad.any(axis=1).sum())} row(s) of a "
+                            "partition (the log or square root of a negative number, or the log of 0?); remove "
+                            "those rows or change the transformation")
+    return design_gram(replace(proto, y=y, X=X, remats=remats, gram=None), dense=False)
+
+
+def _add(a: Gram | None, b: Gram | None) -> Gram | None:
+    return b if a is None else a if b is None else a + b
+
+
+def _rows_remat(r: ReMat) -> ReMat:
+    """A copy of a term without rows (its levels, columns and builder)."""
+    out = copy.copy(r)
+    out.codes = np.zeros(0, dtype=np.intp)
+    out.Xt = np.zeros((0, r.p))
+    return out
+
+
+def dask_design(formula: str, ddf, na_action: str = "omit", family: str = "gaussian") -> Design:
+    """The design of ``formula`` on a ``dask.dataframe.DataFrame``: the
+    levels agreed over all partitions, the Gram blocks summed on the cluster.
+
+    Parameters
+    ----------
+    formula : str
+        lme4 formula of a linear mixed model.
+    ddf : dask.dataframe.DataFrame
+    na_action : {"omit", "raise"}
+    family : str
+        ``"gaussian"`` only (REML/ML fits of linear mixed models).
+
+    Returns
+    -------
+    Design
+        Without rows (``design.rows_free``): ``y``, ``X`` are None, the
+        ReMats hold only their levels, ``design.gram`` holds the blocks.
+    """
+    import dask
+
+    if family != "gaussian":
+        raise ModelError(f"a dask DataFrame is fit as a linear mixed model (family='gaussian'), not {family!r}; "
+                         "for a GLMM, fit a pandas DataFrame (e.g. ddf.compute() or a sample of it)")
+    if na_action not in ("omit", "raise"):
+        raise DataError(f"na_action must be 'omit' or 'raise', not {na_action!r}")
+    parsed = parse_formula(formula)
+    for fn in WHOLE_COLUMN:
+        pos = parsed.text.find(fn)
+        if pos >= 0:
+            raise FormulaError(
+                f"{fn[:-1]}() is computed from the whole column, which a dask DataFrame holds across "
+                f"partitions; compute the column first (e.g. ddf['x_s'] = (ddf.x - ddf.x.mean()) / ddf.x.std()) "
+                "and use it in the formula", parsed.text, pos)
+    if not parsed.random:
+        raise FormulaError("the formula has no random-effects term such as (1 | group); a mixed model needs one")
+    meta = ddf._meta
+    for name, pos in parsed.variables():
+        if name not in meta.columns and name not in CONSTANTS:
+            raise FormulaError(f"unknown column {name!r}{_suggest(name, list(meta.columns))}", parsed.text, pos)
+    grouping = {f for t in parsed.random for f in t.factors}
+    used = [name for name, _ in parsed.variables() if name in meta.columns]
+    factor_cols = [c for c in dict.fromkeys(used)
+                   if c in grouping or isinstance(meta[c].dtype, pd.CategoricalDtype)
+                   or pd.api.types.is_bool_dtype(meta[c].dtype) or not pd.api.types.is_numeric_dtype(meta[c].dtype)]
+    groups = list(dict.fromkeys(tuple(t.factors) for t in parsed.random))
+
+    parts = ddf.to_delayed()
+    levels = dask.delayed(_levels_of_partition)
+    summary = _tree([levels(p, parsed, factor_cols, groups) for p in parts], _merge_levels).compute()
+    if summary["n"] == 0:
+        raise DataError("every row has a missing value in the formula's columns (or the data has no rows); "
+                        "nothing to fit")
+    if summary["dropped"]:
+        if na_action == "raise":
+            raise DataError(f"{summary['dropped']} row(s) have missing values in the formula's columns; remove or "
+                            "impute them, or use na_action='omit' to drop them")
+        warnings.warn(f"dropped {summary['dropped']} of {summary['n'] + summary['dropped']} rows with missing "
+                      "values", UserWarning, stacklevel=4)
+    cats = {c: _global_categories(summary["values"].get(c, np.array([])), meta[c],
+                                  isinstance(meta[c].dtype, pd.CategoricalDtype) and ddf[c].cat.known)
+            for c in factor_cols}
+
+    # the prototype: a few real rows, factor columns with every level, on
+    # which the builders (formulaic's specs, R's names) are made once
+    proto_prep = _prepare(summary["head"], parsed)
+    proto_frame = _code(proto_prep, cats)
+    proto_prep = replace(proto_prep, frame=proto_frame, full=None)
+    x_builder = MatrixBuilder(parsed.fixed_terms, proto_frame, proto_prep.coding, parsed.text)
+    remats = []
+    for t in parsed.random:
+        r = ReMat(t, proto_frame, proto_prep.coding, parsed.text)
+        combos = summary["combos"][tuple(t.factors)].reset_index(drop=True)
+        for f in t.factors:
+            if isinstance(combos[f].dtype, pd.CategoricalDtype) or f in cats:
+                combos[f] = pd.Categorical(combos[f].astype(object) if isinstance(combos[f].dtype,
+                                           pd.CategoricalDtype) else combos[f], categories=cats[f])
+        _, r.levels = grouping_factor(combos, t.factors)
+        remats.append(_rows_remat(r))
+    remats = lme4_order(remats)
+    names = x_builder.names
+    proto = Design(parsed, np.zeros(0), np.zeros((0, len(names))), names, remats, proto_prep, x_builder,
+                   list(range(len(names))))
+
+    grams = [dask.delayed(_gram_of_partition)(p, parsed, cats, proto, family) for p in parts]
+    gram = _tree(grams, _add).compute()
+    keep = gram.rank_keep_x()
+    dropped = [nm for j, nm in enumerate(names) if j not in set(keep.tolist())]
+    if dropped:
+        k = len(dropped)
+        warnings.warn(f"fixed-effect model matrix is rank deficient so dropping {k} column{'s' if k > 1 else ''} / "
+                      f"coefficient{'s' if k > 1 else ''} ({', '.join(dropped)})", UserWarning, stacklevel=4)
+    gram = gram.keep_x(keep)
+    n = gram.n
+    if gram.p >= n:
+        raise ModelError(f"the model has {gram.p} fixed effects for {n} observations: nothing is left to estimate "
+                         "the variances")
+    for r in remats:
+        if r.nlevels < 2:
+            raise ModelError(f"grouping factors must have > 1 sampled level: {r.group!r} has {r.nlevels} in the {n} "
+                             "rows used; a random effect needs several groups")
+        if r.nlevels >= n or r.q >= n:
+            raise ModelError(f"number of levels of each grouping factor must be < number of observations "
+                             f"(grouping factor {r.group!r} has {r.nlevels} levels for {n} observations)")
+    return Design(parsed, None, None, [names[j] for j in keep], remats, proto_prep, x_builder, keep.tolist(),
+                  gram=gram)

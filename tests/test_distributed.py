@@ -1,0 +1,144 @@
+"""Models on a dask DataFrame: the Gram blocks made on a LocalCluster give the
+in-memory fit's numbers.
+
+The reference is the same model fit on the same rows as a pandas DataFrame
+(itself checked against lme4 elsewhere).  At the same theta the two give
+the same deviance, beta and conditional modes to 1e-10 (only the order of
+the sums differs); the fits agree to the optimizer's tolerance (theta is
+found to xtol_abs 1e-8: 1e-6 here, and the log-likelihood to 1e-10
+relative, being flat at the optimum).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import hierlm
+from hierlm.errors import FormulaError, HierlmError, ModelError
+
+dd = pytest.importorskip("dask.dataframe")
+
+
+def _crossed(n=6000, seed=3):
+    rng = np.random.default_rng(seed)
+    u = rng.integers(0, 300, n)
+    i = rng.zipf(1.6, n) % 120
+    x = rng.normal(size=n)
+    bu = rng.normal(scale=0.8, size=300)
+    su = rng.normal(scale=0.3, size=300)
+    bi = rng.normal(scale=0.5, size=120)
+    f = rng.choice(["lo", "mid", "hi"], n)
+    y = 1.0 + 0.5 * x + (f == "hi") * 0.3 + bu[u] + su[u] * x + bi[i] + rng.normal(size=n)
+    df = pd.DataFrame({"user": [f"u{k}" for k in u], "item": i, "x": x, "f": f, "y": y,
+                       "site": rng.choice(["A", "B"], n), "flag": rng.random(n) < 0.4})
+    # a few missing values (dropped by both, as lme4's na.omit)
+    df.loc[rng.choice(n, 25, replace=False), "x"] = np.nan
+    # sorted by user: most users' rows sit in one partition only, so the
+    # partitions must agree on the levels to code them alike
+    return df.sort_values("user", kind="stable").reset_index(drop=True)
+
+
+CASES = [
+    ("sleepstudy", "Reaction ~ Days + (Days | Subject)", True),
+    ("sleepstudy", "Reaction ~ Days + (1 | Subject) + (0 + Days | Subject)", False),
+    ("crossed", "y ~ x + f + (1 | user) + (1 | item)", False),
+    ("crossed", "y ~ x + f + flag + (1 + x | user) + (1 | item)", True),
+    ("crossed", "y ~ x + (1 | user) + (1 | site:item)", False),
+]
+
+
+def _data(name):
+    return hierlm.datasets.load("sleepstudy") if name == "sleepstudy" else _crossed()
+
+
+def _close(a, b, rtol, atol=0.0):
+    np.testing.assert_allclose(np.asarray(a, dtype=float), np.asarray(b, dtype=float), rtol=rtol, atol=atol)
+
+
+@pytest.mark.parametrize("data, formula, reml", CASES)
+def test_dask_fit_equals_in_memory_fit(dask_client, data, formula, reml):
+    df = _data(data)
+    ddf = dd.from_pandas(df, npartitions=4, sort=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # the dropped rows (both say so)
+        mem = hierlm.lmer(formula, df, reml=reml)
+        dsk = hierlm.lmer(formula, ddf, reml=reml)
+    assert dsk.design.rows_free and dsk.nobs == mem.nobs
+    assert type(dsk.devfun) is type(mem.devfun)
+    assert dsk.ngroups == mem.ngroups
+    # at the same theta: the same deviance, beta and conditional modes
+    for theta in (mem.theta, 0.7 * mem.theta + 0.1):
+        _close(dsk.devfun.objective(theta, reml), mem.devfun.objective(theta, reml), rtol=1e-10)
+        fd, fm = dsk.devfun.factor(theta), mem.devfun.factor(theta)
+        bd, bm = dsk.devfun.solve(fd), mem.devfun.solve(fm)
+        _close(bd[0], bm[0], rtol=1e-10, atol=1e-10)
+        for u, v in zip(bd[1], bm[1]):
+            _close(u, v, rtol=1e-9, atol=1e-10)
+    # the fits: to the optimizer's tolerance
+    _close(dsk.loglik, mem.loglik, rtol=1e-10)
+    _close(dsk.theta, mem.theta, rtol=0, atol=1e-6)
+    _close(dsk.fixef, mem.fixef, rtol=1e-6)
+    assert list(dsk.fixef.index) == list(mem.fixef.index)
+    _close(dsk.sigma, mem.sigma, rtol=1e-7)
+    _close(dsk.vcov, mem.vcov, rtol=1e-6, atol=1e-6 * np.abs(mem.vcov.to_numpy()).max())  # entries near 0
+    for g, r in mem.ranef(condvar=True).items():
+        rd = dsk.ranef(condvar=True)[g]
+        assert list(rd.index) == list(r.index)  # the same levels, in lme4's order
+        _close(rd["condval"], r["condval"], rtol=1e-5, atol=1e-6)
+        _close(rd["condsd"], r["condsd"], rtol=1e-5)
+    # new rows are predicted as by the in-memory fit
+    new = df.dropna().iloc[::97]
+    _close(dsk.predict(new), mem.predict(new), rtol=1e-6)
+
+
+def test_rank_deficient_column_dropped_as_in_memory(dask_client):
+    df = _crossed()
+    df["x2"] = 2.0 * df["x"]
+    formula = "y ~ x + x2 + (1 | user) + (1 | item)"
+    with pytest.warns(UserWarning, match=r"rank deficient so dropping 1 column / coefficient \(x2\)"):
+        dsk = hierlm.lmer(formula, dd.from_pandas(df, npartitions=3), reml=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        mem = hierlm.lmer(formula, df, reml=False)
+    assert list(dsk.fixef.index) == list(mem.fixef.index) == ["(Intercept)", "x"]
+    _close(dsk.loglik, mem.loglik, rtol=1e-10)
+
+
+def test_partition_of_missing_rows_and_one_level_partitions(dask_client):
+    df = hierlm.datasets.load("sleepstudy").copy()
+    df.loc[:19, "Reaction"] = np.nan  # the first partition: no complete row
+    ddf = dd.from_pandas(df, npartitions=9, sort=False)  # 20 rows a partition: mostly one Subject each
+    with pytest.warns(UserWarning, match="dropped 20 of 180 rows"):
+        dsk = hierlm.lmer("Reaction ~ Days + (Days | Subject)", ddf)
+    with pytest.warns(UserWarning, match="dropped 20 of 180 rows"):
+        mem = hierlm.lmer("Reaction ~ Days + (Days | Subject)", df)
+    assert dsk.nobs == mem.nobs == 160
+    assert dsk.ngroups == mem.ngroups
+    _close(dsk.loglik, mem.loglik, rtol=1e-10)
+    with pytest.raises(hierlm.DataError, match="missing values"):
+        hierlm.lmer("Reaction ~ Days + (Days | Subject)", ddf, na_action="raise")
+
+
+def test_rows_free_fit_refuses_what_needs_rows(dask_client):
+    ddf = dd.from_pandas(hierlm.datasets.load("sleepstudy"), npartitions=2)
+    fit = hierlm.lmer("Reaction ~ Days + (Days | Subject)", ddf)
+    for call in (fit.fitted, fit.residuals, fit.simulate):
+        with pytest.raises(HierlmError, match="rows stay on the cluster"):
+            call()
+    text = str(fit.summary())
+    assert "Scaled residuals: not computed" in text and "Days" in text
+    with pytest.raises(HierlmError, match="'reml' or 'ml'"):
+        hierlm.Model("Reaction ~ Days + (Days | Subject)", ddf).fit("nuts")
+    # the model's errors name what to do
+    with pytest.raises(FormulaError, match="unknown column 'Dayz'"):
+        hierlm.lmer("Reaction ~ Dayz + (1 | Subject)", ddf)
+    with pytest.raises(FormulaError, match=r"scale\(\) is computed from the whole column"):
+        hierlm.lmer("Reaction ~ scale(Days) + (1 | Subject)", ddf)
+    with pytest.raises(ModelError, match="family='gaussian'"):
+        hierlm.glmer("Reaction ~ Days + (1 | Subject)", ddf, family="poisson")
+    with pytest.raises(ModelError, match="sampled level"):
+        hierlm.lmer("Reaction ~ Days + (1 | one)", ddf.assign(one="a"))
