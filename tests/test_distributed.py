@@ -142,3 +142,51 @@ def test_rows_free_fit_refuses_what_needs_rows(dask_client):
         hierlm.glmer("Reaction ~ Days + (1 | Subject)", ddf, family="poisson")
     with pytest.raises(ModelError, match="sampled level"):
         hierlm.lmer("Reaction ~ Days + (1 | one)", ddf.assign(one="a"))
+
+
+# ---- the parametric bootstrap of a fit on a dask DataFrame ---------------------------------
+def test_refit_from_cross_products_equals_in_memory_refit(dask_client):
+    df = hierlm.datasets.load("sleepstudy")
+    formula = "Reaction ~ Days + (Days | Subject)"
+    dsk = hierlm.lmer(formula, dd.from_pandas(df, npartitions=3))
+    mem = hierlm.lmer(formula, df)
+    y = mem.simulate(1, seed=5).to_numpy()[:, 0]
+    d = mem.design
+    Z = np.column_stack([r.sparse().toarray() for r in d.remats])
+    new = dsk.refit((Z.T @ y, d.X.T @ y, y @ y))
+    ref = mem.refit(y)
+    assert new.design.rows_free
+    _close(new.loglik, ref.loglik, rtol=1e-10)
+    _close(new.fixef, ref.fixef, rtol=1e-6)
+    _close(new.theta, ref.theta, rtol=0, atol=1e-6)
+    with pytest.raises(HierlmError, match="cross-products"):
+        dsk.refit(y)
+
+
+def test_bootstrap_of_dask_fit(dask_client):
+    df = hierlm.datasets.load("sleepstudy")
+    ddf = dd.from_pandas(df, npartitions=3)
+    fit = hierlm.lmer("Reaction ~ Days + (Days | Subject)", ddf)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", hierlm.ConvergenceWarning)
+        a = hierlm.boot_mer(fit, lambda m: m.fixef, nsim=120, seed=11)
+        b = hierlm.boot_mer(fit, lambda m: m.fixef, nsim=120, seed=11)
+    pd.testing.assert_frame_equal(a.t, b.t)  # reproducible from the seed (for a given partitioning)
+    assert not len(a.failed)
+    # the replicates' spread is the fixed effects' standard errors: the SD of
+    # 120 draws is within 30% of the Wald SE (its Monte Carlo SE is ~6.5%)
+    se = np.sqrt(np.diag(fit.vcov))
+    np.testing.assert_allclose(a.t.std(ddof=1).to_numpy(), se, rtol=0.3)
+    np.testing.assert_allclose(a.t.mean().to_numpy(), fit.fixef.to_numpy(), atol=0.4 * se.max())
+
+
+def test_pb_test_on_dask_fits(dask_client):
+    df = hierlm.datasets.load("sleepstudy")
+    ddf = dd.from_pandas(df, npartitions=3)
+    big = hierlm.lmer("Reaction ~ Days + (Days | Subject)", ddf, reml=False)
+    small = hierlm.lmer("Reaction ~ 1 + (Days | Subject)", ddf, reml=False)
+    res = hierlm.pb_test(big, small, nsim=30, seed=3)
+    # Days matters a great deal: no replicate reaches the observed statistic
+    assert res.test.loc["PBtest", "p.value"] <= 1.0 / 31 + 1e-12
+    with pytest.raises(HierlmError, match="same dask DataFrame"):
+        hierlm.pb_test(big, hierlm.lmer("Reaction ~ 1 + (Days | Subject)", df, reml=False), nsim=5)

@@ -52,6 +52,9 @@ class Design:
         cluster, :mod:`hierlm.design.distributed`): the Gram blocks summed
         over its rows; then ``y`` and ``X`` are None and the ReMats hold no
         rows.  None for a design with its rows (the engines make the blocks).
+    rows_source : object or None
+        Where a rows-free design's rows are (the dask DataFrame), for a later
+        pass over them (bootstrap responses).
     """
 
     formula: ParsedFormula
@@ -67,6 +70,7 @@ class Design:
     offset: np.ndarray | None = None
     offset_builders: list = field(default_factory=list)
     gram: Gram | None = None
+    rows_source: object = None
 
     @property
     def n(self) -> int:

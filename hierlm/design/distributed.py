@@ -125,18 +125,19 @@ def _code(prep, cats: dict[str, list]) -> pd.DataFrame:
     return frame
 
 
-def _gram_of_partition(part: pd.DataFrame, parsed, cats: dict, proto: Design, family: str) -> Gram | None:
-    """Pass 2 on one partition: its rows coded with the global levels, its
-    model matrices and their Gram blocks (with every column of X)."""
+def _partition_rows(part: pd.DataFrame, design: Design, cats: dict, family: str):
+    """A partition's rows coded with the global levels: ``(X, y, remats)``
+    with every column of the design's X builder (None: no complete row)."""
+    parsed = design.formula
     prep = _prepare(part, parsed)
     if prep is None:
         return None
     frame = _code(prep, cats)
     prep = replace(prep, frame=frame, full=None)
-    X = proto.x_builder.rebuild(frame)
+    X = design.x_builder.rebuild(frame)
     y = _response(parsed, prep, family)
     remats = []
-    for r in proto.remats:
+    for r in design.remats:
         sub = _rows_remat(r)
         sub.codes = pd.Index(r.levels).get_indexer(group_labels(frame, r.term.factors)).astype(np.intp)
         sub.Xt = np.ones((len(frame), 1)) if r.builder is None else r.builder.rebuild(frame)
@@ -147,7 +148,92 @@ def _gram_of_partition(part: pd.DataFrame, parsed, cats: dict, proto: Design, fa
             raise DataError(f"the {what} model matrix is not finite in {int(bad.any(axis=1).sum())} row(s) of a "
                             "partition (the log or square root of a negative number, or the log of 0?); remove "
                             "those rows or change the transformation")
+    return X, y, remats
+
+
+def _gram_of_partition(part: pd.DataFrame, cats: dict, proto: Design, family: str) -> Gram | None:
+    """Pass 2 on one partition: its Gram blocks (with every column of X)."""
+    rows = _partition_rows(part, proto, cats, family)
+    if rows is None:
+        return None
+    X, y, remats = rows
     return design_gram(replace(proto, y=y, X=X, remats=remats, gram=None), dense=False)
+
+
+def _categories(design: Design) -> dict[str, list]:
+    """The global levels of a rows-free design's factor columns (kept on
+    its prototype frame)."""
+    frame = design.prepared.frame
+    return {c: list(frame[c].cat.categories) for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)}
+
+
+def _responses_of_partition(j: int, part: pd.DataFrame, sim: Design, params: tuple, seeds: list,
+                            targets: list[Design]) -> list | None:
+    """Bootstrap responses on one partition, reduced to each target's
+    ``(Z'Y, X'Y, diag(Y'Y))`` (one column per replicate)."""
+    beta, Ts, sigma = params
+    rows = _partition_rows(part, sim, _categories(sim), "gaussian")
+    if rows is None:
+        return None
+    X, _, remats = rows
+    base = X[:, sim.x_keep] @ beta
+    Y = np.empty((base.size, len(seeds)))
+    for s, ss in enumerate(seeds):
+        # the random effects from the replicate's own stream (the same in
+        # every partition); the residuals from the partition's
+        rng_b = np.random.default_rng(np.random.SeedSequence(ss.entropy, spawn_key=(*ss.spawn_key, 0)))
+        eta = base.copy()
+        for r, T in zip(remats, Ts):
+            eta += r.Zb(rng_b.standard_normal((r.nlevels, r.p)) @ T.T)
+        rng_e = np.random.default_rng(np.random.SeedSequence(ss.entropy, spawn_key=(*ss.spawn_key, 1, j)))
+        Y[:, s] = eta + sigma * rng_e.standard_normal(base.size)
+    out = []
+    for t in targets:
+        Xt, _, rt = rows if t is sim else _partition_rows(part, t, _categories(t), "gaussian")
+        Zty = np.vstack([np.asarray(r.sparse().T @ Y) for r in rt])
+        out.append((Zty, Xt[:, t.x_keep].T @ Y, np.einsum("ij,ij->j", Y, Y)))
+    return out
+
+
+def _add_responses(a, b):
+    if a is None or b is None:
+        return b if a is None else a
+    return [tuple(x + y for x, y in zip(ta, tb)) for ta, tb in zip(a, b)]
+
+
+def simulated_responses(sim: Design, beta: np.ndarray, Ts: list[np.ndarray], sigma: float, seeds: list,
+                        targets: list[Design]) -> list[list[tuple]]:
+    """Parametric-bootstrap responses of a rows-free design, made and reduced
+    on its cluster: ``y* = X beta + sum_k Z_k b*_k + sigma e`` with
+    ``b*_k`` rows ``~ N(0, T_k T_k')`` (``Ts`` include sigma) for each
+    replicate's ``numpy.random.SeedSequence``, reduced to what a refit
+    needs, ``(Z'y*, X'y*, y*'y*)`` per target design.  The other blocks
+    (``Z'Z``, ``Z'X``, ``X'X``) are the targets' own, reused.
+
+    Returns
+    -------
+    list
+        Per replicate, per target, ``(Zty, Xty, yty)``.
+    """
+    import dask
+
+    parts = sim.rows_source.to_delayed()
+    # what travels to the workers: the designs without their dask DataFrame
+    # (which dask would take for a dependency of the task) or Gram blocks
+    light = {id(d): replace(d, rows_source=None, gram=None) for d in (sim, *targets)}
+    sim_, targets_ = light[id(sim)], [light[id(t)] for t in targets]
+    # replicates in batches, so that Z'Y* stays a bounded size
+    width = max(sum(r.q for r in t.remats) + t.p + 1 for t in targets)
+    batch = int(max(1, min(len(seeds), 2e7 // width)))
+    out: list[list[tuple]] = []
+    resp = dask.delayed(_responses_of_partition)
+    for start in range(0, len(seeds), batch):
+        chunk = seeds[start: start + batch]
+        total = _tree([resp(j, p, sim_, (beta, Ts, sigma), chunk, targets_) for j, p in enumerate(parts)],
+                      _add_responses).compute()
+        for s in range(len(chunk)):
+            out.append([(Zty[:, s], Xty[:, s], float(yty[s])) for Zty, Xty, yty in total])
+    return out
 
 
 def _add(a: Gram | None, b: Gram | None) -> Gram | None:
@@ -246,7 +332,7 @@ def dask_design(formula: str, ddf, na_action: str = "omit", family: str = "gauss
     proto = Design(parsed, np.zeros(0), np.zeros((0, len(names))), names, remats, proto_prep, x_builder,
                    list(range(len(names))))
 
-    grams = [dask.delayed(_gram_of_partition)(p, parsed, cats, proto, family) for p in parts]
+    grams = [dask.delayed(_gram_of_partition)(p, cats, proto, family) for p in parts]
     gram = _tree(grams, _add).compute()
     keep = gram.rank_keep_x()
     dropped = [nm for j, nm in enumerate(names) if j not in set(keep.tolist())]
@@ -267,4 +353,4 @@ def dask_design(formula: str, ddf, na_action: str = "omit", family: str = "gauss
             raise ModelError(f"number of levels of each grouping factor must be < number of observations "
                              f"(grouping factor {r.group!r} has {r.nlevels} levels for {n} observations)")
     return Design(parsed, None, None, [names[j] for j in keep], remats, proto_prep, x_builder, keep.tolist(),
-                  gram=gram)
+                  gram=gram, rows_source=ddf)

@@ -161,6 +161,29 @@ class Gram:
         return Gram(self.n, [(l, p)], self.p, self.ymax, A11=A11, A1r=A1r, ZrZr=sp.csr_matrix((0, 0)),
                     ZrXY=np.zeros((0, self.p + 1)), XY=self.XY)
 
+    def with_response(self, Zty: np.ndarray, Xty: np.ndarray, yty: float) -> Gram:
+        """The blocks of the same model with another response: ``Z'y`` (all
+        terms, lme4's order), ``X'y`` and ``y'y`` replaced (a bootstrap
+        replicate's, say)."""
+        p, q = self.p, self.q
+        if self.is_dense:
+            A = self.dense.copy()
+            A[-1, :q] = A[:q, -1] = Zty
+            A[-1, q: q + p] = A[q: q + p, -1] = Xty
+            A[-1, -1] = yty
+            return Gram(self.n, self.dims, p, self.ymax, dense=A)
+        q1 = q - self.qr
+        A1r = sp.hstack([self.A1r[:, :-1], sp.csr_matrix(np.asarray(Zty[:q1], dtype=float)[:, None])],
+                        format="csr")
+        A1r.eliminate_zeros()
+        A1r.sort_indices()
+        ZrXY = self.ZrXY.copy()
+        ZrXY[:, -1] = Zty[q1:]
+        XY = self.XY.copy()
+        XY[-1, :p] = XY[:p, -1] = Xty
+        XY[-1, -1] = yty
+        return Gram(self.n, self.dims, p, self.ymax, A11=self.A11, A1r=A1r, ZrZr=self.ZrZr, ZrXY=ZrXY, XY=XY)
+
     def rank_keep_x(self, tol: float = 1e-7) -> np.ndarray:
         """Columns of X to keep, as :func:`hierlm.design.fixed.rank_keep`
         (R's ``qr`` left to right) but from ``X'X``: a column is dropped when

@@ -160,10 +160,14 @@ def _run_items(payload: _Payload, items) -> list[tuple]:
     with warnings.catch_warnings():
         # counted and reported once by the caller instead
         warnings.simplefilter("ignore", ConvergenceWarning)
-        for i, ss in items:
-            y = sim.simulate(1, seed=np.random.default_rng(ss)).to_numpy()[:, 0]
+        for i, ss, *made in items:
+            if made:  # a rows-free fit's responses, made on its cluster: one per target
+                ys = made[0]
+            else:
+                y = sim.simulate(1, seed=np.random.default_rng(ss)).to_numpy()[:, 0]
+                ys = [y] * len(targets)
             try:
-                refits = [t.refit(y, **payload.control) for t in targets]
+                refits = [t.refit(yt, **payload.control) for t, yt in zip(targets, ys)]
                 val = np.asarray(payload.fun(*refits), dtype=float).ravel()
             except Exception as exc:  # noqa: BLE001  (lme4's bootMer keeps going: NA row, counted)
                 out.append((i, None, [], False, f"{type(exc).__name__}: {exc}"))
@@ -213,6 +217,19 @@ def _dask_workers(client) -> int:
 def _run(payload: _Payload, nsim: int, ss: np.random.SeedSequence, n_jobs, client, progress,
          desc: str) -> list[tuple]:
     items = list(enumerate(ss.spawn(nsim)))
+    sim = payload.specs[payload.sim].design
+    if sim.rows_free:
+        # the rows are on a cluster: every replicate's response is made and
+        # reduced there in one pass, and the refits here reuse the model's
+        # other Gram blocks
+        from ..design.distributed import simulated_responses
+
+        spec = payload.specs[payload.sim]
+        fit = spec.build()
+        Ts = [fit.sigma * r.T(fit.theta[sl]) for r, sl in zip(sim.remats, sim.theta_slices())]
+        made = simulated_responses(sim, fit.beta, Ts, fit.sigma, [s for _, s in items],
+                                   [payload.specs[j].design for j in payload.targets])
+        items = [(i, s, m) for (i, s), m in zip(items, made)]
     bar = _progress_bar(progress, nsim, desc)
     results: list[tuple] = []
 
@@ -604,8 +621,27 @@ def _ml_fit(fit):
     return fit.refit_ml()
 
 
+def _check_nested_rows_free(big, small) -> None:
+    """pb_test's checks for fits on a dask DataFrame: the same frame, rows
+    and response, and small's fixed effects among big's (by name: the rows
+    are not here to compare the columns)."""
+    db, ds = big.design, small.design
+    if not (db.rows_free and ds.rows_free and db.rows_source is ds.rows_source):
+        raise HierlmError("pb_test: fit both models to the same data: the same dask DataFrame (or both to pandas "
+                          "data)")
+    if db.n != ds.n or db.formula.response != ds.formula.response:
+        raise HierlmError(f"pb_test: the models differ in rows ({db.n}, {ds.n}) or response "
+                          f"({db.formula.response!r}, {ds.formula.response!r}); fit both to the same rows and response")
+    if small.df >= big.df or not set(ds.xnames) <= set(db.xnames):
+        raise HierlmError(f"pb_test: small ({small.formula!r}) must be nested in big ({big.formula!r}): fewer "
+                          "parameters, and its fixed effects among big's")
+
+
 def _check_nested(big, small) -> None:
     db, ds = big.design, small.design
+    if db.rows_free or ds.rows_free:
+        _check_nested_rows_free(big, small)
+        return
     if db.n != ds.n or not np.array_equal(np.asarray(db.prepared.rows), np.asarray(ds.prepared.rows)):
         raise HierlmError(f"pb_test: the models were fit to different rows (big: {db.n}, small: {ds.n} rows); "
                           "fit both to the same data (drop missing values first)")

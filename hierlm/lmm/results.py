@@ -77,7 +77,8 @@ class LMMFit(LikelihoodFit):
         ----------
         newresp : array-like
             New response, one value per row used by this fit (e.g. a column
-            of :meth:`simulate`).
+            of :meth:`simulate`); for a fit on a dask DataFrame, the tuple
+            ``(Z'y, X'y, y'y)`` of the new response's cross-products.
         **control
             Optimizer settings as for :meth:`hierlm.Model.fit`; the optimizer
             starts from this fit's theta unless ``start`` is given.
@@ -86,12 +87,26 @@ class LMMFit(LikelihoodFit):
         -------
         LMMFit
         """
-        y = np.asarray(newresp, dtype=float).ravel()
-        if y.shape != self.design.y.shape:
-            raise HierlmError(f"newresp has {y.size} values; the fit used {self.design.n} rows")
-        if not np.all(np.isfinite(y)):
-            raise HierlmError("newresp has missing or infinite values")
-        return fit_lmm(replace(self.design, y=y), self.reml, {"start": self.theta, **control},
+        if self.design.rows_free:
+            # the rows are on the cluster: the new response comes as its
+            # cross-products (Z'y, X'y, y'y), the other blocks are reused
+            try:
+                Zty, Xty, yty = newresp
+                gram = self.design.gram.with_response(np.asarray(Zty, dtype=float), np.asarray(Xty, dtype=float),
+                                                      float(yty))
+            except (TypeError, ValueError, IndexError):
+                raise HierlmError("a fit on a dask DataFrame is refit to a new response given as its "
+                                  "cross-products (Z'y, X'y, y'y) with the model's Z and X (as the "
+                                  "parametric bootstrap makes them on the cluster)") from None
+            design = replace(self.design, gram=gram)
+        else:
+            y = np.asarray(newresp, dtype=float).ravel()
+            if y.shape != self.design.y.shape:
+                raise HierlmError(f"newresp has {y.size} values; the fit used {self.design.n} rows")
+            if not np.all(np.isfinite(y)):
+                raise HierlmError("newresp has missing or infinite values")
+            design = replace(self.design, y=y)
+        return fit_lmm(design, self.reml, {"start": self.theta, **control},
                        model=self.model, data_name=self.data_name)
 
     def refit_ml(self) -> "LMMFit":
