@@ -129,6 +129,10 @@ def test_rows_free_fit_refuses_what_needs_rows(dask_client):
     for call in (fit.fitted, fit.residuals, fit.simulate):
         with pytest.raises(HierlmError, match="rows stay on the cluster"):
             call()
+    # docs/dask.md: fitted values and residuals computed on the cluster by predict
+    pred = ddf.map_partitions(fit.predict, meta=("predicted", "f8")).compute()
+    mem = hierlm.lmer("Reaction ~ Days + (Days | Subject)", ddf.compute())
+    _close(pred.to_numpy(), mem.fitted().to_numpy(), rtol=1e-6)
     text = str(fit.summary())
     assert "Scaled residuals: not computed" in text and "Days" in text
     with pytest.raises(HierlmError, match="'reml' or 'ml'"):
