@@ -141,7 +141,7 @@ def test_kernel_result_does_not_depend_on_threads():
     for threads in (1, 2, 5):
         S = np.zeros((dev.m, dev.m))
         kernels.schur_downdate(S, dev.lptr, dev.lcols, dev.lvals, B,
-                               kernels.row_bounds(dev.lptr, dev.lcols, dev.m, threads))
+                               kernels.downdate_plan(dev.lptr, dev.lcols, dev.m, threads))
         out.append(S)
     assert np.array_equal(out[0], out[1]) and np.array_equal(out[0], out[2])
 

@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ..design.distributed import simulated_responses
 from ..errors import ConvergenceWarning, HierlmError
 from ..lmm import LMMFit
 from ..lmm.deviance import make_deviance
@@ -222,8 +223,6 @@ def _run(payload: _Payload, nsim: int, ss: np.random.SeedSequence, n_jobs, clien
         # the rows are on a cluster: every replicate's response is made and
         # reduced there in one pass, and the refits here reuse the model's
         # other Gram blocks
-        from ..design.distributed import simulated_responses
-
         spec = payload.specs[payload.sim]
         fit = spec.build()
         Ts = [fit.sigma * r.T(fit.theta[sl]) for r, sl in zip(sim.remats, sim.theta_slices())]

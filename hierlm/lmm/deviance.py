@@ -458,7 +458,7 @@ class LargeProfiledDeviance(ProfiledDeviance):
         from . import kernels
 
         self._kernels = kernels
-        self.bounds = kernels.row_bounds(self.lptr, self.lcols, m, _threads())
+        self.plan = kernels.downdate_plan(self.lptr, self.lcols, m, _threads())
         self._buffer: np.ndarray | None = None
 
     def _schur(self, B: np.ndarray, theta: np.ndarray) -> np.ndarray:
@@ -469,7 +469,7 @@ class LargeProfiledDeviance(ProfiledDeviance):
             S = self._buffer = np.empty((m, m))
         S.fill(0.0)
         S.ravel()[self.arr_flat] = self.arr_vals
-        self._kernels.schur_downdate(S, self.lptr, self.lcols, self.lvals, B, self.bounds)
+        self._kernels.schur_downdate(S, self.lptr, self.lcols, self.lvals, B, self.plan)
         if self.rest_scalar:
             lam = np.ones(m)
             for k, r in enumerate(self.rest):

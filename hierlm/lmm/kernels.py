@@ -27,7 +27,7 @@ import numba
 import numpy as np
 
 
-def schur_downdate(S, lptr, lcols, lvals, B, bounds) -> None:
+def schur_downdate(S, lptr, lcols, lvals, B, plan) -> None:
     """In place, on the lower triangle of S (row-major)::
 
         S[j, k] -= sum_i sum_ab lvals[pj, a] B[i, a, b] lvals[pk, b]   (j >= k)
@@ -42,64 +42,89 @@ def schur_downdate(S, lptr, lcols, lvals, B, bounds) -> None:
     lvals : (nnz, p1) float64
         Their values, one per column of the first term.
     B : (levels, p1, p1) float64
-    bounds : (threads + 1,) int64
-        Thread ``t`` updates the rows ``bounds[t] <= j < bounds[t + 1]``.
+    plan : tuple
+        From :func:`downdate_plan`: the entries of each row of S and the
+        rows each thread updates.
     """
+    rptr, rent, rlev, bounds = plan
     flat = S.reshape(-1)  # a view: 1-d indexing is what the loops run fastest on
     if lvals.shape[1] == 1:
         _downdate_scalar(flat, S.shape[0], lptr, lcols, np.ascontiguousarray(lvals[:, 0]),
-                         np.ascontiguousarray(B[:, 0, 0]), bounds)
+                         np.ascontiguousarray(B[:, 0, 0]), rptr, rent, rlev, bounds)
     else:
-        _downdate_blocks(flat, S.shape[0], lptr, lcols, lvals, B, bounds)
+        _downdate_blocks(flat, S.shape[0], lptr, lcols, lvals, B, rptr, rent, rlev, bounds)
 
 
-@numba.njit(cache=True, nogil=True)
-def _rows_in(lcols, lo, hi, r0, r1):  # pragma: no cover  (compiled)
-    """The entries ``lo <= pj < hi`` of a level whose column is in ``[r0, r1)``."""
-    if hi == lo:
-        return lo, lo
-    return lo + np.searchsorted(lcols[lo:hi], r0), lo + np.searchsorted(lcols[lo:hi], r1)
-
-
+# The loops run row by row of S: row j takes, from every level that touches
+# column j, the products of j's entry with that level's entries up to j.  A
+# row (m doubles) stays in cache while all of its levels are added; looping
+# level by level instead writes each level's products all over S, a cache
+# miss per product once S outgrows the cache.  Within a row the levels come
+# in increasing order, so every entry is summed in the same order whatever
+# the split between threads.
 @numba.njit(parallel=True, cache=True, nogil=True, fastmath=True)
-def _downdate_scalar(flat, m, lptr, lcols, vals, b, bounds):  # pragma: no cover  (compiled)
-    nlev = lptr.size - 1
+def _downdate_scalar(flat, m, lptr, lcols, vals, b, rptr, rent, rlev, bounds):  # pragma: no cover  (compiled)
     for t in numba.prange(bounds.size - 1):
-        r0, r1 = bounds[t], bounds[t + 1]
-        for i in range(nlev):
-            lo = lptr[i]
-            a, e = _rows_in(lcols, lo, lptr[i + 1], r0, r1)
-            bi = b[i]
-            for pj in range(a, e):
-                base = lcols[pj] * m
-                w = bi * vals[pj]
-                for pk in range(lo, pj + 1):
+        for j in range(bounds[t], bounds[t + 1]):
+            base = j * m
+            for q in range(rptr[j], rptr[j + 1]):
+                pj = rent[q]
+                i = rlev[q]
+                w = b[i] * vals[pj]
+                for pk in range(lptr[i], pj + 1):
                     flat[base + lcols[pk]] -= w * vals[pk]
 
 
 @numba.njit(parallel=True, cache=True, nogil=True, fastmath=True)
-def _downdate_blocks(flat, m, lptr, lcols, lvals, B, bounds):  # pragma: no cover  (compiled)
-    nlev = lptr.size - 1
+def _downdate_blocks(flat, m, lptr, lcols, lvals, B, rptr, rent, rlev, bounds):  # pragma: no cover  (compiled)
     p1 = lvals.shape[1]
     for t in numba.prange(bounds.size - 1):
-        r0, r1 = bounds[t], bounds[t + 1]
         wv = np.empty(p1)
-        for i in range(nlev):
-            lo = lptr[i]
-            a, e = _rows_in(lcols, lo, lptr[i + 1], r0, r1)
-            for pj in range(a, e):
-                base = lcols[pj] * m
+        for j in range(bounds[t], bounds[t + 1]):
+            base = j * m
+            for q in range(rptr[j], rptr[j + 1]):
+                pj = rent[q]
+                i = rlev[q]
                 # wv = B_i' x_j  (so that x_j' B_i x_k = wv . x_k)
                 for v in range(p1):
                     acc = 0.0
                     for u in range(p1):
                         acc += lvals[pj, u] * B[i, u, v]
                     wv[v] = acc
-                for pk in range(lo, pj + 1):
+                for pk in range(lptr[i], pj + 1):
                     acc = 0.0
                     for v in range(p1):
                         acc += wv[v] * lvals[pk, v]
                     flat[base + lcols[pk]] -= acc
+
+
+@numba.njit(cache=True, nogil=True)
+def _by_row(lptr, lcols, m):  # pragma: no cover  (compiled)
+    """A counting sort of the entries by column (levels in increasing order)."""
+    nlev = lptr.size - 1
+    rptr = np.zeros(m + 1, dtype=np.int64)
+    for e in range(lcols.size):
+        rptr[lcols[e] + 1] += 1
+    for j in range(m):
+        rptr[j + 1] += rptr[j]
+    fill = rptr[:-1].copy()
+    rent = np.empty(lcols.size, dtype=np.int64)
+    rlev = np.empty(lcols.size, dtype=np.int32)
+    for i in range(nlev):
+        for e in range(lptr[i], lptr[i + 1]):
+            j = lcols[e]
+            rent[fill[j]] = e
+            rlev[fill[j]] = i
+            fill[j] += 1
+    return rptr, rent, rlev
+
+
+def downdate_plan(lptr: np.ndarray, lcols: np.ndarray, m: int, threads: int) -> tuple:
+    """What :func:`schur_downdate` needs besides the values, made once per
+    design: each row's entries (a counting sort of the entries by column,
+    12 bytes an entry) and the rows of each thread (:func:`row_bounds`)."""
+    rptr, rent, rlev = _by_row(lptr, lcols, m)
+    return rptr, rent, rlev, row_bounds(lptr, lcols, m, threads)
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
