@@ -167,3 +167,19 @@ def row_bounds(lptr: np.ndarray, lcols: np.ndarray, m: int, threads: int) -> np.
         return np.array([0, m], dtype=np.int64)
     cuts = np.searchsorted(work, work[-1] * np.arange(1, threads) / threads)
     return np.concatenate([[0], cuts, [m]]).astype(np.int64)
+
+
+def load() -> None:
+    """Load every compiled kernel (from numba's on-disk cache, or compiling
+    it the first time): about a second once per process, which the first
+    big fit pays otherwise.  Benchmarks call it before timing a fit."""
+    lptr = np.array([0, 2], dtype=np.int64)
+    lcols = np.array([0, 1], dtype=np.int64)
+    S = np.eye(2)
+    for p1 in (1, 2):
+        lvals = np.ones((2, p1))
+        B = np.ones((1, p1, p1))
+        schur_downdate(S, lptr, lcols, lvals, B, downdate_plan(lptr, lcols, 2, 1))
+        level_quadforms(S, lptr, lcols, lvals)
+    scale_lower(S, np.ones(2))
+
