@@ -198,3 +198,14 @@ def test_string_and_bool_columns_both_fixed_and_grouping():
     assert list(fit.fixef.index) == ["(Intercept)", "sTRUE"]
     assert fit.ngroups == {"s:g": 16, "g": 8}
     np.testing.assert_allclose(fit.predict(d), fit.fitted())
+
+
+def test_random_effects_header_as_lme4():
+    """lme4's formatVC: a Corr column only when some term has two columns
+    (lme4 1.1-31 prints " Groups   Name        Variance Std.Dev." for Penicillin)."""
+    pen = hierlm.lmer("diameter ~ 1 + (1|plate) + (1|sample)", hierlm.datasets.load("Penicillin"))
+    lines = str(pen.summary()).splitlines()
+    assert lines[lines.index("Random effects:") + 1].rstrip() == " Groups   Name        Variance Std.Dev."
+    sleep = hierlm.lmer("Reaction ~ Days + (Days | Subject)", hierlm.datasets.load("sleepstudy"))
+    lines = str(sleep.summary()).splitlines()
+    assert lines[lines.index("Random effects:") + 1].rstrip() == " Groups   Name        Variance Std.Dev. Corr"

@@ -56,6 +56,8 @@ def text_table(rows: list[list[str]], align: list[str]) -> list[str]:
 def random_effects_table(fit) -> list[str]:
     """Rows of lme4's 'Random effects:' block."""
     vc = fit.varcorr
+    # as lme4's formatVC: a Corr column only when some term has two columns or more
+    with_corr = any(r.p > 1 for r in fit.design.remats)
     rows = [["Groups", "Name", "Variance", "Std.Dev.", "Corr"]]
     variances = vc[vc["var2"].isna()]
     var_s = _rjust(format_r(variances["vcov"], 4))
@@ -79,7 +81,9 @@ def random_effects_table(fit) -> list[str]:
                 fmt[idx][1],
                 " ".join(c.rjust(cw) for c in corr),
             ])
-    return [" " + line for line in text_table(rows, ["l", "l", "l", "l", "l"])]
+    if not with_corr:
+        rows = [r[:4] for r in rows]
+    return [" " + line for line in text_table(rows, ["l"] * len(rows[0]))]
 
 
 def _rjust(strings: list[str]) -> list[str]:

@@ -139,11 +139,7 @@ def _glmm_header(fit) -> list[str]:
 
 
 def _random_lines(fit) -> list[str]:
-    rows = random_effects_table(fit)
-    # no correlations: R prints no Corr column
-    if not (fit.varcorr["var2"].notna().any()):
-        rows = [r.replace(" Corr", "", 1).rstrip() if i == 0 else r for i, r in enumerate(rows)]
-    return rows + [groups_line(fit)]
+    return random_effects_table(fit) + [groups_line(fit)]
 
 
 def glmm_lines(fit) -> list[str]:
