@@ -27,11 +27,16 @@ from .errors import HierlmError
 from .family import FamilyError, make_family
 from .glmm import fit_glmm
 from .lmm import fit_lmm
-from .lmm.deviance import estimate_cost
+from .lmm.deviance import check_memory, estimate_cost
 from .priors import PriorSet
 
 FAMILIES = ("gaussian", "binomial", "poisson")
 METHODS = ("reml", "ml", "laplace", "nuts", "map")
+
+
+def _check_size(design) -> None:
+    """The REML/ML engine's memory check on a design before its Gram blocks exist."""
+    check_memory(design, estimate_cost(design, products=False))
 
 
 class Model:
@@ -84,7 +89,7 @@ class Model:
             if weights is not None or offset is not None:
                 raise HierlmError("weights and offsets are not taken with a dask DataFrame")
             # the rows stay on the cluster: the design holds their Gram blocks
-            self.design = dask_design(formula, data, na_action=na_action, family=family)
+            self.design = dask_design(formula, data, na_action=na_action, family=family, check=_check_size)
             self.data = data
         else:
             self.design = build_design(formula, data, na_action=na_action, family=family, weights=weights,

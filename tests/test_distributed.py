@@ -194,3 +194,18 @@ def test_pb_test_on_dask_fits(dask_client):
     assert res.test.loc["PBtest", "p.value"] <= 1.0 / 31 + 1e-12
     with pytest.raises(HierlmError, match="same dask DataFrame"):
         hierlm.pb_test(big, hierlm.lmer("Reaction ~ 1 + (Days | Subject)", df, reml=False), nsim=5)
+
+
+def test_too_large_refused_before_the_gram_pass(dask_client, monkeypatch):
+    """The engine's memory check runs on the levels (first pass), before any
+    Gram block is made: here with 10 kB said to be available."""
+    import hierlm.design.distributed as dist
+    import hierlm.lmm.deviance as dv
+
+    monkeypatch.setattr(dv, "available_memory", lambda: 1e4)
+    made = []
+    monkeypatch.setattr(dist, "_gram_of_partition", lambda *a: made.append(1))
+    ddf = dd.from_pandas(_crossed(), npartitions=2)
+    with pytest.raises(hierlm.TooLargeError, match="needs about .* of memory"):
+        hierlm.lmer("y ~ x + (1 | user) + (1 | item)", ddf)
+    assert not made

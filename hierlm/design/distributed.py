@@ -248,7 +248,7 @@ def _rows_remat(r: ReMat) -> ReMat:
     return out
 
 
-def dask_design(formula: str, ddf, na_action: str = "omit", family: str = "gaussian") -> Design:
+def dask_design(formula: str, ddf, na_action: str = "omit", family: str = "gaussian", check=None) -> Design:
     """The design of ``formula`` on a ``dask.dataframe.DataFrame``: the
     levels agreed over all partitions, the Gram blocks summed on the cluster.
 
@@ -260,6 +260,11 @@ def dask_design(formula: str, ddf, na_action: str = "omit", family: str = "gauss
     na_action : {"omit", "raise"}
     family : str
         ``"gaussian"`` only (REML/ML fits of linear mixed models).
+    check : callable, optional
+        Called with the design's prototype (its levels known, no rows, no
+        blocks) after the first pass and before the Gram blocks are made: the
+        engine's memory check, so that a model too big to fit fails before
+        the second pass over the data.
 
     Returns
     -------
@@ -332,6 +337,8 @@ def dask_design(formula: str, ddf, na_action: str = "omit", family: str = "gauss
     proto = Design(parsed, np.zeros(0), np.zeros((0, len(names))), names, remats, proto_prep, x_builder,
                    list(range(len(names))))
 
+    if check is not None:
+        check(proto)
     grams = [dask.delayed(_gram_of_partition)(p, cats, proto, family) for p in parts]
     gram = _tree(grams, _add).compute()
     keep = gram.rank_keep_x()
