@@ -36,7 +36,7 @@ from ..errors import DataError, FormulaError, ModelError
 from ..formula.parse import parse_formula
 from ..formula.terms import CONSTANTS
 from .build import Design, _response
-from .data import _sorted_any, _suggest, prepare_data
+from .data import PreparedData, _sorted_any, _suggest, prepare_data
 from .fixed import MatrixBuilder
 from .gram import Gram, design_gram
 from .remat import ReMat, group_labels, grouping_factor, lme4_order
@@ -53,19 +53,15 @@ def is_dask_frame(data) -> bool:
     return mod.startswith(("dask.", "dask_expr")) and hasattr(data, "to_delayed")
 
 
-def _prepare(part: pd.DataFrame, parsed) -> pd.DataFrame | None:
+def _prepare(part: pd.DataFrame, parsed) -> PreparedData | None:
     """A partition's rows without missing values, coded as prepare_data codes
     them (None when no row is left)."""
-    if len(part) == 0:
-        return None
+    used = [name for name, _ in parsed.variables() if name in part.columns]
+    if not part[used].notna().all(axis=1).any():
+        return None  # no complete row (or none at all): nothing of this partition enters the model
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the dropped rows are counted and reported once
-        try:
-            return prepare_data(part.reset_index(drop=True), parsed, "omit")
-        except DataError as exc:
-            if "every row has a missing value" in str(exc):
-                return None
-            raise
+        return prepare_data(part.reset_index(drop=True), parsed, "omit")
 
 
 def _levels_of_partition(part: pd.DataFrame, parsed, factor_cols: list[str], groups: list[tuple]) -> dict:

@@ -143,13 +143,6 @@ class ReMat:
         """Z_k b_k for b_k of shape (levels, p)."""
         return np.einsum("ij,ij->i", self.Xt, b[self.codes]) if self.p > 1 else self.Xt[:, 0] * b[self.codes, 0]
 
-    def Zt_vec(self, r: np.ndarray) -> np.ndarray:
-        """Z_k' r as an array (levels, p)."""
-        out = np.empty((self.nlevels, self.p))
-        for j in range(self.p):
-            out[:, j] = np.bincount(self.codes, weights=self.Xt[:, j] * r, minlength=self.nlevels)
-        return out
-
     def sparse(self):
         """The n x (l p) block of Z as a scipy CSR matrix (for setup only)."""
         import scipy.sparse as sp

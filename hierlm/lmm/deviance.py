@@ -26,7 +26,9 @@ and is evaluated as one sparse matrix-vector product: every (row j, col k,
 level i) contribution ``A[(i,a),j] A[(i,b),k]`` is precomputed once, so each
 evaluation is ``P @ vec(B)`` followed by a scatter into S.
 
-Nothing here ever forms a dense Z or an n x n matrix.
+Nothing here ever forms a dense Z or an n x n matrix, or reads a row: the
+engines are built from the design's Gram blocks (:mod:`hierlm.design.gram`),
+made from its rows or, for data on a Dask cluster, summed there.
 """
 
 from __future__ import annotations
