@@ -200,7 +200,9 @@ class MixedFit:
         return out
 
     # ---- the linear predictor, the mean and the response ----------------
-    def _require_rows(self, what: str) -> None:
+    def require_rows(self, what: str) -> None:
+        """Raise :class:`~hierlm.HierlmError` naming ``what`` when this fit has
+        no rows in this process (a fit on a dask DataFrame)."""
         if self.design.rows_free:
             raise HierlmError(
                 f"{what} needs the data's rows, and this fit was made from a dask DataFrame whose rows stay on the "
@@ -210,7 +212,7 @@ class MixedFit:
     @property
     def index(self) -> pd.Index:
         """Row labels of the observations used (the user's index)."""
-        self._require_rows("the row index")
+        self.require_rows("the row index")
         prep = self.design.prepared
         if prep.row_index is not None:
             return prep.row_index
@@ -226,7 +228,7 @@ class MixedFit:
     def response(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(y, wt, ntrials)`` as the family models them (binomial y a
         proportion of ``ntrials``; Gaussian weights 1)."""
-        self._require_rows("the response")
+        self.require_rows("the response")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # its warnings were given when the model was fit
             return check_response(self.design, self.family)
@@ -257,7 +259,7 @@ class MixedFit:
     @cached_property
     def eta(self) -> np.ndarray:
         """Linear predictor of the observations: ``X beta + Z b + offset``."""
-        self._require_rows("the linear predictor of the observations")
+        self.require_rows("the linear predictor of the observations")
         return self.linear_predictor(self.design.X, self._all_terms()) + self.offset
 
     def fitted(self, type: str = "response") -> pd.Series:  # noqa: A002
@@ -474,7 +476,7 @@ class MixedFit:
         if isinstance(nsim, bool) or not isinstance(nsim, (int, np.integer)) or nsim < 1:
             raise HierlmError(f"nsim must be a positive integer, not {nsim!r}")
         rng = np.random.default_rng(seed)
-        self._require_rows("simulate()")
+        self.require_rows("simulate()")
         d = self.design
         _, wt, ntrials = self.response
         base = d.X @ self.beta + self.offset
@@ -531,6 +533,7 @@ class MixedFit:
         ``(x || g)`` instead of ``(x | g)``).  Priors are bambi's own.
         ``kwargs`` go to ``bambi.Model``.
         """
+        self.require_rows("to_bambi() (bambi fits the rows)")
         if not self.family.is_gaussian:
             raise HierlmError(f"to_bambi() is not available for {self.family.name} fits yet")
         try:

@@ -103,6 +103,10 @@ class Model:
     @property
     def priors(self):
         """The priors of Bayesian fits (a :class:`hierlm.priors.PriorSet`; print it to see them)."""
+        if self.design.rows_free:
+            raise HierlmError("priors are for Bayesian fits, which need the data's rows: a model on a dask "
+                              "DataFrame is fit by 'reml' or 'ml'; for a Bayesian fit use a pandas DataFrame "
+                              "(ddf.compute(), or a sample of it)")
         if self._priors is None:
             self._priors = PriorSet(self.design, family=self.family)
         return self._priors

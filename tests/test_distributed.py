@@ -126,7 +126,9 @@ def test_partition_of_missing_rows_and_one_level_partitions(dask_client):
 def test_rows_free_fit_refuses_what_needs_rows(dask_client):
     ddf = dd.from_pandas(hierlm.datasets.load("sleepstudy"), npartitions=2)
     fit = hierlm.lmer("Reaction ~ Days + (Days | Subject)", ddf)
-    for call in (fit.fitted, fit.residuals, fit.simulate):
+    for call in (fit.fitted, fit.residuals, fit.simulate, fit.icc, fit.r2, fit.to_bambi,
+                 lambda: fit.coef_table("kenward-roger"), lambda: fit.plot("shrinkage"),
+                 lambda: fit.plot("diagnostics")):
         with pytest.raises(HierlmError, match="rows stay on the cluster"):
             call()
     # docs/dask.md: fitted values and residuals computed on the cluster by predict
@@ -135,8 +137,11 @@ def test_rows_free_fit_refuses_what_needs_rows(dask_client):
     _close(pred.to_numpy(), mem.fitted().to_numpy(), rtol=1e-6)
     text = str(fit.summary())
     assert "Scaled residuals: not computed" in text and "Days" in text
-    with pytest.raises(HierlmError, match="'reml' or 'ml'"):
-        hierlm.Model("Reaction ~ Days + (Days | Subject)", ddf).fit("nuts")
+    model = hierlm.Model("Reaction ~ Days + (Days | Subject)", ddf)
+    for call in (lambda: model.fit("nuts"), lambda: model.fit("map"), lambda: model.priors,
+                 lambda: model.sample_prior_predictive(10)):
+        with pytest.raises(HierlmError, match="'reml' or 'ml'"):
+            call()
     # the model's errors name what to do
     with pytest.raises(FormulaError, match="unknown column 'Dayz'"):
         hierlm.lmer("Reaction ~ Dayz + (1 | Subject)", ddf)

@@ -362,6 +362,7 @@ def kenward_roger_state(fit) -> KRState:
     if not fit.reml:
         raise HierlmError("Kenward-Roger's method is only available for REML fits (as in lmerTest and "
                           "pbkrtest): refit with reml=True, or use ddf='satterthwaite'")
+    fit.require_rows("Kenward-Roger's method (its matrices are n x n)")
     n = fit.design.n
     if n > KR_MAX_N:
         raise HierlmError(f"Kenward-Roger's method needs dense {n} x {n} matrices; it is available for "

@@ -127,6 +127,7 @@ def distribution_variance(fit, sigma: np.ndarray) -> np.ndarray:
 
 def _decompose(fit):
     """(var_f, var_r, var_e) per draw, and whether they are posterior draws."""
+    fit.require_rows("icc() and r2() (the variance of the predictions over the rows)")
     beta, covs, sigma = fit.parameter_draws()
     vf, vr, v_olre = _components(fit.design, beta, covs)
     return (vf, vr, distribution_variance(fit, sigma) + v_olre), fit.is_posterior

@@ -49,4 +49,6 @@ def plot(fit, kind: str, **kw):
     if kind not in funcs:
         raise PlotError(f"unknown plot kind {kind!r}; valid kinds: {', '.join(KINDS)} "
                         f"(for this fit: {', '.join(available(fit))})")
+    if kind != "caterpillar":  # the others draw the data or its residuals
+        fit.require_rows(f"the {kind!r} plot")
     return funcs[kind](fit, **kw)
