@@ -483,11 +483,10 @@ class LargeProfiledDeviance(ProfiledDeviance):
         return S
 
     def _z1t(self, v: np.ndarray) -> np.ndarray:
-        # A1r @ v, from the level-wise columns: w_i = sum_e lvals[e] v[lcols[e]]
-        prod = self.lvals * v[self.lcols, None]
-        w = np.add.reduceat(prod, np.minimum(self.lptr[:-1], max(prod.shape[0] - 1, 0)), axis=0) \
-            if prod.shape[0] else np.zeros((self.lptr.size - 1, self.re1.p))
-        w[self.lptr[:-1] == self.lptr[1:]] = 0.0  # reduceat's empty segments
+        # A1r @ v from the level-wise columns: (levels x m) CSR, one per first-term column
+        shape = (self.lptr.size - 1, self.m)
+        w = np.column_stack([sp.csr_matrix((self.lvals[:, a], self.lcols, self.lptr), shape=shape) @ v
+                             for a in range(self.re1.p)])
         return w.ravel()
 
     def factor(self, theta: np.ndarray, keep: bool = True) -> Factorization | None:
