@@ -202,6 +202,33 @@ def _check_finite(builder: MatrixBuilder, prep: PreparedData, what: str) -> None
         "the log of 0); remove those rows or change the transformation")
 
 
+def check_sizes(p: int, remats: list, n: int, family: str) -> None:
+    """lme4's checks of the model's size against the rows used: fewer fixed
+    effects than rows, ``checkNlevels`` (more than one level; for linear
+    mixed models fewer levels and random effects than rows)."""
+    if p >= n:
+        raise ModelError(
+            f"the model has {p} fixed effects for {n} observations: nothing is left to estimate the "
+            "variances (a factor with a level per row, such as an ID or a time stamp used as a factor?)")
+    for r in remats:
+        if r.nlevels < 2:  # lme4's checkNlevels
+            raise ModelError(
+                f"grouping factors must have > 1 sampled level: {r.group!r} has {r.nlevels} "
+                f"(level {r.levels[0]!r}) in the {n} rows used; a random effect needs several groups"
+            )
+        if family == "gaussian" and r.nlevels >= n:
+            raise ModelError(
+                f"number of levels of each grouping factor must be < number of observations "
+                f"(grouping factor {r.group!r} has {r.nlevels} levels for {n} observations)"
+            )
+        if family == "gaussian" and r.q >= n:
+            raise ModelError(
+                f"number of observations (={n}) <= number of random effects (={r.q}) for term "
+                f"{r.term}; the random-effects parameters and the residual variance are probably "
+                "unidentifiable"
+            )
+
+
 def build_design(formula: str, data, na_action: str = "omit", family: str = "gaussian",
                  weights=None, offset=None) -> Design:
     """Parse ``formula``, check ``data`` and build the model's design.
@@ -258,31 +285,11 @@ def build_design(formula: str, data, na_action: str = "omit", family: str = "gau
     xb = MatrixBuilder(parsed.fixed_terms, full, prep.coding, parsed.text, rows=rows)
     _check_finite(xb, prep, "fixed-effects")
     X, xnames, dropped, keep = fixed_effects_matrix(xb)
-    if X.shape[1] >= n:
-        raise ModelError(
-            f"the model has {X.shape[1]} fixed effects for {n} observations: nothing is left to estimate the "
-            "variances (a factor with a level per row, such as an ID or a time stamp used as a factor?)")
     remats = lme4_order([ReMat(t, prep.frame, prep.coding, parsed.text, source=prep.source())
                          for t in parsed.random])
     for r in remats:
         if r.builder is not None:
             _check_finite(r.builder, prep, f"random-effects term {r.term}")
-    for r in remats:
-        if r.nlevels < 2:  # lme4's checkNlevels
-            raise ModelError(
-                f"grouping factors must have > 1 sampled level: {r.group!r} has {r.nlevels} "
-                f"(level {r.levels[0]!r}) in the {n} rows used; a random effect needs several groups"
-            )
-        if family == "gaussian" and r.nlevels >= n:
-            raise ModelError(
-                f"number of levels of each grouping factor must be < number of observations "
-                f"(grouping factor {r.group!r} has {r.nlevels} levels for {n} observations)"
-            )
-        if family == "gaussian" and r.q >= n:
-            raise ModelError(
-                f"number of observations (={n}) <= number of random effects (={r.q}) for term "
-                f"{r.term}; the random-effects parameters and the residual variance are probably "
-                "unidentifiable"
-            )
+    check_sizes(X.shape[1], remats, n, family)
     return Design(parsed, y, X, xnames, remats, prep, xb, keep, counts=counts, weights=w, offset=off,
                   offset_builders=off_builders)

@@ -35,9 +35,9 @@ import pandas as pd
 from ..errors import DataError, FormulaError, ModelError
 from ..formula.parse import parse_formula
 from ..formula.terms import CONSTANTS
-from .build import Design, _response
+from .build import Design, _response, check_sizes
 from .data import PreparedData, _sorted_any, _suggest, prepare_data
-from .fixed import MatrixBuilder
+from .fixed import MatrixBuilder, warn_dropped
 from .gram import Gram, design_gram
 from .remat import ReMat, group_labels, grouping_factor, lme4_order
 
@@ -338,22 +338,8 @@ def dask_design(formula: str, ddf, na_action: str = "omit", family: str = "gauss
     grams = [dask.delayed(_gram_of_partition)(p, cats, proto, family) for p in parts]
     gram = _tree(grams, _add).compute()
     keep = gram.rank_keep_x()
-    dropped = [nm for j, nm in enumerate(names) if j not in set(keep.tolist())]
-    if dropped:
-        k = len(dropped)
-        warnings.warn(f"fixed-effect model matrix is rank deficient so dropping {k} column{'s' if k > 1 else ''} / "
-                      f"coefficient{'s' if k > 1 else ''} ({', '.join(dropped)})", UserWarning, stacklevel=4)
+    warn_dropped(names, keep, stacklevel=5)
     gram = gram.keep_x(keep)
-    n = gram.n
-    if gram.p >= n:
-        raise ModelError(f"the model has {gram.p} fixed effects for {n} observations: nothing is left to estimate "
-                         "the variances")
-    for r in remats:
-        if r.nlevels < 2:
-            raise ModelError(f"grouping factors must have > 1 sampled level: {r.group!r} has {r.nlevels} in the {n} "
-                             "rows used; a random effect needs several groups")
-        if r.nlevels >= n or r.q >= n:
-            raise ModelError(f"number of levels of each grouping factor must be < number of observations "
-                             f"(grouping factor {r.group!r} has {r.nlevels} levels for {n} observations)")
+    check_sizes(gram.p, remats, gram.n, family)
     return Design(parsed, None, None, [names[j] for j in keep], remats, proto_prep, x_builder, keep.tolist(),
                   gram=gram, rows_source=ddf)

@@ -381,6 +381,21 @@ def rank_keep(X: np.ndarray, tol: float = 1e-7) -> np.ndarray:
     return np.asarray(keep, dtype=int)
 
 
+def warn_dropped(names: list[str], keep, stacklevel: int) -> list[str]:
+    """lme4's warning for the aliased columns not in ``keep``; returns their names."""
+    kept = set(np.asarray(keep).tolist())
+    dropped = [n for j, n in enumerate(names) if j not in kept]
+    if dropped:
+        k = len(dropped)
+        warnings.warn(
+            f"fixed-effect model matrix is rank deficient so dropping {k} column"
+            f"{'s' if k > 1 else ''} / coefficient{'s' if k > 1 else ''} ({', '.join(dropped)})",
+            UserWarning,
+            stacklevel=stacklevel,
+        )
+    return dropped
+
+
 def fixed_effects_matrix(builder: MatrixBuilder) -> tuple[np.ndarray, list[str], list[str], list[int]]:
     """X with aliased columns dropped (lme4's message as a warning).
 
@@ -390,14 +405,7 @@ def fixed_effects_matrix(builder: MatrixBuilder) -> tuple[np.ndarray, list[str],
     """
     X = builder.matrix
     keep = rank_keep(X) if X.shape[1] else np.arange(0)
-    dropped = [n for j, n in enumerate(builder.names) if j not in set(keep.tolist())]
+    dropped = warn_dropped(builder.names, keep, stacklevel=5)
     if dropped:
-        k = len(dropped)
-        warnings.warn(
-            f"fixed-effect model matrix is rank deficient so dropping {k} column"
-            f"{'s' if k > 1 else ''} / coefficient{'s' if k > 1 else ''} ({', '.join(dropped)})",
-            UserWarning,
-            stacklevel=4,
-        )
         X = np.ascontiguousarray(X[:, keep])
     return X, [builder.names[j] for j in keep], dropped, keep.tolist()
