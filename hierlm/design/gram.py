@@ -147,15 +147,11 @@ class Gram:
                         ZrZr=sp.csr_matrix((0, 0)), ZrXY=np.zeros((0, self.p + 1)), XY=self.XY)
         l, p = self.dims[k]
         s, e = offs[k] - offs[1], offs[k + 1] - offs[1]
-        blk = self.ZrZr[s:e, s:e].toarray() if l * p <= 4096 else None
-        if blk is not None:
-            idx = np.arange(l)[:, None] * p + np.arange(p)
-            A11 = blk[idx[:, :, None], idx[:, None, :]]
-        else:  # block diagonal: its p x p blocks from the sparse entries
-            coo = self.ZrZr[s:e, s:e].tocoo()
-            same = coo.row // p == coo.col // p
-            A11 = np.zeros((l, p, p))
-            np.add.at(A11, (coo.row[same] // p, coo.row[same] % p, coo.col[same] % p), coo.data[same])
+        # the term's block of Zr'Zr is block diagonal: its p x p blocks
+        coo = self.ZrZr[s:e, s:e].tocoo()
+        same = coo.row // p == coo.col // p
+        A11 = np.zeros((l, p, p))
+        np.add.at(A11, (coo.row[same] // p, coo.row[same] % p, coo.col[same] % p), coo.data[same])
         A1r = sp.csr_matrix(self.ZrXY[s:e])
         A1r.eliminate_zeros()
         return Gram(self.n, [(l, p)], self.p, self.ymax, A11=A11, A1r=A1r, ZrZr=sp.csr_matrix((0, 0)),
