@@ -223,8 +223,7 @@ def _run(payload: _Payload, nsim: int, ss: np.random.SeedSequence, n_jobs, clien
         # the rows are on a cluster: every replicate's response is made and
         # reduced there in one pass, and the refits here reuse the model's
         # other Gram blocks
-        spec = payload.specs[payload.sim]
-        fit = spec.build()
+        fit = payload.fits()[payload.sim]  # built once, kept for the refits in this process
         Ts = [fit.sigma * r.T(fit.theta[sl]) for r, sl in zip(sim.remats, sim.theta_slices())]
         made = simulated_responses(sim, fit.beta, Ts, fit.sigma, [s for _, s in items],
                                    [payload.specs[j].design for j in payload.targets])
