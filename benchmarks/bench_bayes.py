@@ -2,7 +2,8 @@
 
 Run (from the repository root)::
 
-    python benchmarks/bench_bayes.py                  # sleepstudy, 4 chains x 1000 draws, 1000 tuning
+    python benchmarks/bench_bayes.py                  # sleepstudy, 4 chains x 1000 draws, 1000 tuning, 3 pairs
+    python benchmarks/bench_bayes.py --backend pymc   # hierlm's PyMC model instead of the engine
     python benchmarks/bench_bayes.py --cold           # numba/pytensor caches emptied first
     python benchmarks/bench_bayes.py --insteval       # also the InstEval crossed model (minutes)
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -79,25 +81,31 @@ def main():
     ap.add_argument("--seed", type=int, default=2026)
     ap.add_argument("--cold", action="store_true", help="empty numba/pytensor caches before each fit")
     ap.add_argument("--no-bambi", action="store_true")
+    ap.add_argument("--repeats", type=int, default=3,
+                    help="fits per tool, alternating hierlm and bambi (medians reported; default 3)")
+    ap.add_argument("--backend", default=None, help="hierlm's NUTS backend ('engine', 'pymc'; default: its choice)")
     ap.add_argument("--insteval", action="store_true", help="also sample InstEval with hierlm")
     ap.add_argument("--insteval-draws", type=int, default=1000, help="draws (and tuning steps) per chain")
     args = ap.parse_args()
 
     rows = []
     cases = [("sleepstudy", "Reaction ~ Days + (Days|Subject)")]
+    extra = {} if args.backend is None else {"backend": args.backend}
     for dataset, formula in cases:
         tools = ["hierlm"] + ([] if args.no_bambi else ["bambi"])
-        for tool in tools:
-            env = dict(os.environ)
-            if args.cold:
-                env["NUMBA_CACHE_DIR"] = tempfile.mkdtemp()
-                env["PYTENSOR_FLAGS"] = f"compiledir={tempfile.mkdtemp()}"
-            r = run(tool, dataset, formula, args.draws, args.tune, args.chains, args.seed, {}, env)
-            r.update(tool=tool, case=dataset, ess_per_s=r["min_ess_bulk"] / r["seconds"])
-            rows.append(r)
-            print(f"{tool:7s} {dataset}: {r['seconds']:.1f} s, min bulk ESS {r['min_ess_bulk']:.0f}, "
-                  f"{r['ess_per_s']:.1f} ESS/s, max R-hat {r['max_rhat']:.3f}, divergences {r['divergences']}",
-                  flush=True)
+        for rep in range(args.repeats):
+            for tool in (tools if rep % 2 == 0 else tools[::-1]):
+                env = dict(os.environ)
+                if args.cold:
+                    env["NUMBA_CACHE_DIR"] = tempfile.mkdtemp()
+                    env["PYTENSOR_FLAGS"] = f"compiledir={tempfile.mkdtemp()}"
+                r = run(tool, dataset, formula, args.draws, args.tune, args.chains, args.seed + rep,
+                        extra if tool == "hierlm" else {}, env)
+                r.update(tool=tool, case=dataset, ess_per_s=r["min_ess_bulk"] / r["seconds"])
+                rows.append(r)
+                print(f"{tool:7s} {dataset}: {r['seconds']:.1f} s, min bulk ESS {r['min_ess_bulk']:.0f}, "
+                      f"{r['ess_per_s']:.1f} ESS/s, max R-hat {r['max_rhat']:.3f}, divergences {r['divergences']}",
+                      flush=True)
     if args.insteval:
         r = run("hierlm", "InstEval", "y ~ 1 + service + (1|s) + (1|d) + (1|dept:service)",
                 args.insteval_draws, args.insteval_draws, args.chains, args.seed, {"log_likelihood": False},
@@ -112,10 +120,14 @@ def main():
     for r in rows:
         print(f"| {r['tool']} | {r['case']} | {r['sampler']} | {r['seconds']:.1f} | {r['min_ess_bulk']:.0f} | "
               f"{r['ess_per_s']:.1f} | {r['max_rhat']:.3f} | {r['divergences']} |")
-    h = [r for r in rows if r["tool"] == "hierlm" and r["case"] == "sleepstudy"]
-    b = [r for r in rows if r["tool"] == "bambi"]
+    h = [r["ess_per_s"] for r in rows if r["tool"] == "hierlm" and r["case"] == "sleepstudy"]
+    b = [r["ess_per_s"] for r in rows if r["tool"] == "bambi"]
+    hs = [r["seconds"] for r in rows if r["tool"] == "hierlm" and r["case"] == "sleepstudy"]
+    if h:
+        print(f"\nhierlm sleepstudy: median wall {statistics.median(hs):.2f} s, median {statistics.median(h):.0f} ESS/s")
     if h and b:
-        print(f"\nhierlm / bambi ESS per second: {h[0]['ess_per_s'] / b[0]['ess_per_s']:.1f}x")
+        print(f"hierlm / bambi, median ESS per second: {statistics.median(h) / statistics.median(b):.1f}x "
+              f"(per pair: {', '.join(f'{x / y:.1f}x' for x, y in zip(h, b))})")
 
 
 if __name__ == "__main__":

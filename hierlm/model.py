@@ -19,7 +19,7 @@ from __future__ import annotations
 import pandas as pd
 
 from .bayes import fit_map, fit_nuts
-from .bayes.backend import MarginalPlan, build_pymc_model
+from .bayes.backend import MarginalPlan, build_pymc_model, plan_marginalization
 from .bayes.sample import check_counts
 from .design.build import build_design
 from .design.distributed import dask_design, is_dask_frame
@@ -135,6 +135,28 @@ class Model:
         with build_pymc_model(self.design, self.priors, MarginalPlan("none"), self.family):
             return pm.sample_prior_predictive(draws=draws, random_seed=random_seed)
 
+    def to_pymc(self, marginalize: bool | None = False):
+        """The PyMC model of this model under its priors, to extend or to
+        sample with any PyMC sampler.
+
+        Parameters
+        ----------
+        marginalize : bool or None
+            False (default): every effect sampled, non-centered with LKJ
+            priors on the correlations (``z_<group>``, ``ranef_<group>``,
+            ``sd_<group>``, ``corr_<group>``, ``fixef``, ``sigma``).  None:
+            what ``fit("nuts", backend="pymc")`` samples, with the random
+            effects integrated out where that pays
+            (:func:`hierlm.bayes.backend.plan_marginalization`); such a model
+            has no ``ranef_`` variables.
+
+        Returns
+        -------
+        pymc.Model
+        """
+        plan = plan_marginalization(self.design, self.priors, marginalize, self.family)
+        return build_pymc_model(self.design, self.priors, plan, self.family)
+
     def cost(self):
         """What a REML/ML fit of this model will cost, before paying it.
 
@@ -179,8 +201,14 @@ class Model:
             or there are at most 200; otherwise the fixed effects and the
             smallest terms, sampling the large ones; ``False`` samples
             everything),
-            ``target_accept=0.9``, ``log_likelihood`` (default: when it
-            fits in memory).  Binomial and Poisson models sample their
+            ``target_accept`` (default 0.8 on the engine, 0.9 for the PyMC
+            model), ``log_likelihood`` (default: when it
+            fits in memory), ``backend`` (default: ``"engine"``, the exact
+            marginal posterior of the variance parameters on the REML
+            engine, sampled by nutpie with nothing compiled, for Gaussian
+            models of up to ~120 random effects with Normal or flat
+            fixed-effect priors; ``"pymc"``: the PyMC model, see
+            :meth:`to_pymc`).  Binomial and Poisson models sample their
             random effects, starting the chains at the Laplace fit.
             For ``"map"``: ``priors`` (``"flat"`` for maximum likelihood),
             ``reml=False`` (integrate beta out too; Gaussian models only:

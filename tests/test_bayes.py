@@ -250,18 +250,19 @@ def penicillin_fits():
     kw = dict(draws=500, tune=500, chains=4, random_seed=3, progressbar=False)
     with warnings.catch_warnings(), pytest.MonkeyPatch.context() as mp:
         warnings.simplefilter("ignore")
-        dense, full = m.fit("nuts", **kw), m.fit("nuts", marginalize=False, **kw)
+        engine = m.fit("nuts", **kw)
+        dense, full = m.fit("nuts", backend="pymc", **kw), m.fit("nuts", marginalize=False, **kw)
         # a lower dense limit makes the large-model plan testable on a small
         # data set: beta and (1|sample) dense, (1|plate) level by level ...
         mp.setattr("hierlm.bayes.backend.DENSE_MARGINAL_MAX_Q", 10)
-        blocked = m.fit("nuts", **kw)
+        blocked = m.fit("nuts", backend="pymc", **kw)
         # ... or (1|plate) sampled
         mp.setattr("hierlm.bayes.backend.BLOCKED_MAX_P", 0)
-        sampled = m.fit("nuts", **kw)
-    return m, {"dense": dense, "partial, blocked": blocked, "partial, sampled": sampled}, full
+        sampled = m.fit("nuts", backend="pymc", **kw)
+    return m, {"engine": engine, "dense": dense, "partial, blocked": blocked, "partial, sampled": sampled}, full
 
 
-@pytest.mark.parametrize("which", ["dense", "partial, blocked", "partial, sampled"])
+@pytest.mark.parametrize("which", ["engine", "dense", "partial, blocked", "partial, sampled"])
 def test_crossed_model_marginalized_and_sampled_agree(penicillin_fits, which):
     m, fits, full = penicillin_fits
     marg = fits[which]

@@ -17,15 +17,23 @@ from ..errors import HierlmError
 from ..family import make_family
 from ..fit import MixedFit
 from ..glmm import fit_glmm
+from ..lmm.deviance import DENSE_MAX
 from ..optimize import Convergence, warn_all
 from ..params import theta_of_covariances
 from .backend import (
     MarginalPlan, build_pymc_model, collapsed_stats, dense_stats, draw_collapsed, draw_ranef, draw_ranef_dense,
     glmm_observations, plan_marginalization, sufficient_stats,
 )
-from .sample import check_counts, choose_sampler, run_nuts
+from .marginal import EnginePosterior, engine_supported
+from .sample import check_counts, choose_sampler, run_engine_nuts, run_nuts
 
 RHAT_MAX = 1.01
+# NUTS's target acceptance rate by default: Stan's 0.8 for the engine's
+# low-dimensional, funnel-free marginal posterior (sleepstudy: ~3 leapfrog
+# steps a draw instead of ~5 at 0.9, the same ESS per draw); 0.9 for the
+# PyMC models, whose sampled effects make funnels
+ENGINE_TARGET_ACCEPT = 0.8
+PYMC_TARGET_ACCEPT = 0.9
 ESS_MIN = 400  # Vehtari et al. (2021): 100 per chain for 4 chains
 
 
@@ -42,7 +50,32 @@ def _block_diag(blocks: list[np.ndarray]) -> np.ndarray:
 
 
 NUTS_OPTIONS = {"draws": 1000, "tune": 1000, "chains": 4, "sampler": None, "random_seed": None,
-                "progressbar": True, "marginalize": None, "target_accept": 0.9, "log_likelihood": None}
+                "progressbar": True, "marginalize": None, "target_accept": None, "log_likelihood": None,
+                "backend": None}
+
+
+def use_engine(design, family, priors, o: dict, sampler: str) -> bool:
+    """Whether NUTS runs on the engine's exact marginal posterior
+    (``backend="engine"``, the default where it applies) or on the PyMC
+    model (``backend="pymc"``)."""
+    backend = o["backend"]
+    if backend not in (None, "engine", "pymc"):
+        raise HierlmError(f"backend must be 'engine' or 'pymc' (or None: the engine where it applies), "
+                          f"not {backend!r}")
+    if backend == "pymc":
+        return False
+    fits = engine_supported(design, family, priors)
+    if backend is None:
+        return fits and sampler == "nutpie" and o["marginalize"] is not False
+    if o["marginalize"] is False:
+        raise HierlmError("backend='engine' integrates the effects out: it cannot take marginalize=False")
+    if sampler != "nutpie":
+        raise HierlmError(f"backend='engine' samples with nutpie, not {sampler!r}")
+    if not fits:
+        raise HierlmError("backend='engine' needs a Gaussian model without weights or offset, Normal or flat "
+                          "priors on the fixed effects, and at most "
+                          f"{DENSE_MAX - design.p - 1} random effects in all; use backend='pymc'")
+    return True
 
 
 def fit_nuts(design, family, priors, options: dict | None = None, *, model=None,
@@ -59,7 +92,15 @@ def fit_nuts(design, family, priors, options: dict | None = None, *, model=None,
         ``"pymc"``, ``"numpyro"``; default the first installed),
         ``random_seed``, ``progressbar=True``, ``marginalize`` (None: as much
         as pays; see :func:`hierlm.bayes.backend.plan_marginalization`),
-        ``target_accept=0.9``, ``log_likelihood`` (None: when it fits in memory).
+        ``target_accept`` (None: 0.8 on the engine, whose posterior has no
+        funnel, as Stan's default; 0.9 for the PyMC model), ``log_likelihood``
+        (None: when it fits in memory),
+        ``backend`` (None: ``"engine"`` where it applies, else ``"pymc"``).
+        The engine samples the exact marginal posterior of the variance
+        parameters (:mod:`hierlm.bayes.marginal`) with nutpie, nothing
+        compiled per model; it applies to Gaussian models without weights
+        or offset, with Normal or flat fixed-effect priors, whose REML
+        engine is the dense one (at most ~120 random effects).
     model : hierlm.Model, optional
     data_name : str, optional
 
@@ -75,6 +116,16 @@ def fit_nuts(design, family, priors, options: dict | None = None, *, model=None,
     family = make_family(family)
     check_counts(o["draws"], o["tune"], o["chains"])
     sampler = choose_sampler(o["sampler"])
+    if use_engine(design, family, priors, o, sampler):
+        # the exact marginal posterior on the REML engine: nothing to compile
+        post = EnginePosterior(design, priors)
+        idata, seconds = run_engine_nuts(post, o["draws"], o["tune"], o["chains"], o["random_seed"],
+                                         o["progressbar"], o["target_accept"] or ENGINE_TARGET_ACCEPT)
+        fit = BayesFit(design, family, priors, idata, sampler=sampler, plan=MarginalPlan("engine"),
+                       seconds=seconds, random_seed=o["random_seed"], log_likelihood=o["log_likelihood"],
+                       model=model, data_name=data_name, engine=post)
+        warn_all(fit.convergence.messages, stacklevel=3)
+        return fit
     plan = plan_marginalization(design, priors, o["marginalize"], family)
     pm_model = build_pymc_model(design, priors, plan, family)
     init = None if family.is_gaussian else glmm_start(design, family, priors, pm_model)
@@ -82,7 +133,7 @@ def fit_nuts(design, family, priors, options: dict | None = None, *, model=None,
         warnings.filterwarnings("ignore", category=FutureWarning)
         warnings.filterwarnings("ignore", category=UserWarning, module="pymc")
         idata, seconds = run_nuts(pm_model, sampler, o["draws"], o["tune"], o["chains"], o["random_seed"],
-                                  o["progressbar"], o["target_accept"],
+                                  o["progressbar"], o["target_accept"] or PYMC_TARGET_ACCEPT,
                                   cheap_gradient=plan.kind in ("per_level", "dense"), initial_points=init,
                                   jitter=("z_",))
     fit = BayesFit(design, family, priors, idata, sampler=sampler, plan=plan, seconds=seconds,
@@ -163,8 +214,10 @@ class BayesFit(MixedFit):
     is_posterior = True
 
     def __init__(self, design, family, priors, idata, sampler: str, plan: MarginalPlan, seconds: float,
-                 random_seed=None, log_likelihood: bool | None = None, *, model=None, data_name: str | None = None):
+                 random_seed=None, log_likelihood: bool | None = None, *, model=None, data_name: str | None = None,
+                 engine: EnginePosterior | None = None):
         self.model = model
+        self.engine = engine
         self.design = design
         self.family = family
         self.priors = priors
@@ -214,6 +267,8 @@ class BayesFit(MixedFit):
         import xarray as xr
 
         d, plan = self.design, self.plan
+        if plan.kind == "engine":
+            return self._draw_engine(post, rng)
         nc, nd = post.sizes["chain"], post.sizes["draw"]
         S = nc * nd
         sigma = post["sigma"].to_numpy().reshape(-1)
@@ -266,6 +321,35 @@ class BayesFit(MixedFit):
         post = post.assign(**new)
         post = post.assign_coords({f"{r.group}__level": list(r.levels) for r in d.remats})
         return post.assign_coords({f"{t}__term": list(r.cnames) for t, r in zip(self.terms, d.remats)})
+
+    def _draw_engine(self, post, rng):
+        """The posterior of an engine fit (:mod:`hierlm.bayes.marginal`) from
+        its unconstrained draws: sigma, SDs and correlations, then exact draws
+        of beta and b for each draw."""
+        import xarray as xr
+
+        d, ep = self.design, self.engine
+        nc, nd = post.sizes["chain"], post.sizes["draw"]
+        phis = post["phi"].to_numpy().reshape(nc * nd, -1)
+        beta, bs = ep.draw(phis, rng)
+        cd = ("chain", "draw")
+        out = {"fixef": xr.DataArray(beta.reshape(nc, nd, -1), dims=cd + ("fixed",)),
+               "sigma": xr.DataArray(np.exp(phis[:, 0]).reshape(nc, nd), dims=cd)}
+        _, sds, Ls = ep.natural_many(phis)
+        for k, (t, r) in enumerate(zip(self.terms, d.remats)):
+            tdim = f"{t}__term"
+            out[f"sd_{t}"] = xr.DataArray(sds[k].reshape(nc, nd, r.p), dims=cd + (tdim,))
+            if r.p > 1:
+                Lc = Ls[k]
+                out[f"corr_{t}"] = xr.DataArray((Lc @ np.swapaxes(Lc, 1, 2)).reshape(nc, nd, r.p, r.p),
+                                                dims=cd + (tdim, f"{t}__term_bis"))
+            out[f"ranef_{t}"] = xr.DataArray(bs[k].reshape(nc, nd, r.nlevels, r.p),
+                                             dims=cd + (f"{r.group}__level", tdim))
+        coords = {"chain": post["chain"].values, "draw": post["draw"].values, "fixed": list(d.xnames)}
+        coords.update({f"{r.group}__level": list(r.levels) for r in d.remats})
+        coords.update({f"{t}__term": list(r.cnames) for t, r in zip(self.terms, d.remats)})
+        coords.update({f"{t}__term_bis": list(r.cnames) for t, r in zip(self.terms, d.remats) if r.p > 1})
+        return xr.Dataset(out, coords=coords)
 
     def _pointwise_loglik(self, post):
         """Conditional log-likelihood of each observation for each draw (for LOO)."""

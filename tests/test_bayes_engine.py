@@ -1,0 +1,217 @@
+"""NUTS on the engine's exact marginal posterior (hierlm.bayes.marginal).
+
+References: the density against the multivariate normal of y written out
+densely (scipy) and against the PyTensor model's log density with beta
+integrated exactly; the gradient against central finite differences; the
+exact draws against closed forms; the sampler against the PyMC model and by
+simulation-based calibration (a small version of
+validation/sbc_engine.py).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from scipy import stats
+from scipy.linalg import block_diag
+
+import hierlm
+from hierlm import priors as P
+from hierlm.bayes.map import lkj_cholesky_logpdf
+from hierlm.bayes.marginal import EnginePosterior, engine_supported
+from hierlm.params import corr_cholesky
+
+CASES = {
+    "slope": ("Reaction ~ Days + (Days|Subject)", "sleepstudy"),
+    "crossed": ("diameter ~ 1 + (1|plate) + (1|sample)", "Penicillin"),
+    "nested": ("strength ~ 1 + (1|batch/cask)", "Pastes"),
+    "p3": ("Reaction ~ Days + (1 + Days + I(Days^2)|Subject)", "sleepstudy"),
+}
+
+
+def _model(case, prior_kind="default"):
+    f, data = CASES[case]
+    m = hierlm.Model(f, hierlm.datasets.load(data))
+    if prior_kind == "flat":
+        for n in m.design.xnames:
+            m.set_prior(n, P.Flat())
+    elif prior_kind == "other":  # every SD/sigma family the compiled density knows
+        groups = list(dict.fromkeys(r.group for r in m.design.remats))
+        fams = [P.HalfNormal(20.0), P.HalfCauchy(5.0), P.Exponential(0.1)]
+        for g, fam in zip(groups, fams):
+            m.set_prior(f"sd|{g}", fam)
+        m.set_prior("sigma", P.Exponential(0.05)).set_prior("lkj", 2.0)
+    return m
+
+
+def _direct_logp(m, post, phi):
+    """log p(phi | y) written out: y ~ N(X mu0, Z G Z' + sigma^2 I + X S0 X') and
+    the priors by scipy, Jacobians by hierlm.params."""
+    d, pr = m.design, m.priors
+    sigma, sds, Ls = post.natural(phi)
+    Z = sp.hstack([r.sparse() for r in d.remats]).toarray()
+    G = block_diag(*[np.kron(np.eye(r.nlevels), (sd[:, None] * L) @ (sd[:, None] * L).T)
+                     for r, sd, L in zip(d.remats, sds, Ls)])
+    normal = post.P0 > 0
+    S0 = np.diag(np.where(normal, 1.0 / np.where(normal, post.P0, 1.0), 0.0))
+    V = Z @ G @ Z.T + sigma**2 * np.eye(d.n) + d.X @ S0 @ d.X.T
+    r0 = d.y - d.X @ post.mu0
+    if normal.all():
+        ll = stats.multivariate_normal(np.zeros(d.n), V).logpdf(r0)
+    else:  # flat: the restricted likelihood (beta integrated with a flat prior)
+        Vi = np.linalg.inv(V)
+        XtVX = d.X.T @ Vi @ d.X
+        P_ = Vi - Vi @ d.X @ np.linalg.solve(XtVX, d.X.T @ Vi)
+        ll = -0.5 * ((d.n - d.p) * np.log(2 * np.pi) + np.linalg.slogdet(V)[1] + np.linalg.slogdet(XtVX)[1]
+                     + r0 @ P_ @ r0)
+    lp = np.log(sigma) + pr.sigma.logpdf(sigma)
+    for (sd_sl, c_sl), t, sd, L, r in zip(post.layout, post.terms, sds, Ls, d.remats):
+        lp += np.sum(np.log(sd)) + np.sum(pr.sd[t].logpdf(sd))
+        if r.p > 1:
+            lp += corr_cholesky(phi[c_sl], r.p)[1] + lkj_cholesky_logpdf(L, pr.lkj.params["eta"])
+    return ll + lp
+
+
+def _points(post, m, k=3, seed=1):
+    fit = m.fit("reml")
+    phi0 = post.free(fit.sigma, fit.covariances(), sd_floor=0.05)
+    rng = np.random.default_rng(seed)
+    return [phi0 + rng.normal(0, 0.4, post.size) for _ in range(k)]
+
+
+@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("prior_kind", ["default", "flat", "other"])
+def test_density_matches_the_dense_normal(case, prior_kind):
+    m = _model(case, prior_kind)
+    post = EnginePosterior(m.design, m.priors)
+    for phi in _points(post, m):
+        assert post.logp(phi) == pytest.approx(_direct_logp(m, post, phi), rel=1e-10, abs=1e-8)
+
+
+@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("prior_kind", ["default", "flat", "other"])
+def test_gradient_matches_finite_differences(case, prior_kind):
+    m = _model(case, prior_kind)
+    post = EnginePosterior(m.design, m.priors)
+    h = 1e-5
+    for phi in _points(post, m, k=2, seed=2):
+        val, g = post.logp_grad(phi)
+        fd = np.array([(post.logp(phi + h * e) - post.logp(phi - h * e)) / (2 * h) for e in np.eye(post.size)])
+        # central differences: truncation ~h^2 f''' and rounding ~1e-16 |f| / h
+        np.testing.assert_allclose(g, fd, rtol=1e-5, atol=1e-6 * max(1.0, abs(val)) / 1e2)
+
+
+@pytest.mark.parametrize("case", ["slope", "crossed"])
+def test_density_matches_the_pytensor_model(case):
+    """The PyMC model with b integrated out (hierlm's PyMC backend) is Gaussian
+    in beta, so integrating beta is exact from its value, gradient and
+    Hessian at any point; differences between points cancel the models'
+    different constants (PyMC's Beta on (rho + 1) / 2 is LKJ on rho / 2)."""
+    from scipy.special import logit
+
+    m = _model(case)
+    post = EnginePosterior(m.design, m.priors)
+    pm_model = m.to_pymc(marginalize=None)
+    logp = pm_model.compile_logp(jacobian=False)
+    dlogp = pm_model.compile_dlogp(vars=[pm_model["fixef"]], jacobian=False)
+    d2logp = pm_model.compile_d2logp(vars=[pm_model["fixef"]], jacobian=False)
+    ours, theirs = [], []
+    for phi in _points(post, m, k=3, seed=3):
+        sigma, sds, Ls = post.natural(phi)
+        pt = {"fixef": np.zeros(m.design.p), "sigma_log__": np.log(sigma)}
+        logj = np.log(sigma)
+        for (sd_sl, c_sl), t, sd, L, r in zip(post.layout, post.terms, sds, Ls, m.design.remats):
+            pt[f"sd_{t}_log__"] = np.log(sd)
+            logj += np.sum(np.log(sd))
+            if r.p == 2:
+                pt[f"corr01_{t}_logodds__"] = np.asarray(logit((L[1, 0] + 1) / 2))
+                logj += corr_cholesky(phi[c_sl], r.p)[1]
+        f0, g, H = logp(pt), dlogp(pt), d2logp(pt)  # d2logp is minus the Hessian
+        theirs.append(f0 + 0.5 * g @ np.linalg.solve(H, g) + 0.5 * m.design.p * np.log(2 * np.pi)
+                      - 0.5 * np.linalg.slogdet(H)[1])
+        ours.append(post.logp(phi) - logj)
+    np.testing.assert_allclose(np.diff(ours), np.diff(theirs), rtol=0, atol=1e-8)
+
+
+def test_exact_draws_match_the_closed_forms():
+    """At fixed (theta, sigma) with flat priors on beta: beta ~ N(GLS beta,
+    sigma^2 (X'V^-1 X)^-1) and E[b | y] = the conditional modes at the GLS beta."""
+    from hierlm.lmm.deviance import conditional_modes, make_deviance
+
+    m = _model("slope", "flat")
+    post = EnginePosterior(m.design, m.priors)
+    fit = m.fit("reml")
+    phi = post.free(fit.sigma, fit.covariances())
+    S = 6000
+    beta, (b,) = post.draw(np.tile(phi, (S, 1)), np.random.default_rng(5))
+    dev = make_deviance(m.design)
+    f = dev.factor(np.asarray(fit.theta))
+    bh, _ = dev.solve(f)
+    V = fit.sigma**2 * dev.vcov_unscaled(f)
+    se = np.sqrt(np.diag(V) / S)
+    assert np.all(np.abs(beta.mean(0) - bh) < 4.5 * se)
+    np.testing.assert_allclose(np.cov(beta, rowvar=False), V, rtol=0.06, atol=0.06 * np.abs(V).max())
+    (mode,), _ = conditional_modes(m.design, np.asarray(fit.theta), bh)
+    sd_b = b.std(axis=0)
+    assert np.all(np.abs(b.mean(0) - mode) < 4.5 * sd_b / np.sqrt(S))
+
+
+def test_engine_is_the_default_and_pymc_stays_reachable(sleepstudy):
+    m = hierlm.Model("Reaction ~ Days + (Days|Subject)", sleepstudy)
+    assert engine_supported(m.design, m.family, m.priors)
+    m2 = hierlm.Model("Reaction ~ Days + (Days|Subject)", sleepstudy).set_prior("Days", P.StudentT(3, 0, 10))
+    assert not engine_supported(m2.design, m2.family, m2.priors)
+    with pytest.raises(hierlm.HierlmError, match="backend='engine' needs a Gaussian model"):
+        m2.fit("nuts", backend="engine")
+    with pytest.raises(hierlm.HierlmError, match="backend must be 'engine' or 'pymc'"):
+        m.fit("nuts", backend="stan")
+    with pytest.raises(hierlm.HierlmError, match="cannot take marginalize=False"):
+        m.fit("nuts", backend="engine", marginalize=False)
+    import pymc as pm
+
+    pm_model = m.to_pymc()
+    assert isinstance(pm_model, pm.Model) and "z_Subject" in pm_model.named_vars
+    assert "z_Subject" not in m.to_pymc(marginalize=None).named_vars
+
+
+def test_engine_fit_layout_and_agreement_with_pymc_nested():
+    """Pastes (cask nested in batch): the engine and the PyMC model with every
+    effect sampled give the same posterior within Monte Carlo error."""
+    pastes = hierlm.datasets.load("Pastes")
+    m = hierlm.Model("strength ~ 1 + (1|batch/cask)", pastes)
+    kw = dict(draws=500, tune=500, chains=4, random_seed=8, progressbar=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        eng = m.fit("nuts", **kw)
+        full = m.fit("nuts", marginalize=False, **kw)
+    assert eng.plan.kind == "engine" and eng.divergences == 0
+    assert eng.diagnostics["r_hat"].max() <= 1.01
+    post = eng.idata.posterior
+    assert post["ranef_cask:batch"].shape == (4, 500, 30, 1) and post["ranef_batch"].shape == (4, 500, 10, 1)
+    assert "phi" not in post and {"fixef", "sigma", "sd_batch", "sd_cask:batch"} <= set(post.data_vars)
+    assert eng.idata.log_likelihood["y"].shape == (4, 500, 60)
+    a, b = eng.diagnostics, full.diagnostics
+    for name in ["fixef[(Intercept)]", "sigma", "sd_batch[(Intercept)]", "sd_cask:batch[(Intercept)]"]:
+        mcse = np.hypot(a.loc[name, "sd"] / np.sqrt(a.loc[name, "ess_bulk"]),
+                        b.loc[name, "sd"] / np.sqrt(b.loc[name, "ess_bulk"]))
+        assert abs(a.loc[name, "mean"] - b.loc[name, "mean"]) < 4 * mcse, name
+    for g in ("batch", "cask:batch"):
+        ra, rb = eng.ranef()[g], full.ranef()[g]
+        assert np.max(np.abs(ra - rb).to_numpy() / eng.ranef(condvar=True)[g]["condsd"].to_numpy()) < 0.5, g
+
+
+def test_simulation_based_calibration_small():
+    """Talts et al. (2018) on a small slope model: the rank of each true
+    parameter among 99 thinned posterior draws is uniform on 0..99 when the
+    sampler and the exact draws are right.  40 replicates, 5 bins: the
+    chi-square test at the 0.1% level per parameter (the full 200-replicate
+    version: validation/sbc_engine.py)."""
+    from validation.sbc_engine import sbc_ranks
+
+    ranks, names = sbc_ranks("slope", replicates=40, seed=123, draws=400, thin=4)
+    for j, name in enumerate(names):
+        counts = np.bincount(ranks[:, j] * 5 // 100, minlength=5)
+        assert stats.chisquare(counts).pvalue > 1e-3, (name, counts)
