@@ -363,19 +363,30 @@ class MixedFit:
             index = self.index
         else:
             X, terms = self.model_rows(newdata, keep)
-            for k, pos, _ in terms:
-                if (pos < 0).any() and not allow_new_levels:
-                    r = d.remats[k]
-                    labels = group_labels(self._newdata_frame(newdata, [k]), r.term.factors)
-                    new = pd.unique(labels[pos < 0])[:5]
-                    raise DataError(
-                        f"new level(s) {list(new)} of grouping factor {r.group!r} in newdata; "
-                        "use allow_new_levels=True to predict them at the population level"
-                    )
+            if not allow_new_levels:
+                self.check_new_levels(newdata, terms)
             eta = self.linear_predictor(X, terms) + self._newdata_offset(newdata)
             index = newdata.index
         vals = self.family.linkinv(eta) if type == "response" else eta
         return pd.Series(vals, index=index, name="predicted")
+
+    def check_new_levels(self, newdata: pd.DataFrame, terms) -> None:
+        """Raise DataError naming the grouping levels of ``newdata`` the fit
+        has not seen (``terms`` as :meth:`model_rows` gives them)."""
+        for k, pos, _ in terms:
+            if (pos < 0).any():
+                r = self.design.remats[k]
+                new = pd.unique(self.new_level_labels(newdata, k, pos))[:5]
+                raise DataError(
+                    f"new level(s) {list(new)} of grouping factor {r.group!r} in newdata; "
+                    "use allow_new_levels=True to predict them at the population level"
+                )
+
+    def new_level_labels(self, newdata: pd.DataFrame, k: int, pos: np.ndarray) -> np.ndarray:
+        """The grouping labels of the rows of ``newdata`` whose level of term
+        ``k`` the fit has not seen (``pos < 0``)."""
+        r = self.design.remats[k]
+        return group_labels(self._newdata_frame(newdata, [k]), r.term.factors)[pos < 0]
 
     def model_rows(self, newdata: pd.DataFrame, terms: list[int]):
         """The fixed-effects matrix and the random-effects pieces of new rows.

@@ -215,3 +215,52 @@ def test_simulation_based_calibration_small():
     for j, name in enumerate(names):
         counts = np.bincount(ranks[:, j] * 5 // 100, minlength=5)
         assert stats.chisquare(counts).pvalue > 1e-3, (name, counts)
+
+
+@pytest.fixture(scope="module")
+def sleep_engine_fit():
+    sleep = hierlm.datasets.load("sleepstudy")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return hierlm.Model("Reaction ~ Days + (Days|Subject)", sleep).fit(
+            "nuts", draws=500, tune=500, chains=4, random_seed=21, progressbar=False)
+
+
+def test_posterior_predictions(sleep_engine_fit, sleepstudy):
+    fit = sleep_engine_fit
+    S = 4 * 500
+    lin = fit.posterior_linpred()
+    assert lin.shape == (S, 180)
+    # the fit's point predictions are the posterior means of the linear predictor
+    np.testing.assert_allclose(lin.mean(axis=0), fit.fitted().to_numpy(), rtol=1e-10)
+    np.testing.assert_allclose(fit.posterior_epred(), lin)  # identity link
+    pp = fit.posterior_predict(seed=1)
+    sig2 = fit.draws("sigma") ** 2
+    # var(y~) = var(mu) + E[sigma^2]; the sample variance of 2000 draws is within ~7% (4 SE)
+    np.testing.assert_allclose(pp.var(axis=0), lin.var(axis=0) + sig2.mean(), rtol=0.15)
+    assert np.all(np.abs(pp.mean(axis=0) - lin.mean(axis=0)) < 4 * np.sqrt(pp.var(axis=0) / S))
+    pop = fit.posterior_linpred(re_form="~0")
+    np.testing.assert_allclose(pop, fit.draws("fixef") @ fit.design.X.T)
+    new = pd_frame({"Days": [0.0, 0.0, 9.0], "Subject": ["new1", "new1", "308"]})
+    with pytest.raises(hierlm.HierlmError, match=r"new level\(s\) \['new1'\] of grouping factor 'Subject'"):
+        fit.posterior_linpred(new)
+    nl = fit.posterior_linpred(new, allow_new_levels=True, seed=3)
+    np.testing.assert_array_equal(nl[:, 0], nl[:, 1])  # one effect per new level and draw
+    # a new subject at Days 0: beta_0 + b_0, b_0 ~ N(0, sd_(Intercept)^2) for each draw
+    sd0 = fit.draws("sd_Subject")[:, 0]
+    want = np.sqrt(fit.draws("fixef")[:, 0].var() + (sd0**2).mean())
+    assert nl[:, 0].std() == pytest.approx(want, rel=0.1)
+    np.testing.assert_allclose(nl[:, 2], fit.posterior_linpred(new.iloc[2:])[:, 0])
+
+
+def pd_frame(d):
+    import pandas as pd
+
+    return pd.DataFrame(d)
+
+
+def test_summary_shows_tail_ess(sleep_engine_fit):
+    text = str(sleep_engine_fit.summary())
+    assert "Bulk_ESS" in text and "Tail_ESS" in text
+    dg = sleep_engine_fit.diagnostics
+    assert (dg["ess_tail"] > 0).all()

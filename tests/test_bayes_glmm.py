@@ -165,3 +165,19 @@ def test_glmm_priors_and_refusals(cbpp):
     prior = m.sample_prior_predictive(draws=50, random_seed=1)
     yp = prior.prior_predictive["y"].to_numpy()
     assert yp.shape[-1] == 56 and np.all(yp <= cbpp["size"].to_numpy())
+
+
+def test_cbpp_posterior_predict(cbpp_nuts, cbpp):
+    """Binomial posterior predictions: successes out of each row's trials,
+    centred on trials x posterior_epred."""
+    pp = cbpp_nuts.posterior_predict(seed=4)
+    mu = cbpp_nuts.posterior_epred()
+    size = cbpp["size"].to_numpy()
+    assert pp.shape == mu.shape == (4000, len(cbpp))
+    assert np.all(pp == np.round(pp)) and np.all((pp >= 0) & (pp <= size))
+    se = np.sqrt((pp.var(axis=0) + 1e-12) / pp.shape[0])
+    assert np.all(np.abs(pp.mean(axis=0) - size * mu.mean(axis=0)) < 4.5 * se + 1e-9)
+    np.testing.assert_allclose(cbpp_nuts.posterior_linpred().mean(axis=0),
+                               cbpp_nuts.fitted(type="link").to_numpy(), rtol=1e-10)
+    with pytest.raises(HierlmError, match="needs their numbers of trials"):
+        cbpp_nuts.posterior_predict(cbpp.iloc[:3])

@@ -498,6 +498,80 @@ class BayesFit(MixedFit):
         da = self.idata.posterior[name]
         return da.to_numpy().reshape((-1,) + da.shape[2:])
 
+    # ---- predictions from the posterior (brms's names) ---------------------------
+    def posterior_linpred(self, newdata: pd.DataFrame | None = None, re_form=None, allow_new_levels: bool = False,
+                          seed=None) -> np.ndarray:
+        """Draws of the linear predictor, ``(chains x draws, rows)`` (brms's
+        ``posterior_linpred``).
+
+        Parameters
+        ----------
+        newdata : pandas.DataFrame, optional
+            Rows to predict for (default: the data of the fit).
+        re_form : None, False or str
+            As :meth:`predict`: all random effects, none (``False``/``"~0"``),
+            or those of a formula like ``"~(1|Subject)"``.
+        allow_new_levels : bool
+            Levels not seen in the fit get, for each posterior draw, an
+            effect drawn from the population distribution of that draw (brms's
+            ``sample_new_levels = "uncertainty"``): one effect per new level
+            and draw, shared by that level's rows.
+        seed : int or numpy.random.Generator, optional
+            For the new levels' effects.
+        """
+        rng = np.random.default_rng(seed)
+        d = self.design
+        keep = self._selected_terms(re_form)
+        if newdata is None:
+            X, terms, off = d.X, self._all_terms(keep), self.offset
+        else:
+            X, terms = self.model_rows(newdata, keep)
+            if not allow_new_levels:
+                self.check_new_levels(newdata, terms)
+            off = self._newdata_offset(newdata)
+        eta = self.draws("fixef") @ X.T + off
+        covs = self.parameter_draws()[1]
+        for k, codes, Xt in terms:
+            b = self.draws(f"ranef_{self.terms[k]}")  # (S, levels, p)
+            seen = codes >= 0
+            eta[:, seen] += np.einsum("snp,np->sn", b[:, codes[seen]], Xt[seen])
+            if not seen.all():
+                _, inv = np.unique(self.new_level_labels(newdata, k, codes), return_inverse=True)
+                C = np.linalg.cholesky(covs[k])  # (S, p, p): each draw's population covariance
+                z = rng.standard_normal((b.shape[0], inv.max() + 1, b.shape[2]))
+                bnew = np.einsum("sab,slb->sla", C, z)
+                eta[:, ~seen] += np.einsum("snp,np->sn", bnew[:, inv.ravel()], Xt[~seen])
+        return eta
+
+    def posterior_epred(self, newdata: pd.DataFrame | None = None, re_form=None, allow_new_levels: bool = False,
+                        seed=None) -> np.ndarray:
+        """Draws of the expected response ``g^{-1}(eta)``, ``(chains x draws,
+        rows)`` (brms's ``posterior_epred``); arguments as
+        :meth:`posterior_linpred`."""
+        return self.family.linkinv(self.posterior_linpred(newdata, re_form, allow_new_levels, seed))
+
+    def posterior_predict(self, newdata: pd.DataFrame | None = None, re_form=None, allow_new_levels: bool = False,
+                          seed=None) -> np.ndarray:
+        """Draws from the posterior predictive distribution, ``(chains x
+        draws, rows)`` (brms's ``posterior_predict``): a new response for each
+        posterior draw, around :meth:`posterior_epred` (Gaussian noise with
+        that draw's sigma; binomial successes out of the observed trials,
+        or Bernoulli 0/1 for new rows, as ``idata.observed_data`` holds them;
+        Poisson counts).  Arguments as :meth:`posterior_linpred`."""
+        rng = np.random.default_rng(seed)
+        mu = self.posterior_epred(newdata, re_form, allow_new_levels, rng)
+        fam = self.family.name
+        if self.family.is_gaussian:
+            return mu + self.draws("sigma").reshape(-1, 1) * rng.standard_normal(mu.shape)
+        if fam == "poisson":
+            return rng.poisson(mu).astype(float)
+        trials = self._obs["trials"] if newdata is None else np.ones(mu.shape[1], dtype=np.int64)
+        if newdata is not None and not np.all(self._obs["trials"] == 1):
+            raise HierlmError("posterior_predict for new rows of a binomial model with several trials per row "
+                              "needs their numbers of trials, which newdata does not carry; use "
+                              "posterior_epred for the probabilities")
+        return rng.binomial(trials, mu).astype(float)
+
     def loo(self, **kw):
         """ArviZ LOO-CV (conditional on the random effects' draws)."""
         import arviz as az

@@ -96,27 +96,27 @@ def _posterior_rows(fit) -> tuple[list[list[str]], list[list[str]]]:
     """(random-effects rows, fixed-effects rows) of a posterior summary."""
     dg = fit.diagnostics
     fmt = lambda v: f"{v:.4g}"  # noqa: E731
-    re_rows = [["Groups", "Name", "Std.Dev.", "l-95% CI", "u-95% CI", "Rhat", "Bulk_ESS"]]
+    re_rows = [["Groups", "Name", "Std.Dev.", "l-95% CI", "u-95% CI", "Rhat", "Bulk_ESS", "Tail_ESS"]]
     for t, r in zip(fit.terms, fit.design.remats):
         for j, c in enumerate(r.cnames):
             row = dg.loc[f"sd_{t}[{c}]"]
             re_rows.append([t if j == 0 else "", c, fmt(row["mean"]), fmt(row["2.5%"]), fmt(row["97.5%"]),
-                            f"{row['r_hat']:.3f}", f"{row['ess_bulk']:.0f}"])
+                            f"{row['r_hat']:.3f}", f"{row['ess_bulk']:.0f}", f"{row['ess_tail']:.0f}"])
         for j in range(r.p):
             for i in range(j + 1, r.p):
                 row = dg.loc[f"corr_{t}[{r.cnames[j]},{r.cnames[i]}]"]
                 re_rows.append(["", f"cor({r.cnames[j]},{r.cnames[i]})", f"{row['mean']:.3f}",
                                 f"{row['2.5%']:.3f}", f"{row['97.5%']:.3f}", f"{row['r_hat']:.3f}",
-                                f"{row['ess_bulk']:.0f}"])
+                                f"{row['ess_bulk']:.0f}", f"{row['ess_tail']:.0f}"])
     if "sigma" in dg.index:  # binomial and Poisson have no residual SD (as glmer)
         row = dg.loc["sigma"]
         re_rows.append(["Residual", "", fmt(row["mean"]), fmt(row["2.5%"]), fmt(row["97.5%"]),
-                        f"{row['r_hat']:.3f}", f"{row['ess_bulk']:.0f}"])
-    fe_rows = [["", "Estimate", "Est.Error", "l-95% CI", "u-95% CI", "Rhat", "Bulk_ESS"]]
+                        f"{row['r_hat']:.3f}", f"{row['ess_bulk']:.0f}", f"{row['ess_tail']:.0f}"])
+    fe_rows = [["", "Estimate", "Est.Error", "l-95% CI", "u-95% CI", "Rhat", "Bulk_ESS", "Tail_ESS"]]
     for name in fit.design.xnames:
         row = dg.loc[f"fixef[{name}]"]
         fe_rows.append([name] + [fmt(row[k]) for k in ("mean", "sd", "2.5%", "97.5%")]
-                       + [f"{row['r_hat']:.3f}", f"{row['ess_bulk']:.0f}"])
+                       + [f"{row['r_hat']:.3f}", f"{row['ess_bulk']:.0f}", f"{row['ess_tail']:.0f}"])
     return re_rows, fe_rows
 
 
@@ -199,9 +199,9 @@ def posterior_lines(fit) -> list[str]:
         lines.append(f"   Data: {fit.data_name}")
     re_rows, fe_rows = _posterior_rows(fit)
     lines += ["", "Random effects (posterior mean, 95% interval):"]
-    lines += [" " + x for x in text_table(re_rows, ["l", "l", "r", "r", "r", "r", "r"])]
+    lines += [" " + x for x in text_table(re_rows, ["l", "l", "r", "r", "r", "r", "r", "r"])]
     lines += [groups_line(fit), "", "Fixed effects:"]
-    lines += text_table(fe_rows, ["l"] + ["r"] * 6)
+    lines += text_table(fe_rows, ["l"] + ["r"] * 7)
     dg = fit.diagnostics
     lines += ["", f"Sampling: {fit.seconds:.1f} s (compilation included), {fit.divergences} divergent "
                   f"transitions, max R-hat {dg['r_hat'].max():.3f}, min bulk ESS {dg['ess_bulk'].min():.0f}"]
