@@ -16,6 +16,8 @@ method             engine                                    fit
 
 from __future__ import annotations
 
+import logging
+
 import pandas as pd
 
 from .bayes import fit_map, fit_nuts
@@ -28,6 +30,7 @@ from .family import FamilyError, make_family
 from .glmm import fit_glmm
 from .lmm import fit_lmm
 from .lmm.deviance import check_memory, estimate_cost
+from .plots import prior_predictive
 from .priors import PriorSet
 
 FAMILIES = ("gaussian", "binomial", "poisson")
@@ -128,12 +131,36 @@ class Model:
         return self
 
     def sample_prior_predictive(self, draws: int = 500, random_seed=None):
-        """Draws from the prior and the prior predictive (ArviZ InferenceData)."""
+        """Draws from the priors and the prior predictive distribution.
+
+        Returns
+        -------
+        arviz.InferenceData
+            ``prior`` with the posterior's names (``fixef``, ``sigma``,
+            ``sd_<group>``, ``corr_<group>``, ``ranef_<group>``; none of the
+            PyMC model's internal variables), ``prior_predictive`` (``y``)
+            and ``observed_data``.
+        """
         import pymc as pm
 
         check_counts(draws, 0, 1)
-        with build_pymc_model(self.design, self.priors, MarginalPlan("none"), self.family):
-            return pm.sample_prior_predictive(draws=draws, random_seed=random_seed)
+        log = logging.getLogger("pymc")
+        level = log.level
+        log.setLevel(logging.WARNING)  # PyMC's "Sampling: [...]" line names its internal variables
+        try:
+            with build_pymc_model(self.design, self.priors, MarginalPlan("none"), self.family):
+                idata = pm.sample_prior_predictive(draws=draws, random_seed=random_seed)
+        finally:
+            log.setLevel(level)
+        names = ["fixef", "sigma"] + [f"{v}_{t}" for t in self.priors.term_names() for v in ("sd", "corr", "ranef")]
+        idata.prior = idata.prior[[v for v in names if v in idata.prior]]
+        return idata
+
+    def plot_prior_predictive(self, draws: int = 100, *, kind: str = "kde", random_seed=None, ax=None,
+                              figsize=None):
+        """Prior predictive check: data sets simulated from the priors against
+        the data (:func:`hierlm.plots.prior_predictive`)."""
+        return prior_predictive(self, draws, kind=kind, random_seed=random_seed, ax=ax, figsize=figsize)
 
     def to_pymc(self, marginalize: bool | None = False):
         """The PyMC model of this model under its priors, to extend or to

@@ -427,3 +427,17 @@ def test_pymc_sampler_compiles_the_marginalized_model(sleepstudy):
     assert fit.sampler == "pymc" and fit.marginalized
     reml = m.fit("reml")
     assert abs(fit.fixef["Days"] - reml.fixef["Days"]) < 0.5 * np.sqrt(reml.vcov.loc["Days", "Days"])
+
+
+def test_prior_predictive_speaks_the_users_names(model):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    idata = model.sample_prior_predictive(draws=40, random_seed=2)
+    assert set(idata.prior.data_vars) == {"fixef", "sigma", "sd_Subject", "corr_Subject", "ranef_Subject"}
+    assert list(idata.prior["fixef"].coords["fixed"].values) == ["(Intercept)", "Days"]
+    fig = model.plot_prior_predictive(draws=30, random_seed=2)
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "Reaction" and "from the priors" in ax.get_title()
+    labels = " ".join(t.get_text() for t in ax.get_legend().get_texts()) if ax.get_legend() else ""
+    assert "corr01" not in labels and "z_" not in labels

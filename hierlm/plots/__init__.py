@@ -17,6 +17,8 @@ Every function takes a fit (REML, ML, MAP or NUTS) and returns the
 =================  =============================================================
 
 The last four need a posterior sample (``Model(...).fit("nuts")``).
+``prior_predictive(model)`` (``model.plot_prior_predictive()``) takes the
+model instead: data simulated from its priors against the data.
 matplotlib is imported only when a plot is drawn, so ``import hierlm``
 stays light; no backend is chosen here (the command line and the tests use
 Agg).
@@ -28,11 +30,12 @@ from ._checks import diagnostics
 from ._common import KINDS, POSTERIOR_KINDS, PlotError, available
 from ._effects import caterpillar, facets, predictions
 from ._pooling import pooling_estimates, shrinkage
-from ._posterior import forest, posterior_predictive, ppc, rank, trace
+from ._posterior import forest, posterior_predictive, ppc, prior_predictive, rank, trace
 
 __all__ = [
     "KINDS", "POSTERIOR_KINDS", "PlotError", "available", "caterpillar", "diagnostics", "facets", "forest",
-    "plot", "pooling_estimates", "posterior_predictive", "ppc", "predictions", "rank", "shrinkage", "trace",
+    "plot", "pooling_estimates", "posterior_predictive", "ppc", "predictions", "prior_predictive", "rank", "shrinkage",
+    "trace",
 ]
 
 

@@ -223,6 +223,51 @@ def ppc(fit, *, kind: str = "kde", num_pp_samples: int = 100, random_seed=None, 
     return fig
 
 
+def prior_predictive(model, draws: int = 100, *, kind: str = "kde", random_seed=None, ax=None, figsize=None):
+    """Prior predictive check: data sets simulated from the priors against the data.
+
+    What the priors say about the response before seeing it (ArviZ
+    ``plot_ppc`` on :meth:`hierlm.Model.sample_prior_predictive`): with
+    sensible priors the simulated data sets cover the data's range without
+    being orders of magnitude wider.
+
+    Parameters
+    ----------
+    model : hierlm.Model
+    draws : int
+        Simulated data sets.
+    kind : {"kde", "cumulative", "scatter"}
+    random_seed : int, optional
+    ax : matplotlib.axes.Axes, optional
+    figsize : tuple, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import arviz as az
+
+    if kind not in ("kde", "cumulative", "scatter"):
+        raise PlotError(f"prior_predictive: kind must be 'kde', 'cumulative' or 'scatter', not {kind!r}")
+    idata = model.sample_prior_predictive(draws=draws, random_seed=random_seed)
+    fig, ax = _new_figure(figsize or (7.5, 4.5), ax)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        az.plot_ppc(idata, group="prior", kind=kind, num_pp_samples=draws, random_seed=random_seed, ax=ax,
+                    textsize=9)
+    y = idata.observed_data["y"].to_numpy().ravel()
+    if kind == "kde":  # ArviZ draws no observed line for the prior group
+        az.plot_kde(y, ax=ax, plot_kwargs={"color": "black", "linewidth": 2}, label="Observed")
+    elif kind == "cumulative":
+        ys = np.sort(y)
+        ax.plot(ys, np.arange(1, ys.size + 1) / ys.size, color="black", linewidth=2, label="Observed")
+    ax.legend(fontsize=8)
+    ax.set_xlabel(str(model.design.formula.response))
+    ax.set_ylabel("density" if kind == "kde" else ("cumulative probability" if kind == "cumulative" else ""))
+    ax.set_title(f"Prior predictive check: {draws} data sets from the priors vs the data", fontsize=10)
+    return fig
+
+
 def trace(fit, var_names=None, *, kind: str = "trace", figsize=None):
     """Trace (or rank) plots of the posterior of the parameters (ArviZ ``plot_trace``).
 

@@ -203,7 +203,8 @@ def posterior_lines(fit) -> list[str]:
     lines += [groups_line(fit), "", "Fixed effects:"]
     lines += text_table(fe_rows, ["l"] + ["r"] * 7)
     dg = fit.diagnostics
-    lines += ["", f"Sampling: {fit.seconds:.1f} s (compilation included), {fit.divergences} divergent "
+    what = "nothing compiled" if fit.plan.kind == "engine" else "compilation included"
+    lines += ["", f"Sampling: {fit.seconds:.1f} s ({what}), {fit.divergences} divergent "
                   f"transitions, max R-hat {dg['r_hat'].max():.3f}, min bulk ESS {dg['ess_bulk'].min():.0f}"]
     lines += convergence_lines(fit)
     return lines
