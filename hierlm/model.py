@@ -233,9 +233,9 @@ class Model:
             fits in memory), ``backend`` (default: ``"engine"``, the exact
             marginal posterior of the variance parameters on the REML
             engine, sampled by nutpie with nothing compiled, for Gaussian
-            models of up to ~120 random effects with Normal or flat
-            fixed-effect priors; ``"pymc"``: the PyMC model, see
-            :meth:`to_pymc`).  Binomial and Poisson models sample their
+            models with Normal or flat fixed-effect priors whose terms after
+            the first have at most ~150 random effects; ``"pymc"``: the
+            PyMC model, see :meth:`to_pymc`).  Binomial and Poisson models sample their
             random effects, starting the chains at the Laplace fit.
             For ``"map"``: ``priors`` (``"flat"`` for maximum likelihood),
             ``reml=False`` (integrate beta out too; Gaussian models only:

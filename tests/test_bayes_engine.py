@@ -29,12 +29,26 @@ CASES = {
     "crossed": ("diameter ~ 1 + (1|plate) + (1|sample)", "Penicillin"),
     "nested": ("strength ~ 1 + (1|batch/cask)", "Pastes"),
     "p3": ("Reaction ~ Days + (1 + Days + I(Days^2)|Subject)", "sleepstudy"),
+    # 250 groups: 500 random effects in the first term, beyond the REML
+    # engine's dense case; the rest is X and y
+    "many": ("y ~ x + (x|g)", "simulated"),
 }
+
+
+def _simulated():
+    rng = np.random.default_rng(0)
+    g = np.repeat(np.arange(250), 6)
+    x = np.tile(np.arange(6.0), 250)
+    b = rng.normal(0, [1.0, 0.3], (250, 2))
+    y = 2.0 + 0.5 * x + b[g, 0] + b[g, 1] * x + rng.normal(0, 0.8, g.size)
+    import pandas as pd
+
+    return pd.DataFrame({"y": y, "x": x, "g": [f"g{i}" for i in g]})
 
 
 def _model(case, prior_kind="default"):
     f, data = CASES[case]
-    m = hierlm.Model(f, hierlm.datasets.load(data))
+    m = hierlm.Model(f, _simulated() if data == "simulated" else hierlm.datasets.load(data))
     if prior_kind == "flat":
         for n in m.design.xnames:
             m.set_prior(n, P.Flat())
@@ -162,6 +176,10 @@ def test_exact_draws_match_the_closed_forms():
 def test_engine_is_the_default_and_pymc_stays_reachable(sleepstudy):
     m = hierlm.Model("Reaction ~ Days + (Days|Subject)", sleepstudy)
     assert engine_supported(m.design, m.family, m.priors)
+    many = _model("many")
+    assert engine_supported(many.design, many.family, many.priors)  # any number of first-term levels
+    ie = hierlm.Model("y ~ 1 + service + (1|s) + (1|d) + (1|dept:service)", hierlm.datasets.load("InstEval"))
+    assert not engine_supported(ie.design, ie.family, ie.priors)  # 1156 random effects after the first term
     m2 = hierlm.Model("Reaction ~ Days + (Days|Subject)", sleepstudy).set_prior("Days", P.StudentT(3, 0, 10))
     assert not engine_supported(m2.design, m2.family, m2.priors)
     with pytest.raises(hierlm.HierlmError, match="backend='engine' needs a Gaussian model"):
@@ -182,17 +200,16 @@ def test_engine_fit_layout_and_agreement_with_pymc_nested():
     effect sampled give the same posterior within Monte Carlo error."""
     pastes = hierlm.datasets.load("Pastes")
     m = hierlm.Model("strength ~ 1 + (1|batch/cask)", pastes)
-    kw = dict(draws=500, tune=500, chains=4, random_seed=8, progressbar=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        eng = m.fit("nuts", **kw)
-        full = m.fit("nuts", marginalize=False, **kw)
+        eng = m.fit("nuts", random_seed=8, progressbar=False)  # the defaults: 4 chains x 1000 after 1000
+        full = m.fit("nuts", marginalize=False, draws=500, tune=500, random_seed=8, progressbar=False)
     assert eng.plan.kind == "engine" and eng.divergences == 0
     assert eng.diagnostics["r_hat"].max() <= 1.01
     post = eng.idata.posterior
-    assert post["ranef_cask:batch"].shape == (4, 500, 30, 1) and post["ranef_batch"].shape == (4, 500, 10, 1)
+    assert post["ranef_cask:batch"].shape == (4, 1000, 30, 1) and post["ranef_batch"].shape == (4, 1000, 10, 1)
     assert "phi" not in post and {"fixef", "sigma", "sd_batch", "sd_cask:batch"} <= set(post.data_vars)
-    assert eng.idata.log_likelihood["y"].shape == (4, 500, 60)
+    assert eng.idata.log_likelihood["y"].shape == (4, 1000, 60)
     a, b = eng.diagnostics, full.diagnostics
     for name in ["fixef[(Intercept)]", "sigma", "sd_batch[(Intercept)]", "sd_cask:batch[(Intercept)]"]:
         mcse = np.hypot(a.loc[name, "sd"] / np.sqrt(a.loc[name, "ess_bulk"]),

@@ -115,23 +115,13 @@ def corr_cholesky_many(W, p):  # pragma: no cover  (compiled)
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def marginal_logp(phi, A, q, terms, priors, eta, P0, mu0, n, const, grad):  # pragma: no cover  (compiled)
-    """Log marginal posterior and its gradient at phi (module docstring).
-
-    ``terms[k] = (p_k, levels_k, Z offset, phi offset of the SDs)``;
-    ``priors`` one row per prior (sigma first, then each term's SDs), as
-    :func:`pack_prior` makes them.  Compiled once
-    (numba's cache) for every model: at sleepstudy size a gradient costs tens
-    of microseconds here against ~400 as numpy calls, and NUTS takes tens of
-    thousands of them.  Returns ``(logp, gradient, ok)``.
-    """
-    m = A.shape[0]
-    p = m - q - 1
+def _parameters(phi, terms, priors, eta):  # pragma: no cover  (compiled)
+    """phi -> (log prior + log Jacobian, its gradient, T_k, correlation
+    factors and their derivatives).  ``T_k = diag(sd_k) Lc_k / sigma``, each
+    term's relative covariance factor (lme4's theta)."""
     K = terms.shape[0]
-    size = phi.size
-    g = np.zeros(size)
+    g = np.zeros(phi.size)
     sigma = np.exp(phi[0])
-    s2 = sigma * sigma
     lp_s, dlp_s = _prior(int(priors[0, 0]), priors[0, 1:], sigma)
     lp = phi[0] + lp_s
     g[0] = 1.0 + sigma * dlp_s
@@ -167,52 +157,197 @@ def marginal_logp(phi, A, q, terms, priors, eta, P0, mu0, n, const, grad):  # pr
                 Ts[k, i, j] = sd * Lc[i, j] / sigma
         Lcs[k, :pk, :pk] = Lc
         dLcs[k, :pk, :pk, :dLc.shape[2]] = dLc
-    if not np.isfinite(lp):
-        return -np.inf, g, False
-    # S = Lambda' A Lambda + diag(I_q, 0): Lambda is block diagonal (T_k per
-    # level); row by row, so that the inner loops run along rows of A
-    AL = A.copy()
-    for r in range(m):
-        for k in range(K):
+    return lp, g, Ts, Lcs, dLcs
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _small_cholesky(M, C):  # pragma: no cover  (compiled)
+    """C <- the lower Cholesky factor of the small SPD matrix M; False if not SPD."""
+    n = M.shape[0]
+    for j in range(n):
+        d = M[j, j]
+        for k in range(j):
+            d -= C[j, k] * C[j, k]
+        if not d > 0.0:
+            return False
+        C[j, j] = np.sqrt(d)
+        for i in range(j + 1, n):
+            acc = M[i, j]
+            for k in range(j):
+                acc -= C[i, k] * C[j, k]
+            C[i, j] = acc / C[j, j]
+        for i in range(j):
+            C[i, j] = 0.0
+    return True
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _first_term(T1, A11, Minv):  # pragma: no cover  (compiled)
+    """Per level i of the first term: ``M_i = T1' A11_i T1 + I`` into Minv as
+    its inverse; returns (sum log|M_i|, ok)."""
+    l1, p1 = A11.shape[0], A11.shape[1]
+    M = np.empty((p1, p1))
+    C = np.zeros((p1, p1))
+    AT = np.empty((p1, p1))
+    logdet = 0.0
+    for lv in range(l1):
+        for a in range(p1):
+            for b in range(p1):
+                acc = 0.0
+                for c in range(b, p1):
+                    acc += A11[lv, a, c] * T1[c, b]
+                AT[a, b] = acc
+        for a in range(p1):
+            for b in range(p1):
+                acc = 1.0 if a == b else 0.0
+                for c in range(a, p1):
+                    acc += T1[c, a] * AT[c, b]
+                M[a, b] = acc
+        if not _small_cholesky(M, C):
+            return 0.0, False
+        for a in range(p1):
+            logdet += 2.0 * np.log(C[a, a])
+        # M^-1 = C^-T C^-1, column by column
+        for b in range(p1):
+            y = np.zeros(p1)
+            for a in range(p1):
+                acc = 1.0 if a == b else 0.0
+                for c in range(a):
+                    acc -= C[a, c] * y[c]
+                y[a] = acc / C[a, a]
+            for a in range(p1 - 1, -1, -1):
+                acc = y[a]
+                for c in range(a + 1, p1):
+                    acc -= C[c, a] * Minv[lv, c, b]
+                Minv[lv, a, b] = acc / C[a, a]
+    return logdet, True
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _lambda_rest(Ar, terms, Ts, qr):  # pragma: no cover  (compiled)
+    """(Ar Lambda_r, Lambda_r' Ar Lambda_r + diag(I_qr, 0)) for the rest's
+    block Ar (R x R): Lambda_r is block diagonal (T_k per level of each
+    term after the first), the identity on X and y.  Row by row, so that the
+    inner loops run along rows."""
+    R = Ar.shape[0]
+    K = terms.shape[0]
+    AL = Ar.copy()
+    for r in range(R):
+        for k in range(1, K):
             pk, nlev, off = terms[k, 0], terms[k, 1], terms[k, 2]
             for lv in range(nlev):
                 base = off + lv * pk
                 for j in range(pk):
                     acc = 0.0
                     for i in range(j, pk):
-                        acc += A[r, base + i] * Ts[k, i, j]
+                        acc += Ar[r, base + i] * Ts[k, i, j]
                     AL[r, base + j] = acc
     S = AL.copy()
-    for k in range(K):
+    for k in range(1, K):
         pk, nlev, off = terms[k, 0], terms[k, 1], terms[k, 2]
         for lv in range(nlev):
             base = off + lv * pk
             for j in range(pk):
-                for c in range(m):
+                for c in range(R):
                     S[base + j, c] = 0.0
                 for i in range(j, pk):
                     t = Ts[k, i, j]
-                    for c in range(m):
+                    for c in range(R):
                         S[base + j, c] += t * AL[base + i, c]
-    for i in range(q):
+    for i in range(qr):
         S[i, i] += 1.0
+    return AL, S
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _schur_rest(A11, A1r, Arr, T1, Minv):  # pragma: no cover  (compiled)
+    """``A_rr - sum_i A1r_i' B_i A1r_i`` with ``B_i = T1 M_i^-1 T1'``: the rest's
+    block once the first term is eliminated level by level (unscaled by
+    Lambda_r)."""
+    l1, p1, R = A1r.shape[0], A1r.shape[1], A1r.shape[2]
+    At = Arr.copy()
+    B = np.empty((p1, p1))
+    TM = np.empty((p1, p1))
+    BA = np.empty((p1, R))
+    for lv in range(l1):
+        for a in range(p1):  # T1 M^-1
+            for b in range(p1):
+                acc = 0.0
+                for c in range(a + 1):
+                    acc += T1[a, c] * Minv[lv, c, b]
+                TM[a, b] = acc
+        for a in range(p1):  # (T1 M^-1) T1'
+            for b in range(p1):
+                acc = 0.0
+                for c in range(b + 1):
+                    acc += TM[a, c] * T1[b, c]
+                B[a, b] = acc
+        for a in range(p1):
+            for c in range(R):
+                acc = 0.0
+                for b in range(p1):
+                    acc += B[a, b] * A1r[lv, b, c]
+                BA[a, c] = acc
+        for r in range(R):
+            for a in range(p1):
+                v = A1r[lv, a, r]
+                if v != 0.0:
+                    for c in range(R):
+                        At[r, c] -= v * BA[a, c]
+    return At
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def marginal_logp(phi, A11, A1r, Arr, qr, terms, priors, eta, P0, mu0, n, const, grad):  # pragma: no cover
+    """Log marginal posterior and its gradient at phi (compiled once, numba's
+    cache, for every model).
+
+    The first term is eliminated level by level (``A11`` its per-level
+    blocks (levels, p1, p1), ``A1r`` its rows of the rest (levels, p1, R));
+    what remains (the other terms' ``qr`` random effects, X and y: R
+    columns) is factored densely.  ``terms[k] = (p_k, levels_k, offset in
+    the rest (k >= 1), phi offset of the SDs)``; ``priors`` one row per prior
+    (sigma first, then each term's SDs) as :func:`pack_prior` makes them.
+    Returns ``(logp, gradient, ok)``.
+
+    With ``D = sum_i log|M_i| + D_r(S^)`` (``S^`` the rest's Schur
+    complement, scaled by Lambda_r) the rest's terms take the dense
+    gradient on ``S^`` (``W_r = dD_r/dS^``), and the first term's T1 takes
+    ``2 sum_i [A11_i T1 M_i^-1 + (A11_i T1 F_i - E_i) W_r F_i']`` with
+    ``E_i = A1r_i Lambda_r``, ``F_i = M_i^-1 T1' E_i`` (the blocks of
+    ``dD/dS`` of the whole system, written by the blocked inverse).
+    """
+    l1, p1, R = A1r.shape[0], A1r.shape[1], A1r.shape[2]
+    p = R - qr - 1
+    K = terms.shape[0]
+    lp, g, Ts, Lcs, dLcs = _parameters(phi, terms, priors, eta)
+    sigma = np.exp(phi[0])
+    s2 = sigma * sigma
+    if not np.isfinite(lp):
+        return -np.inf, g, False
+    T1 = np.ascontiguousarray(Ts[0, :p1, :p1])
+    Minv = np.empty((l1, p1, p1))
+    logdet_1, ok = _first_term(T1, A11, Minv)
+    if not ok:
+        return -np.inf, g, False
+    At = _schur_rest(A11, A1r, Arr, T1, Minv)
+    AL, S = _lambda_rest(At, terms, Ts, qr)
     try:
         L = np.linalg.cholesky(S)
     except Exception:  # noqa: BLE001  (numba raises a plain Exception) not positive definite
         return -np.inf, g, False
-    logdet_z = 0.0
-    for i in range(q):
+    logdet_z = logdet_1
+    for i in range(qr):
         logdet_z += 2.0 * np.log(L[i, i])
-    Lb = np.ascontiguousarray(L[q:, q:])
+    Lb = np.ascontiguousarray(L[qr:, qr:])
     Sc = Lb @ np.ascontiguousarray(Lb.T)  # [X y]' V^-1 [X y]
     H = Sc[:p, :p] / s2
     h = np.empty(p)
     for j in range(p):
         H[j, j] += P0[j]
         h[j] = P0[j] * mu0[j] + Sc[j, p] / s2
-    try:
-        Hc = np.linalg.cholesky(H)
-    except Exception:  # noqa: BLE001
+    Hc = np.zeros((p, p))
+    if not _small_cholesky(H, Hc):
         return -np.inf, g, False
     Hinv = np.linalg.inv(H)
     bh = Hinv @ h
@@ -222,7 +357,7 @@ def marginal_logp(phi, A, q, terms, priors, eta, P0, mu0, n, const, grad):  # pr
     val = lp - 0.5 * D
     if not grad:
         return val, g, True
-    # G = dD / d([X y]' V^-1 [X y]);  W = dD/dS = blockdiag(S_ZZ^-1, 0) + K G K'.
+    # G = dD / d([X y]' V^-1 [X y]);  W_r = dD_r/dS^ = blockdiag(S^_ZZ^-1, 0) + K G K'.
     # Loops rather than BLAS calls: at these sizes a call's overhead is the cost.
     G = np.zeros((p + 1, p + 1))
     for a in range(p + 1):
@@ -230,36 +365,38 @@ def marginal_logp(phi, A, q, terms, priors, eta, P0, mu0, n, const, grad):  # pr
         for b in range(p + 1):
             vb = bh[b] if b < p else -1.0
             G[a, b] = (va * vb + (Hinv[a, b] if a < p and b < p else 0.0)) / s2
-    U = np.zeros((q, q))  # U = L_Z^-T (upper), by forward substitution: U[j, i] = (L_Z^-1)[i, j]
-    for i in range(q):
+    U = np.zeros((qr, qr))  # U = L_Z^-T (upper), by forward substitution: U[j, i] = (L_Z^-1)[i, j]
+    for i in range(qr):
         U[i, i] = 1.0 / L[i, i]
         for j in range(i):
             acc = 0.0
             for k in range(j, i):
                 acc += L[i, k] * U[j, k]
             U[j, i] = -acc / L[i, i]
-    Ktop = np.zeros((q, p + 1))  # -S_ZZ^-1 S_Z,xy = -L_Z^-T L_xy,Z'
-    for c in range(q):
+    Ktop = np.zeros((qr, p + 1))  # -S^_ZZ^-1 S^_Z,xy = -L_Z^-T L_xy,Z'
+    for c in range(qr):
         for e in range(p + 1):
             acc = 0.0
-            for k in range(c, q):
-                acc += U[c, k] * L[q + e, k]
+            for k in range(c, qr):
+                acc += U[c, k] * L[qr + e, k]
             Ktop[c, e] = -acc
     KG = Ktop @ G
-    W = np.empty((m, q))  # the Z columns of dD/dS: all the gradient needs
-    for c in range(q):
+    W = np.empty((R, R))
+    for c in range(qr):
         for b in range(c + 1):
             acc = 0.0
-            for k in range(c, q):
+            for k in range(c, qr):
                 acc += U[c, k] * U[b, k]
             for f in range(p + 1):
                 acc += KG[c, f] * Ktop[b, f]
             W[c, b] = acc
             W[b, c] = acc
     for e in range(p + 1):
-        for b in range(q):
-            W[q + e, b] = KG[b, e]
-    # dD/dT_k[i, j] = 2 sum over levels of (A Lambda W)[base + i, base + j]
+        for b in range(qr):
+            W[qr + e, b] = KG[b, e]
+            W[b, qr + e] = KG[b, e]
+        for f in range(p + 1):
+            W[qr + e, qr + f] = G[e, f]
     rss = Sc[p, p]
     tr = 0.0
     for i in range(p):
@@ -268,32 +405,196 @@ def marginal_logp(phi, A, q, terms, priors, eta, P0, mu0, n, const, grad):  # pr
             rss += bh[i] * Sc[i, j] * bh[j]
             tr += Hinv[i, j] * Sc[j, i]
     dsig = 2.0 * sigma * (n / s2 - tr / s2**2 - rss / s2**2)  # dD/dsigma, T held fixed
-    for k in range(K):
-        pk, nlev, off, o_sd = terms[k, 0], terms[k, 1], terms[k, 2], terms[k, 3]
-        nc = pk * (pk - 1) // 2
-        GT = np.zeros((pk, pk))
+    GTs = np.zeros(Ts.shape)
+    # the rest's terms: dD/dT_k[i, j] = 2 sum over levels of (A~ Lambda_r W_r)[base + i, base + j]
+    for k in range(1, K):
+        pk, nlev, off = terms[k, 0], terms[k, 1], terms[k, 2]
         for lv in range(nlev):
             base = off + lv * pk
             for i in range(pk):
                 for j in range(i + 1):
                     acc = 0.0
-                    for c in range(m):  # W is symmetric on its Z block: read its rows
-                        acc += AL[base + i, c] * (W[base + j, c] if c < q else W[c, base + j])
-                    GT[i, j] += 2.0 * acc
-        # T = diag(sd) Lc / sigma
+                    for c in range(R):
+                        acc += AL[base + i, c] * W[c, base + j]
+                    GTs[k, i, j] += 2.0 * acc
+    # the first term, level by level
+    E = np.empty((p1, R))
+    F = np.empty((p1, R))
+    AT = np.empty((p1, p1))
+    EW = np.empty((p1, R))
+    for lv in range(l1):
+        for a in range(p1):  # E = A1r_i Lambda_r
+            for c in range(R):
+                E[a, c] = A1r[lv, a, c]
+            for k in range(1, K):
+                pk, nlev, off = terms[k, 0], terms[k, 1], terms[k, 2]
+                for lv2 in range(nlev):
+                    base = off + lv2 * pk
+                    for j in range(pk):
+                        acc = 0.0
+                        for i in range(j, pk):
+                            acc += A1r[lv, a, base + i] * Ts[k, i, j]
+                        E[a, base + j] = acc
+        for a in range(p1):  # AT = A11_i T1
+            for b in range(p1):
+                acc = 0.0
+                for c in range(b, p1):
+                    acc += A11[lv, a, c] * T1[c, b]
+                AT[a, b] = acc
+        for a in range(p1):  # F = M_i^-1 T1' E
+            for c in range(R):
+                acc = 0.0
+                for b in range(p1):
+                    tb = 0.0
+                    for d in range(b, p1):
+                        tb += T1[d, b] * E[d, c]
+                    acc += Minv[lv, a, b] * tb
+                F[a, c] = acc
+        for a in range(p1):  # EW = (A11_i T1 F - E) W_r
+            row = np.empty(R)
+            for c in range(R):
+                acc = -E[a, c]
+                for b in range(p1):
+                    acc += AT[a, b] * F[b, c]
+                row[c] = acc
+            for c in range(R):
+                acc = 0.0
+                for d in range(R):
+                    acc += row[d] * W[d, c]
+                EW[a, c] = acc
+        for a in range(p1):
+            for b in range(a + 1):
+                acc = 0.0
+                for c in range(p1):
+                    acc += AT[a, c] * Minv[lv, c, b]
+                for c in range(R):
+                    acc += EW[a, c] * F[b, c]
+                GTs[0, a, b] += 2.0 * acc
+    # chain rule: T_k = diag(sd) Lc / sigma
+    for k in range(K):
+        pk, o_sd = terms[k, 0], terms[k, 3]
+        nc = pk * (pk - 1) // 2
         for i in range(pk):
             sd = np.exp(phi[o_sd + i])
             acc = 0.0
             for j in range(i + 1):
-                acc += GT[i, j] * Lcs[k, i, j]
-                dsig -= GT[i, j] * Ts[k, i, j] / sigma
+                acc += GTs[k, i, j] * Lcs[k, i, j]
+                dsig -= GTs[k, i, j] * Ts[k, i, j] / sigma
             g[o_sd + i] += -0.5 * acc * sd / sigma
             if pk > 1:
                 for j in range(i + 1):
                     for e in range(nc):
-                        g[o_sd + pk + e] += -0.5 * sd * GT[i, j] / sigma * dLcs[k, i, j, e]
+                        g[o_sd + pk + e] += -0.5 * sd * GTs[k, i, j] / sigma * dLcs[k, i, j, e]
     g[0] += -0.5 * sigma * dsig
     return val, g, True
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def draw_effects(phis, A11, A1r, Arr, qr, terms, priors, eta, P0, mu0, Zb, Zr, Z1):  # pragma: no cover
+    """Exact draws of beta and b for each row of ``phis``, from standard
+    normals ``Zb`` (S, p), ``Zr`` (S, q_rest), ``Z1`` (S, levels, p1):
+    ``beta ~ N(beta^, H^-1)``, then the rest's ``u_r | beta`` (the first
+    term integrated out: the reduced factor), then level by level
+    ``u_1i | u_r, beta ~ N(M_i^-1 T1' A1r_i [-Lambda_r u_r; -beta; 1], sigma^2 M_i^-1)``.
+    Returns (beta (S, p), b of the rest (S, q_rest), b of the first term
+    (S, levels, p1), ok per draw)."""
+    S_all = phis.shape[0]
+    l1, p1, R = A1r.shape[0], A1r.shape[1], A1r.shape[2]
+    p = R - qr - 1
+    K = terms.shape[0]
+    beta = np.zeros((S_all, p))
+    b_rest = np.zeros((S_all, qr))
+    b_first = np.zeros((S_all, l1, p1))
+    good = np.zeros(S_all, dtype=np.bool_)
+    Minv = np.empty((l1, p1, p1))
+    P = np.zeros((p1, p1))
+    for s in range(S_all):
+        _, _, Ts, _, _ = _parameters(phis[s], terms, priors, eta)
+        sigma = np.exp(phis[s, 0])
+        s2 = sigma * sigma
+        T1 = np.ascontiguousarray(Ts[0, :p1, :p1])
+        _, ok = _first_term(T1, A11, Minv)
+        if not ok:
+            continue
+        At = _schur_rest(A11, A1r, Arr, T1, Minv)
+        _, S = _lambda_rest(At, terms, Ts, qr)
+        try:
+            L = np.linalg.cholesky(S)
+        except Exception:  # noqa: BLE001, S112  (numba: a plain Exception; the draw is marked bad)
+            continue
+        Lb = np.ascontiguousarray(L[qr:, qr:])
+        Sc = Lb @ np.ascontiguousarray(Lb.T)
+        H = Sc[:p, :p] / s2
+        h = np.empty(p)
+        for j in range(p):
+            H[j, j] += P0[j]
+            h[j] = P0[j] * mu0[j] + Sc[j, p] / s2
+        Hc = np.zeros((p, p))
+        if not _small_cholesky(H, Hc):
+            continue
+        bh = np.linalg.solve(H, h)
+        for a in range(p - 1, -1, -1):  # beta = beta^ + Hc^-T z
+            acc = Zb[s, a]
+            for c in range(a + 1, p):
+                acc -= Hc[c, a] * beta[s, c]
+            beta[s, a] = acc / Hc[a, a]
+        for a in range(p):
+            beta[s, a] += bh[a]
+        # u_r = L_Z^-T (l_y - L_xZ' beta + sigma z)
+        u = np.empty(qr)
+        for c in range(qr - 1, -1, -1):
+            acc = L[R - 1, c] + sigma * Zr[s, c]
+            for j in range(p):
+                acc -= beta[s, j] * L[qr + j, c]
+            for k in range(c + 1, qr):
+                acc -= L[k, c] * u[k]
+            u[c] = acc / L[c, c]
+        # b_r = Lambda_r u_r, and the combination [-b_r; -beta; 1] of the rest's columns
+        v = np.empty(R)
+        for k in range(1, K):
+            pk, nlev, off = terms[k, 0], terms[k, 1], terms[k, 2]
+            for lv in range(nlev):
+                base = off + lv * pk
+                for i in range(pk):
+                    acc = 0.0
+                    for j in range(i + 1):
+                        acc += Ts[k, i, j] * u[base + j]
+                    b_rest[s, base + i] = acc
+        for c in range(qr):
+            v[c] = -b_rest[s, c]
+        for j in range(p):
+            v[qr + j] = -beta[s, j]
+        v[R - 1] = 1.0
+        fine = True
+        for lv in range(l1):
+            w = np.zeros(p1)
+            for a in range(p1):
+                acc = 0.0
+                for c in range(R):
+                    acc += A1r[lv, a, c] * v[c]
+                w[a] = acc
+            tw = np.zeros(p1)  # T1' w
+            for a in range(p1):
+                for c in range(a, p1):
+                    tw[a] += T1[c, a] * w[c]
+            if not _small_cholesky(Minv[lv], P):
+                fine = False
+                break
+            u1 = np.zeros(p1)
+            for a in range(p1):
+                acc = 0.0
+                for c in range(p1):
+                    acc += Minv[lv, a, c] * tw[c]
+                for c in range(a + 1):
+                    acc += sigma * P[a, c] * Z1[s, lv, c]
+                u1[a] = acc
+            for a in range(p1):
+                acc = 0.0
+                for c in range(a + 1):
+                    acc += T1[a, c] * u1[c]
+                b_first[s, lv, a] = acc
+        good[s] = fine
+    return beta, b_rest, b_first, good
 
 
 # ---- the density as a C callback for nutpie -------------------------------------
@@ -301,7 +602,7 @@ def marginal_logp(phi, A, q, terms, priors, eta, P0, mu0, n, const, grad):  # pr
 # two callbacks are compiled once (numba's cache) for every model, and read
 # the model from one float64 buffer (hierlm.bayes.marginal.pack_model), so sampling runs without
 # Python or the GIL in the loop and the chains run in parallel.
-_HEADER = 8  # total length, m, q, K, n, const, eta, size
+_HEADER = 10  # total length, levels, p1, R, q_rest, K, n, const, eta, size
 _LOGP_SIG = numba.types.int64(numba.types.uint64, numba.types.CPointer(numba.types.double),
                               numba.types.CPointer(numba.types.double), numba.types.CPointer(numba.types.double),
                               numba.types.CPointer(numba.types.double))
@@ -313,13 +614,17 @@ _EXPAND_SIG = numba.types.int64(numba.types.uint64, numba.types.uint64, numba.ty
 def logp_callback(dim, x_, out_, logp_, data_):  # pragma: no cover  (compiled; called by the sampler)
     total = int(numba.carray(data_, (1,))[0])
     buf = numba.carray(data_, (total,))
-    m, q, K = int(buf[1]), int(buf[2]), int(buf[3])
-    if dim != int(buf[7]):
+    l1, p1, R, qr, K = int(buf[1]), int(buf[2]), int(buf[3]), int(buf[4]), int(buf[5])
+    if dim != int(buf[9]):
         return -1
-    p = m - q - 1
+    p = R - qr - 1
     o = _HEADER
-    A = buf[o: o + m * m].reshape((m, m))
-    o += m * m
+    A11 = buf[o: o + l1 * p1 * p1].reshape((l1, p1, p1))
+    o += l1 * p1 * p1
+    A1r = buf[o: o + l1 * p1 * R].reshape((l1, p1, R))
+    o += l1 * p1 * R
+    Arr = buf[o: o + R * R].reshape((R, R))
+    o += R * R
     terms = np.empty((K, 4), dtype=np.int64)
     for k in range(K):
         for c in range(4):
@@ -328,8 +633,8 @@ def logp_callback(dim, x_, out_, logp_, data_):  # pragma: no cover  (compiled; 
     priors = buf[o: o + 6 * (K + 1)].reshape((K + 1, 6))
     o += 6 * (K + 1)
     x = numba.carray(x_, (dim,)).copy()
-    val, g, ok = marginal_logp(x, A, q, terms, priors, buf[6], buf[o: o + p], buf[o + p: o + 2 * p], buf[4],
-                               buf[5], True)
+    val, g, ok = marginal_logp(x, A11, A1r, Arr, qr, terms, priors, buf[8], buf[o: o + p], buf[o + p: o + 2 * p],
+                               buf[6], buf[7], True)
     out = numba.carray(out_, (dim,))
     lp = numba.carray(logp_, (1,))
     if not ok or not np.isfinite(val):

@@ -8,13 +8,14 @@ every random-effect column and, per term with correlations, Stan's free
 reals of the correlation matrix's Cholesky factor (canonical partial
 correlations ``tanh(w)``).
 
-The REML engine's factor ``L`` of ``S = Lambda~' A Lambda~ + diag(I_q, 0)``
-(``A = [Z X y]'[Z X y]``, :mod:`hierlm.lmm.deviance`) gives all of it: with
-``V = Z Lambda Lambda' Z' + I``,
-
-* ``log|V| = log|L_Z|^2``;
-* the Schur complement of the Z block, ``L_b L_b'`` (``L_b`` the X/y block
-  of L), is ``[X y]' V^{-1} [X y]`` = (``S_xx``, ``s_xy``, ``s_yy``).
+The REML engine's algebra gives all of it.  With ``S = Lambda~' A Lambda~ +
+diag(I_q, 0)`` (``A = [Z X y]'[Z X y]``, :mod:`hierlm.lmm.deviance`) and
+``V = Z Lambda Lambda' Z' + I``: ``log|V| = log|S_ZZ|`` and the Schur
+complement of the Z block is ``[X y]' V^{-1} [X y]`` = (``S_xx``, ``s_xy``,
+``s_yy``).  As in the engine, the first term (the factor with the most
+levels) is eliminated level by level (``M_i = T1' A11_i T1 + I``), and the
+rest (the other terms, X and y: R columns) is factored densely, so a
+gradient costs ``O(levels p1 R^2 + R^3)``, whatever n is.
 
 With the prior precision ``P0 = diag(1/s_j^2)`` (0 for flat coefficients),
 ``H = P0 + S_xx / sigma^2``, ``h = P0 mu + s_xy / sigma^2``, ``beta^ = H^{-1} h``:
@@ -30,21 +31,26 @@ log|R_X|^2 + r^2 / sigma^2``).
 ``blockdiag(S_ZZ^{-1}, 0) + K G K'``, ``K = [-S_ZZ^{-1} S_Z,xy; I]`` and
 ``G = dD/d[X y]'V^{-1}[X y] = ([beta^; -1][beta^; -1]' + blockdiag(H^{-1}, 0)) / sigma^2``;
 then ``dD/dtheta_t = 2 tr(dD/dS  Lambda~' A dLambda~/dtheta_t)`` and
-``dD/dsigma^2 = n / sigma^2 - tr(H^{-1} S_xx) / sigma^4 - rss(beta^) / sigma^4``
-(Fisher's identity in matrix form; each factor is one the engine already
-has).  The chain rule takes these to the sampled coordinates.
+``dD/dsigma^2 = n / sigma^2 - tr(H^{-1} S_xx) / sigma^4 - rss(beta^) / sigma^4``.
+By the blocked inverse, the blocks of ``dD/dS`` that this trace reads come
+from the rest's ``W_r = dD/dS^`` (``S^`` its Schur complement) and the
+first term's ``M_i^{-1}`` (:func:`hierlm.bayes.kernels.marginal_logp`).  The
+chain rule takes these to the sampled coordinates.
 
-**Draws.**  Per posterior draw, ``beta ~ N(beta^, H^{-1})`` and then
-``u | beta ~ N(L_Z^{-T}(l_y - L_xZ' beta), sigma^2 (L_Z L_Z')^{-1})``, ``b = Lambda u``.
+**Draws.**  Per posterior draw, ``beta ~ N(beta^, H^{-1})``, then the rest's
+``u_r | beta`` from the reduced factor, then level by level
+``u_1i | u_r, beta ~ N(M_i^{-1} T1' Z1_i'(y - X beta - Z_r b_r), sigma^2 M_i^{-1})``,
+``b = Lambda u``.
 
 The density and its gradient are compiled (numba, cached once for every
 model: :mod:`hierlm.bayes.kernels`) and handed to nutpie as a C callback, so
 the sampler runs without Python in its loop and nothing is compiled per
 model.
 
-Used for models whose engine is the dense one (one factor of the whole
-system: sleepstudy, Penicillin, nested designs with a few hundred random
-effects).  Larger crossed designs keep the PyMC model with part of b
+Used when the rest has at most ``ENGINE_MAX_REST`` columns: any number of
+levels of the first term (sleepstudy, radon-like data), crossed and nested
+designs with a few dozen levels in the other terms (Penicillin, Pastes).
+Larger crossed designs (InstEval) keep the PyMC model with part of b
 sampled (:func:`hierlm.bayes.backend.plan_marginalization`).
 """
 
@@ -53,21 +59,32 @@ from __future__ import annotations
 import numpy as np
 
 from ..lmm import fit_lmm
-from ..lmm.deviance import DenseProfiledDeviance, estimate_cost, make_deviance
+from ..lmm.deviance import gram_of
 from ..params import corr_cholesky_free
 
 _LOG2PI = np.log(2.0 * np.pi)
 
 
+# largest rest block (the other terms' random effects, X and y) factored
+# densely at each gradient, and largest first-term rows of it kept dense
+ENGINE_MAX_REST = 150
+ENGINE_MAX_ENTRIES = 2e7
+
+
 def engine_supported(design, family, priors) -> bool:
     """True when :class:`EnginePosterior` applies: a Gaussian model without
-    weights or offset, Normal or flat fixed-effect priors, and a system
-    small enough for the dense engine."""
+    weights or offset, Normal or flat fixed-effect priors, and at most
+    ``ENGINE_MAX_REST`` columns once the first term is eliminated level by
+    level (the other terms' random effects, X and y): any number of levels
+    of the first term (sleepstudy, radon-like data), crossed and nested
+    designs with a few dozen levels in the other terms (Penicillin, Pastes)."""
     if not family.is_gaussian or design.rows_free or design.weights is not None or design.offset is not None:
         return False
     if any(priors.fixed[n].family not in ("Normal", "Flat") for n in design.xnames):
         return False
-    return estimate_cost(design, products=False).engine == "dense"
+    r1 = design.remats[0]
+    rest = sum(r.q for r in design.remats[1:]) + design.p + 1
+    return rest <= ENGINE_MAX_REST and r1.q * rest <= ENGINE_MAX_ENTRIES
 
 
 class EnginePosterior:
@@ -87,12 +104,21 @@ class EnginePosterior:
 
     def __init__(self, design, priors):
         self.design, self.priors = design, priors
-        dev = make_deviance(design)
-        if not isinstance(dev, DenseProfiledDeviance):  # pragma: no cover  (engine_supported checks)
-            raise TypeError("EnginePosterior needs the dense engine")
-        self.dev = dev
-        self.A = dev.A
-        self.q, self.p, self.m, self.n = dev.qr, dev.p, dev.m, dev.n
+        g = gram_of(design, dense=False)
+        r1 = design.remats[0]
+        self.l1, self.p1 = r1.nlevels, r1.p
+        self.qr, self.p, self.n = g.qr, g.p, g.n
+        R = self.R = g.qr + g.p + 1
+        # the first term's blocks, its rows of the rest (dense: R is small),
+        # and the rest's own block (symmetric)
+        self.A11 = np.ascontiguousarray(g.A11, dtype=float)
+        self.A1r = np.ascontiguousarray(g.A1r.toarray().reshape(self.l1, self.p1, R))
+        Arr = np.empty((R, R))
+        Arr[:g.qr, :g.qr] = g.ZrZr.toarray()
+        Arr[:g.qr, g.qr:] = g.ZrXY
+        Arr[g.qr:, :g.qr] = g.ZrXY.T
+        Arr[g.qr:, g.qr:] = g.XY
+        self.Arr = Arr
         names = list(design.xnames)
         normal = np.array([priors.fixed[n].family == "Normal" for n in names], dtype=bool)
         s0 = np.array([priors.fixed[n].params["sigma"] if nm else 1.0 for n, nm in zip(names, normal)])
@@ -106,11 +132,10 @@ class EnginePosterior:
             self.layout.append((slice(pos, pos + r.p), slice(pos + r.p, pos + r.p + nc)))
             pos += r.p + nc
         self.size = pos
-        self.theta_slices = design.theta_slices()
-        self.ntheta = self.theta_slices[-1].stop
-        self._Iz = np.diag(np.r_[np.ones(self.q), np.zeros(self.p + 1)])
+        offs = np.cumsum([0] + [r.q for r in design.remats[1:]])
+        self.offsets = offs
         self._eta = float(priors.lkj.params["eta"])
-        self._terms = np.array([(r.p, r.nlevels, dev.offsets[k], self.layout[k][0].start)
+        self._terms = np.array([(r.p, r.nlevels, 0 if k == 0 else offs[k - 1], self.layout[k][0].start)
                                 for k, r in enumerate(design.remats)], dtype=np.int64)
         # numba and the compiled density load with the first engine posterior, not at import
         from . import kernels
@@ -167,61 +192,40 @@ class EnginePosterior:
     def logp_grad(self, phi: np.ndarray, grad: bool = True):
         """(log posterior density, its gradient) at phi; ``(-inf, 0)`` where
         a factorization fails (an extreme point)."""
-        val, g, ok = self._k.marginal_logp(np.asarray(phi, dtype=float), self.A, self.q, self._terms, self._priors,
-                                   self._eta, self.P0, self.mu0, float(self.n), self.const, grad)
+        val, g, ok = self._k.marginal_logp(np.asarray(phi, dtype=float), self.A11, self.A1r, self.Arr, self.qr,
+                                           self._terms, self._priors, self._eta, self.P0, self.mu0, float(self.n),
+                                           self.const, grad)
         if not (ok and np.isfinite(val) and (not grad or np.all(np.isfinite(g)))):
             return -np.inf, np.zeros(self.size)
         return val, g
 
     # ---- exact draws of what was integrated out ---------------------------------
-    def draw(self, phis: np.ndarray, rng, chunk: int = 256):
+    def draw(self, phis: np.ndarray, rng):
         """Exact draws of beta and b for each row of ``phis`` (S, size).
 
         Returns ``(beta (S, p), [b_k (S, levels_k, p_k)])``.
         """
-        S_all = phis.shape[0]
-        q, p, m = self.q, self.p, self.m
-        beta = np.empty((S_all, p))
-        bz = np.empty((S_all, q))
-        dev = self.dev
-        for a in range(0, S_all, chunk):
-            ph = phis[a: a + chunk]
-            s = ph.shape[0]
-            sig = np.exp(ph[:, 0])
-            thetas = np.empty((s, self.ntheta))
-            _, sds, Ls = self.natural_many(ph)
-            for k, r in enumerate(self.design.remats):
-                T = sds[k][:, :, None] * Ls[k] / sig[:, None, None]
-                thetas[:, self.theta_slices[k]] = T[:, r.tril_rows, r.tril_cols]
-            Lam = np.broadcast_to(np.eye(m), (s, m, m)).copy()
-            Lam.reshape(s, -1)[:, dev.lam_pos] = thetas[:, dev.lam_theta]
-            L = np.linalg.cholesky(np.swapaxes(Lam, 1, 2) @ self.A @ Lam + self._Iz)
-            Lb = L[:, q:, q:]
-            Sc = Lb @ np.swapaxes(Lb, 1, 2)
-            s2 = (sig**2)[:, None]
-            H = np.diag(self.P0)[None] + Sc[:, :p, :p] / s2[:, :, None]
-            Hc = np.linalg.cholesky(H)
-            h = self.P0 * self.mu0 + Sc[:, :p, p] / s2
-            bh = np.linalg.solve(H, h[..., None])[..., 0]
-            # beta ~ N(beta^, H^{-1}) = beta^ + Hc^{-T} z
-            z = rng.standard_normal((s, p))
-            beta[a: a + s] = bh + np.linalg.solve(np.swapaxes(Hc, 1, 2), z[..., None])[..., 0]
-            if q:
-                rhs = L[:, m - 1, :q] - np.einsum("sp,spq->sq", beta[a: a + s], L[:, q: q + p, :q])
-                rhs += sig[:, None] * rng.standard_normal((s, q))
-                u = np.linalg.solve(np.swapaxes(L[:, :q, :q], 1, 2), rhs[..., None])[..., 0]
-                bz[a: a + s] = np.einsum("sab,sb->sa", Lam[:, :q, :q], u)
-        out = []
-        for k, r in enumerate(self.design.remats):
-            out.append(bz[:, dev.offsets[k]: dev.offsets[k + 1]].reshape(S_all, r.nlevels, r.p))
+        phis = np.ascontiguousarray(phis, dtype=float)
+        S = phis.shape[0]
+        Zb = rng.standard_normal((S, self.p))
+        Zr = rng.standard_normal((S, self.qr))
+        Z1 = rng.standard_normal((S, self.l1, self.p1))
+        beta, b_rest, b_first, good = self._k.draw_effects(phis, self.A11, self.A1r, self.Arr, self.qr, self._terms,
+                                                           self._priors, self._eta, self.P0, self.mu0, Zb, Zr, Z1)
+        if not good.all():  # pragma: no cover  (the sampler only keeps points where the factor exists)
+            raise FloatingPointError(f"{int((~good).sum())} posterior draws have no Cholesky factor")
+        out = [b_first]
+        for k, r in enumerate(self.design.remats[1:]):
+            out.append(b_rest[:, self.offsets[k]: self.offsets[k + 1]].reshape(S, r.nlevels, r.p))
         return beta, out
 
 
 def pack_model(post: EnginePosterior) -> np.ndarray:
     """The buffer :func:`hierlm.bayes.kernels.logp_callback` reads the model from."""
-    head = np.array([0.0, post.m, post.q, len(post._terms), float(post.n), post.const, post._eta, post.size])
-    buf = np.concatenate([head, post.A.ravel(), post._terms.ravel().astype(float), post._priors.ravel(), post.P0,
-                          post.mu0])
+    head = np.array([0.0, post.l1, post.p1, post.R, post.qr, len(post._terms), float(post.n), post.const,
+                     post._eta, post.size])
+    buf = np.concatenate([head, post.A11.ravel(), post.A1r.ravel(), post.Arr.ravel(),
+                          post._terms.ravel().astype(float), post._priors.ravel(), post.P0, post.mu0])
     buf[0] = buf.size
     return np.ascontiguousarray(buf)
 

@@ -17,14 +17,13 @@ from ..errors import HierlmError
 from ..family import make_family
 from ..fit import MixedFit
 from ..glmm import fit_glmm
-from ..lmm.deviance import DENSE_MAX
 from ..optimize import Convergence, warn_all
 from ..params import theta_of_covariances
 from .backend import (
     MarginalPlan, build_pymc_model, collapsed_stats, dense_stats, draw_collapsed, draw_ranef, draw_ranef_dense,
     glmm_observations, plan_marginalization, sufficient_stats,
 )
-from .marginal import EnginePosterior, engine_supported
+from .marginal import ENGINE_MAX_REST, EnginePosterior, engine_supported
 from .sample import check_counts, choose_sampler, run_engine_nuts, run_nuts
 
 RHAT_MAX = 1.01
@@ -73,8 +72,9 @@ def use_engine(design, family, priors, o: dict, sampler: str) -> bool:
         raise HierlmError(f"backend='engine' samples with nutpie, not {sampler!r}")
     if not fits:
         raise HierlmError("backend='engine' needs a Gaussian model without weights or offset, Normal or flat "
-                          "priors on the fixed effects, and at most "
-                          f"{DENSE_MAX - design.p - 1} random effects in all; use backend='pymc'")
+                          f"priors on the fixed effects, and at most {ENGINE_MAX_REST - design.p - 1} random "
+                          "effects in the terms after the first (the first, on the factor with the most levels, "
+                          "may have any number); use backend='pymc'")
     return True
 
 
@@ -100,7 +100,8 @@ def fit_nuts(design, family, priors, options: dict | None = None, *, model=None,
         parameters (:mod:`hierlm.bayes.marginal`) with nutpie, nothing
         compiled per model; it applies to Gaussian models without weights
         or offset, with Normal or flat fixed-effect priors, whose REML
-        engine is the dense one (at most ~120 random effects).
+        effects after the first term number at most ~150 (the first may
+        have any number of levels).
     model : hierlm.Model, optional
     data_name : str, optional
 
