@@ -224,6 +224,21 @@ def _first_term(T1, A11, Minv):  # pragma: no cover  (compiled)
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
+def _row_lambda(row, out, terms, Ts):  # pragma: no cover  (compiled)
+    """out <- row Lambda_r for one row of the rest's columns (out holds row's
+    values already; the other terms' blocks are overwritten)."""
+    for k in range(1, terms.shape[0]):
+        pk, nlev, off = terms[k, 0], terms[k, 1], terms[k, 2]
+        for lv in range(nlev):
+            base = off + lv * pk
+            for j in range(pk):
+                acc = 0.0
+                for i in range(j, pk):
+                    acc += row[base + i] * Ts[k, i, j]
+                out[base + j] = acc
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _lambda_rest(Ar, terms, Ts, qr):  # pragma: no cover  (compiled)
     """(Ar Lambda_r, Lambda_r' Ar Lambda_r + diag(I_qr, 0)) for the rest's
     block Ar (R x R): Lambda_r is block diagonal (T_k per level of each
@@ -233,15 +248,7 @@ def _lambda_rest(Ar, terms, Ts, qr):  # pragma: no cover  (compiled)
     K = terms.shape[0]
     AL = Ar.copy()
     for r in range(R):
-        for k in range(1, K):
-            pk, nlev, off = terms[k, 0], terms[k, 1], terms[k, 2]
-            for lv in range(nlev):
-                base = off + lv * pk
-                for j in range(pk):
-                    acc = 0.0
-                    for i in range(j, pk):
-                        acc += Ar[r, base + i] * Ts[k, i, j]
-                    AL[r, base + j] = acc
+        _row_lambda(Ar[r], AL[r], terms, Ts)
     S = AL.copy()
     for k in range(1, K):
         pk, nlev, off = terms[k, 0], terms[k, 1], terms[k, 2]
@@ -298,6 +305,39 @@ def _schur_rest(A11, A1r, Arr, T1, Minv):  # pragma: no cover  (compiled)
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
+def _factor(A11, A1r, Arr, qr, terms, Ts, s2, P0, mu0, Minv):  # pragma: no cover  (compiled)
+    """The blocked factor at (T_k, sigma^2): the first term level by level
+    (``M_i^-1`` into Minv), the rest's Schur complement factored densely
+    (``L``), and the fixed effects' posterior precision ``H`` (with ``h``,
+    ``Hc`` its Cholesky factor) from ``Sc = [X y]' V^-1 [X y]``.  Returns
+    ``(sum log|M_i|, A~ Lambda_r, L, Sc, H, h, Hc, ok)``."""
+    R = Arr.shape[0]
+    p = R - qr - 1
+    p1 = A11.shape[1]
+    none = np.zeros((0, 0))
+    T1 = np.ascontiguousarray(Ts[0, :p1, :p1])
+    logdet_1, ok = _first_term(T1, A11, Minv)
+    if not ok:
+        return 0.0, none, none, none, none, np.zeros(0), none, False
+    At = _schur_rest(A11, A1r, Arr, T1, Minv)
+    AL, S = _lambda_rest(At, terms, Ts, qr)
+    try:
+        L = np.linalg.cholesky(S)
+    except Exception:  # noqa: BLE001  (numba raises a plain Exception) not positive definite
+        return 0.0, none, none, none, none, np.zeros(0), none, False
+    Lb = np.ascontiguousarray(L[qr:, qr:])
+    Sc = Lb @ np.ascontiguousarray(Lb.T)  # [X y]' V^-1 [X y]
+    H = Sc[:p, :p] / s2
+    h = np.empty(p)
+    for j in range(p):
+        H[j, j] += P0[j]
+        h[j] = P0[j] * mu0[j] + Sc[j, p] / s2
+    Hc = np.zeros((p, p))
+    ok = _small_cholesky(H, Hc)
+    return logdet_1, AL, L, Sc, H, h, Hc, ok
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def marginal_logp(phi, A11, A1r, Arr, qr, terms, priors, eta, P0, mu0, n, const, grad):  # pragma: no cover
     """Log marginal posterior and its gradient at phi (compiled once, numba's
     cache, for every model).
@@ -327,28 +367,12 @@ def marginal_logp(phi, A11, A1r, Arr, qr, terms, priors, eta, P0, mu0, n, const,
         return -np.inf, g, False
     T1 = np.ascontiguousarray(Ts[0, :p1, :p1])
     Minv = np.empty((l1, p1, p1))
-    logdet_1, ok = _first_term(T1, A11, Minv)
+    logdet_1, AL, L, Sc, H, h, Hc, ok = _factor(A11, A1r, Arr, qr, terms, Ts, s2, P0, mu0, Minv)
     if not ok:
-        return -np.inf, g, False
-    At = _schur_rest(A11, A1r, Arr, T1, Minv)
-    AL, S = _lambda_rest(At, terms, Ts, qr)
-    try:
-        L = np.linalg.cholesky(S)
-    except Exception:  # noqa: BLE001  (numba raises a plain Exception) not positive definite
         return -np.inf, g, False
     logdet_z = logdet_1
     for i in range(qr):
         logdet_z += 2.0 * np.log(L[i, i])
-    Lb = np.ascontiguousarray(L[qr:, qr:])
-    Sc = Lb @ np.ascontiguousarray(Lb.T)  # [X y]' V^-1 [X y]
-    H = Sc[:p, :p] / s2
-    h = np.empty(p)
-    for j in range(p):
-        H[j, j] += P0[j]
-        h[j] = P0[j] * mu0[j] + Sc[j, p] / s2
-    Hc = np.zeros((p, p))
-    if not _small_cholesky(H, Hc):
-        return -np.inf, g, False
     Hinv = np.linalg.inv(H)
     bh = Hinv @ h
     D = n * np.log(s2) + logdet_z + Sc[p, p] / s2 + const
@@ -426,15 +450,7 @@ def marginal_logp(phi, A11, A1r, Arr, qr, terms, priors, eta, P0, mu0, n, const,
         for a in range(p1):  # E = A1r_i Lambda_r
             for c in range(R):
                 E[a, c] = A1r[lv, a, c]
-            for k in range(1, K):
-                pk, nlev, off = terms[k, 0], terms[k, 1], terms[k, 2]
-                for lv2 in range(nlev):
-                    base = off + lv2 * pk
-                    for j in range(pk):
-                        acc = 0.0
-                        for i in range(j, pk):
-                            acc += A1r[lv, a, base + i] * Ts[k, i, j]
-                        E[a, base + j] = acc
+            _row_lambda(A1r[lv, a], E[a], terms, Ts)
         for a in range(p1):  # AT = A11_i T1
             for b in range(p1):
                 acc = 0.0
@@ -513,25 +529,9 @@ def draw_effects(phis, A11, A1r, Arr, qr, terms, priors, eta, P0, mu0, Zb, Zr, Z
         sigma = np.exp(phis[s, 0])
         s2 = sigma * sigma
         T1 = np.ascontiguousarray(Ts[0, :p1, :p1])
-        _, ok = _first_term(T1, A11, Minv)
+        _, _, L, _, H, h, Hc, ok = _factor(A11, A1r, Arr, qr, terms, Ts, s2, P0, mu0, Minv)
         if not ok:
-            continue
-        At = _schur_rest(A11, A1r, Arr, T1, Minv)
-        _, S = _lambda_rest(At, terms, Ts, qr)
-        try:
-            L = np.linalg.cholesky(S)
-        except Exception:  # noqa: BLE001, S112  (numba: a plain Exception; the draw is marked bad)
-            continue
-        Lb = np.ascontiguousarray(L[qr:, qr:])
-        Sc = Lb @ np.ascontiguousarray(Lb.T)
-        H = Sc[:p, :p] / s2
-        h = np.empty(p)
-        for j in range(p):
-            H[j, j] += P0[j]
-            h[j] = P0[j] * mu0[j] + Sc[j, p] / s2
-        Hc = np.zeros((p, p))
-        if not _small_cholesky(H, Hc):
-            continue
+            continue  # the draw stays marked bad
         bh = np.linalg.solve(H, h)
         for a in range(p - 1, -1, -1):  # beta = beta^ + Hc^-T z
             acc = Zb[s, a]

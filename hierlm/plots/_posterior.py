@@ -208,19 +208,30 @@ def ppc(fit, *, kind: str = "kde", num_pp_samples: int = 100, random_seed=None, 
     matplotlib.figure.Figure
     """
     _need_posterior(fit, "ppc")
+    _check_ppc_kind("ppc", kind)
+    idata = posterior_predictive(fit, num_pp_samples, random_seed)
+    fig, ax = _ppc_axes(idata, "posterior", kind, num_pp_samples, random_seed, ax, figsize)
+    ax.set_xlabel(_response_name(fit))
+    ax.set_title(f"Posterior predictive check: {num_pp_samples} replicated data sets vs the data", fontsize=10)
+    return fig
+
+
+def _check_ppc_kind(name: str, kind: str) -> None:
+    if kind not in ("kde", "cumulative", "scatter"):
+        raise PlotError(f"{name}: kind must be 'kde', 'cumulative' or 'scatter', not {kind!r}")
+
+
+def _ppc_axes(idata, group: str, kind: str, draws: int, random_seed, ax, figsize):
+    """ArviZ's ``plot_ppc`` of ``group`` on a new (or the given) axes, labelled."""
     import arviz as az
 
-    if kind not in ("kde", "cumulative", "scatter"):
-        raise PlotError(f"ppc: kind must be 'kde', 'cumulative' or 'scatter', not {kind!r}")
-    idata = posterior_predictive(fit, num_pp_samples, random_seed)
     fig, ax = _new_figure(figsize or (7.5, 4.5), ax)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
-        az.plot_ppc(idata, kind=kind, num_pp_samples=num_pp_samples, random_seed=random_seed, ax=ax, textsize=9)
-    ax.set_xlabel(_response_name(fit))
+        az.plot_ppc(idata, group=group, kind=kind, num_pp_samples=draws, random_seed=random_seed, ax=ax,
+                    textsize=9)
     ax.set_ylabel("density" if kind == "kde" else ("cumulative probability" if kind == "cumulative" else ""))
-    ax.set_title(f"Posterior predictive check: {num_pp_samples} replicated data sets vs the data", fontsize=10)
-    return fig
+    return fig, ax
 
 
 def prior_predictive(model, draws: int = 100, *, kind: str = "kde", random_seed=None, ax=None, figsize=None):
@@ -247,14 +258,9 @@ def prior_predictive(model, draws: int = 100, *, kind: str = "kde", random_seed=
     """
     import arviz as az
 
-    if kind not in ("kde", "cumulative", "scatter"):
-        raise PlotError(f"prior_predictive: kind must be 'kde', 'cumulative' or 'scatter', not {kind!r}")
+    _check_ppc_kind("prior_predictive", kind)
     idata = model.sample_prior_predictive(draws=draws, random_seed=random_seed)
-    fig, ax = _new_figure(figsize or (7.5, 4.5), ax)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        az.plot_ppc(idata, group="prior", kind=kind, num_pp_samples=draws, random_seed=random_seed, ax=ax,
-                    textsize=9)
+    fig, ax = _ppc_axes(idata, "prior", kind, draws, random_seed, ax, figsize)
     y = idata.observed_data["y"].to_numpy().ravel()
     if kind == "kde":  # ArviZ draws no observed line for the prior group
         az.plot_kde(y, ax=ax, plot_kwargs={"color": "black", "linewidth": 2}, label="Observed")
@@ -263,7 +269,6 @@ def prior_predictive(model, draws: int = 100, *, kind: str = "kde", random_seed=
         ax.plot(ys, np.arange(1, ys.size + 1) / ys.size, color="black", linewidth=2, label="Observed")
     ax.legend(fontsize=8)
     ax.set_xlabel(str(model.design.formula.response))
-    ax.set_ylabel("density" if kind == "kde" else ("cumulative probability" if kind == "cumulative" else ""))
     ax.set_title(f"Prior predictive check: {draws} data sets from the priors vs the data", fontsize=10)
     return fig
 
