@@ -29,9 +29,14 @@ CASES = {
     "crossed": ("diameter ~ 1 + (1|plate) + (1|sample)", "Penicillin"),
     "nested": ("strength ~ 1 + (1|batch/cask)", "Pastes"),
     "p3": ("Reaction ~ Days + (1 + Days + I(Days^2)|Subject)", "sleepstudy"),
+    # two terms on one factor: the second is in the dense rest, its levels
+    # crossing the first's
+    "zcp": ("Reaction ~ Days + (Days || Subject)", "sleepstudy"),
     # 250 groups: 500 random effects in the first term, beyond the REML
     # engine's dense case; the rest is X and y
     "many": ("y ~ x + (x|g)", "simulated"),
+    # a correlated slope in the rest: (x|h) on 8 levels, after (1|g) on 250
+    "rest_slope": ("y ~ x + (1|g) + (x|h)", "simulated"),
 }
 
 
@@ -43,7 +48,9 @@ def _simulated():
     y = 2.0 + 0.5 * x + b[g, 0] + b[g, 1] * x + rng.normal(0, 0.8, g.size)
     import pandas as pd
 
-    return pd.DataFrame({"y": y, "x": x, "g": [f"g{i}" for i in g]})
+    h = rng.integers(0, 8, g.size)
+    y = y + rng.normal(0, 0.5, 8)[h] + rng.normal(0, 0.2, 8)[h] * x
+    return pd.DataFrame({"y": y, "x": x, "g": [f"g{i}" for i in g], "h": [f"h{i}" for i in h]})
 
 
 def _model(case, prior_kind="default"):
