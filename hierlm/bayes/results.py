@@ -99,9 +99,9 @@ def fit_nuts(design, family, priors, options: dict | None = None, *, model=None,
         The engine samples the exact marginal posterior of the variance
         parameters (:mod:`hierlm.bayes.marginal`) with nutpie, nothing
         compiled per model; it applies to Gaussian models without weights
-        or offset, with Normal or flat fixed-effect priors, whose REML
-        effects after the first term number at most ~150 (the first may
-        have any number of levels).
+        or offset, with Normal or flat fixed-effect priors, whose terms
+        after the first have at most ~150 random effects in all (the first
+        term may have any number of levels).
     model : hierlm.Model, optional
     data_name : str, optional
 
