@@ -14,13 +14,15 @@ from . import datasets
 from .errors import ConvergenceWarning, DataError, FormulaError, HierlmError, ModelError, TooLargeError
 from .inference.boot import boot_mer, pb_test
 from .inference.compare import anova, compare
+from .inference.lmlist import lmlist
 from .model import Model, glmer, lmer
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ConvergenceWarning", "DataError", "FormulaError", "HierlmError", "Model", "ModelError",
-    "TooLargeError", "anova", "boot_mer", "compare", "datasets", "glmer", "lmer", "pb_test", "plots", "__version__",
+    "TooLargeError", "anova", "boot_mer", "compare", "datasets", "glmer", "lmer", "lmlist", "pb_test", "plots",
+    "__version__",
 ]
 
 
