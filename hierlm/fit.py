@@ -332,7 +332,7 @@ class MixedFit:
         return keep
 
     def predict(self, newdata: pd.DataFrame | None = None, re_form=None, allow_new_levels: bool = False,
-                type: str = "link") -> pd.Series:  # noqa: A002
+                type: str = "link", interval: str | None = None, level: float = 0.95):  # noqa: A002
         """Predictions on the link or the response scale (lme4's ``predict``).
 
         Parameters
@@ -350,13 +350,29 @@ class MixedFit:
         type : {"link", "response"}
             Linear predictor (default, as lme4), or the mean ``g^{-1}(eta)``.
             The same for Gaussian fits.
+        interval : {None, "confidence", "prediction"}
+            REML/ML fits of Gaussian models: an interval at ``level`` around
+            each prediction (normal quantiles, theta taken as known).
+            ``"confidence"``: for the mean ``x'beta + z'b`` of the terms
+            ``re_form`` keeps (their effects as conditional modes, the
+            others at 0), from the joint covariance of the estimates and the
+            prediction errors of the modes (Henderson's mixed-model
+            equations).  ``"prediction"``: for a new observation: adds
+            sigma^2 and, for every term not conditioned on (left out by
+            ``re_form``, or a new level), the variance ``z' Sigma_k z`` of a
+            new group's effects.
+        level : float
+            Coverage of the interval (default 0.95).
 
         Returns
         -------
-        pandas.Series
+        pandas.Series, or with ``interval`` a pandas.DataFrame with R's
+        columns ``fit``, ``lwr``, ``upr``
         """
         _check_scale(type)
         keep = self._selected_terms(re_form)
+        if interval is not None:
+            return self._predict_interval(newdata, keep, allow_new_levels, type, interval, level)
         d = self.design
         if newdata is None:
             eta = self.linear_predictor(d.X, self._all_terms(keep)) + self.offset
@@ -369,6 +385,34 @@ class MixedFit:
             index = newdata.index
         vals = self.family.linkinv(eta) if type == "response" else eta
         return pd.Series(vals, index=index, name="predicted")
+
+    def _predict_interval(self, newdata, keep: list[int], allow_new_levels: bool, type: str,  # noqa: A002
+                          interval: str, level: float) -> pd.DataFrame:
+        """predict(interval=...): the fit and its interval (see :meth:`predict`)."""
+        from scipy import stats
+
+        if interval not in ("confidence", "prediction"):
+            raise HierlmError(f"interval must be 'confidence' or 'prediction' (or None), not {interval!r}")
+        if not isinstance(level, (int, float)) or not 0 < level < 1:
+            raise HierlmError(f"level must be a number between 0 and 1, not {level!r}")
+        if not hasattr(self, "prediction_variance"):
+            raise HierlmError("predict(interval=...) is for REML/ML fits of Gaussian models; for a posterior fit "
+                              "take quantiles of posterior_epred() (confidence) or posterior_predict() "
+                              "(prediction)")
+        d = self.design
+        every = list(range(len(d.remats)))
+        if newdata is None:
+            X, pieces, off, index = d.X, self._all_terms(every), self.offset, self.index
+        else:
+            X, pieces = self.model_rows(newdata, every)
+            if not allow_new_levels:
+                self.check_new_levels(newdata, [pc for pc in pieces if pc[0] in keep])
+            off, index = self._newdata_offset(newdata), newdata.index
+        fit = self.linear_predictor(X, [pc for pc in pieces if pc[0] in keep]) + off
+        half = stats.norm.ppf(0.5 + level / 2) * np.sqrt(self.prediction_variance(X, pieces, set(keep),
+                                                                                 interval == "prediction"))
+        out = pd.DataFrame({"fit": fit, "lwr": fit - half, "upr": fit + half}, index=index)
+        return out.apply(self.family.linkinv) if type == "response" else out
 
     def check_new_levels(self, newdata: pd.DataFrame, terms) -> None:
         """Raise DataError naming the grouping levels of ``newdata`` the fit

@@ -12,7 +12,7 @@ from ..errors import HierlmError
 from ..family import Family
 from ..fit import LikelihoodFit
 from ..optimize import OptInfo, warn_all
-from .deviance import ProfiledDeviance, make_deviance
+from .deviance import ProfiledDeviance, gram_of, make_deviance
 from .engine import check_lmm_control, optimize_theta
 
 GAUSSIAN = Family("gaussian")
@@ -182,6 +182,71 @@ class LMMFit(LikelihoodFit):
         V = self.sigma**2 * self.devfun.vcov_unscaled(self.factorization)
         names = self.design.xnames
         return pd.DataFrame(V, index=names, columns=names)
+
+    # largest q + p for which prediction intervals conditional on random
+    # effects factor Henderson's equations densely (about 0.3 GB and a few seconds)
+    PREDICTION_MAX_DENSE = 6000
+
+    @cached_property
+    def _mme_cholesky(self) -> np.ndarray:
+        """Lower Cholesky factor of Henderson's mixed-model equations in the
+        spherical scale, ``M = [[Lambda'Z'Z Lambda + I, Lambda'Z'X], [X'Z Lambda, X'X]]``
+        (``sigma^2 M^-1`` is the covariance of ``(u^ - u, beta^ - beta)`` at theta)."""
+        d = self.design
+        q, p = sum(r.q for r in d.remats), d.p
+        if q + p > self.PREDICTION_MAX_DENSE:
+            raise HierlmError(f"intervals conditional on the random effects need a dense {q + p} x {q + p} "
+                              f"system (more than {self.PREDICTION_MAX_DENSE}); use re_form='~0' for intervals "
+                              "of population-level predictions")
+        A = gram_of(d, dense=True).dense[: q + p, : q + p]
+        Lam = np.eye(q + p)
+        o = 0
+        for r, sl in zip(d.remats, d.theta_slices()):
+            Lam[o: o + r.q, o: o + r.q] = np.kron(np.eye(r.nlevels), r.T(self.theta[sl]))
+            o += r.q
+        M = Lam.T @ A @ Lam
+        M[np.arange(q), np.arange(q)] += 1.0
+        return np.linalg.cholesky(M)
+
+    def prediction_variance(self, X: np.ndarray, pieces, conditioned: set, new_observation: bool) -> np.ndarray:
+        """Variance of each row's prediction error (see :meth:`predict`'s ``interval``).
+
+        ``pieces`` as :meth:`model_rows` gives them for every term; the terms
+        in ``conditioned`` enter with their conditional modes (rows of a new
+        level excepted), the others at their mean 0.
+        """
+        d = self.design
+        s2 = self.sigma**2
+        cond = [(k, c, Xt) for k, c, Xt in pieces if k in conditioned and (c >= 0).any()]
+        if not cond:  # population level: x' vcov x
+            V = self.vcov.to_numpy()
+            var = np.einsum("ij,jk,ik->i", X, V, X)
+        else:
+            L = self._mme_cholesky
+            q = sum(r.q for r in d.remats)
+            offs = np.cumsum([0] + [r.q for r in d.remats])
+            var = np.empty(X.shape[0])
+            for a in range(0, X.shape[0], 1000):  # rows of [Lambda'z; x], a block at a time
+                rows = slice(a, a + 1000)
+                B = np.zeros((X[rows].shape[0], L.shape[0]))
+                B[:, q:] = X[rows]
+                for k, codes, Xt in cond:
+                    r = d.remats[k]
+                    T = r.T(self.theta[d.theta_slices()[k]])
+                    c, zt = codes[rows], Xt[rows] @ T  # Lambda' z: T_k' applied to the row's columns
+                    seen = np.flatnonzero(c >= 0)
+                    cols = offs[k] + c[seen, None] * r.p + np.arange(r.p)
+                    B[seen[:, None], cols] = zt[seen]
+                W = np.linalg.solve(L, B.T)  # L^-1 [Lambda'z; x]
+                var[rows] = s2 * np.einsum("ij,ij->j", W, W)
+        if new_observation:
+            var = var + s2
+            covs = self.covariances()
+            for k, codes, Xt in pieces:
+                free = np.ones(len(codes), bool) if k not in conditioned else codes < 0
+                if free.any():
+                    var[free] += np.einsum("ia,ab,ib->i", Xt[free], covs[k], Xt[free])
+        return var
 
     @property
     def df(self) -> int:
