@@ -171,6 +171,95 @@ class MixedFit:
                 res[g] = pd.concat(frames, axis=1)
         return res
 
+    def tidy(self, effects=("ran_pars", "fixed"), conf_int: bool = False, conf_level: float = 0.95,
+             **kw) -> pd.DataFrame:
+        """The estimates in broom.mixed's long layout (``tidy()``).
+
+        Parameters
+        ----------
+        effects : sequence of {"fixed", "ran_pars", "ran_vals"}
+            Fixed effects (with their tests), the random-effect SDs and
+            correlations and the residual SD (``sd__(Intercept)``,
+            ``cor__(Intercept).Days``, ``sd__Observation``), the conditional
+            modes with their conditional SDs (``level`` column).
+        conf_int : bool
+            Add ``conf.low``, ``conf.high`` for the fixed effects (Wald: t
+            quantiles with the table's df where it has them, else normal;
+            posterior fits: quantiles of the draws).
+        conf_level : float
+        **kw
+            Passed to :meth:`coef_table` (e.g. ``ddf="kenward-roger"`` for
+            REML fits).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``effect, group, [level,] term, estimate, std.error,
+            [statistic, df, p.value, conf.low, conf.high]`` as broom.mixed
+            names them; columns with no value for any row are left out.
+        """
+        from scipy import stats
+
+        parts = []
+        wanted = [effects] if isinstance(effects, str) else list(effects)
+        bad = [e for e in wanted if e not in ("fixed", "ran_pars", "ran_vals")]
+        if bad:
+            raise HierlmError(f"effects must be among 'fixed', 'ran_pars', 'ran_vals', not {bad[0]!r}")
+        # rows in broom.mixed's order whatever the order asked
+        for e in [e for e in ("fixed", "ran_pars", "ran_vals") if e in wanted]:
+            if e == "fixed":
+                if self.is_posterior:
+                    dg = self.diagnostics.loc[[f"fixef[{n}]" for n in self.design.xnames]]
+                    lo, hi = np.quantile(self.draws("fixef"), [0.5 - conf_level / 2, 0.5 + conf_level / 2], axis=0)
+                    fx = pd.DataFrame({"term": list(self.design.xnames), "estimate": dg["mean"].to_numpy(),
+                                       "std.error": dg["sd"].to_numpy(), "conf.low": lo, "conf.high": hi})
+                else:
+                    tab = self.coef_table(**kw)
+                    fx = pd.DataFrame({"term": list(tab.index), "estimate": tab["Estimate"].to_numpy(),
+                                       "std.error": tab["Std. Error"].to_numpy()})
+                    stat = [c for c in tab.columns if c.endswith(" value")]
+                    if stat:
+                        fx["statistic"] = tab[stat[0]].to_numpy()
+                    if "df" in tab.columns:
+                        fx["df"] = tab["df"].to_numpy()
+                    pcol = [c for c in tab.columns if c.startswith("Pr(")]
+                    if pcol:
+                        fx["p.value"] = tab[pcol[0]].to_numpy()
+                    q = (stats.t.ppf(0.5 + conf_level / 2, fx["df"]) if "df" in fx
+                         else stats.norm.ppf(0.5 + conf_level / 2))
+                    fx["conf.low"] = fx["estimate"] - q * fx["std.error"]
+                    fx["conf.high"] = fx["estimate"] + q * fx["std.error"]
+                if not conf_int:
+                    fx = fx.drop(columns=["conf.low", "conf.high"])
+                fx.insert(0, "effect", "fixed")
+                fx.insert(1, "group", None)
+                parts.append(fx)
+            elif e == "ran_pars":
+                vc = self.varcorr
+                rows = []
+                for t, r in zip(term_names(self.design.remats), self.design.remats):
+                    sub = vc[vc["group"] == t]
+                    sd = dict(zip(sub.loc[sub["var2"].isna(), "var1"], sub.loc[sub["var2"].isna(), "sdcor"]))
+                    cor = {(a, b): v for a, b, v in zip(sub["var1"], sub["var2"], sub["sdcor"]) if pd.notna(b)}
+                    for j, c in enumerate(r.cnames):  # broom.mixed's order: sd, then its correlations
+                        rows.append((t, f"sd__{c}", sd[c]))
+                        rows += [(t, f"cor__{c}.{c2}", cor[(c, c2)]) for c2 in r.cnames[j + 1:]]
+                if self.family.has_dispersion:
+                    rows.append(("Residual", "sd__Observation", float(vc.loc[vc["group"] == "Residual", "sdcor"].iloc[0])))
+                rp = pd.DataFrame(rows, columns=["group", "term", "estimate"])
+                rp.insert(0, "effect", "ran_pars")
+                parts.append(rp)
+            elif e == "ran_vals":
+                rf = self.ranef_frame()
+                rv = pd.DataFrame({"effect": "ran_vals", "group": rf["grpvar"].astype(str), "level": rf["grp"].astype(str),
+                                   "term": rf["term"].astype(str), "estimate": rf["condval"].to_numpy(),
+                                   "std.error": rf["condsd"].to_numpy()})
+                parts.append(rv)
+        out = pd.concat(parts, ignore_index=True)
+        order = ["effect", "group", "level", "term", "estimate", "std.error", "statistic", "df", "p.value",
+                 "conf.low", "conf.high"]
+        return out[[c for c in order if c in out.columns]]
+
     def ranef_frame(self) -> pd.DataFrame:
         """Conditional modes in long form, as lme4's ``as.data.frame(ranef(m, condVar = TRUE))``:
         columns ``grpvar, term, grp, condval, condsd``."""

@@ -288,3 +288,13 @@ def test_summary_shows_tail_ess(sleep_engine_fit):
     assert "Bulk_ESS" in text and "Tail_ESS" in text
     dg = sleep_engine_fit.diagnostics
     assert (dg["ess_tail"] > 0).all()
+
+
+def test_tidy_of_a_posterior_fit(sleep_engine_fit):
+    fit = sleep_engine_fit
+    t = fit.tidy(conf_int=True, conf_level=0.9)
+    fx = t[t["effect"] == "fixed"]
+    np.testing.assert_allclose(fx["estimate"], fit.draws("fixef").mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(fx["conf.low"], np.quantile(fit.draws("fixef"), 0.05, axis=0), rtol=1e-12)
+    rp = t[t["effect"] == "ran_pars"]
+    assert list(rp["term"]) == ["sd__(Intercept)", "cor__(Intercept).Days", "sd__Days", "sd__Observation"]
