@@ -248,7 +248,7 @@ TABLE = [
     ('summary ddf', HierlmError, "ddf\\ must\\ be\\ one\\ of\\ 'satterthwaite',", lambda: fit.summary(ddf="wald")),
     ('coef_table ddf', HierlmError, "ddf\\ must\\ be\\ one\\ of\\ 'satterthwaite',", lambda: fit.coef_table(ddf=3)),
     ('anova one model', HierlmError, 'anova\\ needs\\ at\\ least\\ two\\ models\\ to\\ compare\\ \\(for', lambda: hierlm.anova(fit)),
-    ('anova mixed kinds', HierlmError, 'anova:\\ model2\\ is\\ a\\ GLMMFit;\\ likelihood\\-ratio', lambda: hierlm.anova(fit, gfit)),
+    ('anova mixed kinds', HierlmError, 'anova:\\ gfit\\ is\\ a\\ GLMMFit;\\ likelihood\\-ratio', lambda: hierlm.anova(fit, gfit)),
     ('refit wrong length', HierlmError, 'newresp\\ has\\ 3\\ values;\\ the\\ fit\\ used\\ 180\\ rows', lambda: fit.refit([1, 2, 3])),
     ('refit nan', HierlmError, 'newresp\\ has\\ missing\\ or\\ infinite\\ values', lambda: fit.refit(np.full(len(S), np.nan))),
     ('boot nsim', HierlmError, 'nsim\\ must\\ be\\ a\\ positive\\ integer\\ \\(the\\ number\\ of', lambda: hierlm.boot_mer(fit, lambda f: f.fixef, nsim=0)),

@@ -62,7 +62,8 @@ def test_anova_bad_input(sleep_fits):
         anova(sleep_fits["m1"])
     s = hierlm.datasets.load("sleepstudy")
     fewer = hierlm.lmer("Reaction ~ Days + (1|Subject)", s.iloc[:170])
-    with pytest.raises(hierlm.HierlmError, match=r"different rows \(model1: 180 rows, model2: 170\)"):
+    # a positional fit is named by its variable where it has one (R deparses the argument)
+    with pytest.raises(hierlm.HierlmError, match=r"different rows \(model1: 180 rows, fewer: 170\)"):
         anova(sleep_fits["m1"], fewer)
     other = hierlm.lmer("log(Reaction) ~ Days + (1|Subject)", s)
     with pytest.raises(hierlm.HierlmError, match="different response"):
@@ -139,3 +140,13 @@ def test_posterior_icc_r2_and_loo_compare(posterior_fits, sleep_fits):
     assert tab.loc["lin", "elpd_loo"] == pytest.approx(post.loo().elpd_loo)
     with pytest.raises(hierlm.HierlmError, match="mix of posterior and REML/ML fits"):
         hierlm.compare([post, sleep_fits["mi"]])
+
+
+def test_anova_rows_take_the_callers_names(sleep_fits):
+    m1, mi = sleep_fits["m1"], sleep_fits["mi"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert list(anova(mi, m1).index) == ["mi", "m1"]
+        assert list(anova(mi, full=m1).index) == ["mi", "full"]
+        same = mi
+        assert list(anova(same, m1).index) == ["model1", "m1"]  # two names for one fit: not guessed

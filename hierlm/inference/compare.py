@@ -4,6 +4,7 @@ posterior fits)."""
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from typing import ClassVar
 
@@ -33,11 +34,36 @@ class ComparisonTable(pd.DataFrame):
     __repr__ = __str__
 
 
-def _named(models: tuple, named: dict, what: str) -> dict:
-    """{name: fit} from positional fits (named model1, model2, ...) and keyword fits."""
+def _caller_names(models: tuple, depth: int) -> list[str | None]:
+    """The variable name each positional fit has in the caller's frame, as R
+    deparses ``anova(m0, m1)``'s arguments (None where no single name, or
+    where the names would repeat)."""
+    frame = inspect.currentframe()
+    try:
+        for _ in range(depth + 1):
+            frame = frame.f_back if frame is not None else None
+        if frame is None:
+            return [None] * len(models)
+        names = []
+        for m in models:
+            name = None
+            for scope in (frame.f_locals, frame.f_globals):  # the innermost name first
+                hits = [k for k, v in scope.items() if v is m and not k.startswith("_")]
+                if hits:
+                    name = hits[0] if len(hits) == 1 else None
+                    break
+            names.append(name)
+    finally:
+        del frame
+    return names if len(set(names)) == len(names) else [None] * len(models)
+
+
+def _named(models: tuple, named: dict, what: str, depth: int = 2) -> dict:
+    """{name: fit} from positional fits (named as the caller's variables, as R
+    does, else model1, model2, ...) and keyword fits."""
     out = {}
-    for i, m in enumerate(models, start=1):
-        out[f"model{i}"] = m
+    for i, (m, name) in enumerate(zip(models, _caller_names(models, depth)), start=1):
+        out[name if name and name not in named else f"model{i}"] = m
     dup = set(out) & set(named)
     if dup:
         raise HierlmError(f"{what}: model name(s) {sorted(dup)} given twice")
@@ -94,8 +120,10 @@ def anova(*models, refit: bool = True, **named) -> ComparisonTable:
     Parameters
     ----------
     *models : LMMFit
-        At least two fits of the same response to the same rows (named
-        ``model1``, ``model2``, ... in the table).
+        At least two fits of the same response to the same rows, named in
+        the table by the caller's variable names as R does (``anova(m0,
+        m1)``: rows ``m0``, ``m1``), or ``model1``, ``model2``, ... when a
+        fit has no single name there.
     refit : bool
         Refit REML fits with ML (default, as lme4).  With ``refit=False``
         the REML likelihoods are compared, which is only meaningful for
