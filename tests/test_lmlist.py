@@ -57,3 +57,21 @@ def test_bad_formula_says_what_to_write():
         hierlm.lmlist("Reaction ~ Days", _sleep())
     with pytest.raises(hierlm.FormulaError, match=r"'response ~ terms \| group'"):
         hierlm.lmlist("Reaction ~ Days |", _sleep())
+
+
+def test_plot_beside_the_mixed_model():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    d = _sleep()
+    lml = hierlm.lmlist("Reaction ~ Days | Subject", d)
+    fit = hierlm.lmer("Reaction ~ Days + (Days | Subject)", d)
+    fig = hierlm.plots.lmlist(lml, fit)
+    ax0, ax1 = fig.axes
+    assert (ax0.get_title(), ax1.get_title()) == ("(Intercept)", "Days")
+    # the partial-pooling markers are the mixed model's coef(), in the plot's group order
+    order = lml.coef["(Intercept)"].sort_values().index
+    diamonds = [ln for ln in ax1.get_lines() if ln.get_marker() == "D"][0]
+    np.testing.assert_allclose(diamonds.get_xdata(), fit.coef()["Subject"].loc[order, "Days"].to_numpy())
+    with pytest.raises(hierlm.HierlmError, match="no coefficient 'x'"):
+        hierlm.plots.lmlist(lml, terms=["x"])

@@ -18,7 +18,9 @@ Every function takes a fit (REML, ML, MAP or NUTS) and returns the
 
 The last four need a posterior sample (``Model(...).fit("nuts")``).
 ``prior_predictive(model)`` (``model.plot_prior_predictive()``) takes the
-model instead: data simulated from its priors against the data.
+model instead: data simulated from its priors against the data;
+``lmlist(hierlm.lmlist(...), fit)`` the per-group fits beside the mixed
+model.
 matplotlib is imported only when a plot is drawn, so ``import hierlm``
 stays light; no backend is chosen here (the command line and the tests use
 Agg).
@@ -29,12 +31,13 @@ from __future__ import annotations
 from ._checks import diagnostics
 from ._common import KINDS, POSTERIOR_KINDS, PlotError, available
 from ._effects import caterpillar, facets, predictions
+from ._lmlist import lmlist
 from ._pooling import pooling_estimates, shrinkage
 from ._posterior import forest, posterior_predictive, ppc, prior_predictive, rank, trace
 
 __all__ = [
     "KINDS", "POSTERIOR_KINDS", "PlotError", "available", "caterpillar", "diagnostics", "facets", "forest",
-    "plot", "pooling_estimates", "posterior_predictive", "ppc", "predictions", "prior_predictive", "rank", "shrinkage",
+    "lmlist", "plot", "pooling_estimates", "posterior_predictive", "ppc", "predictions", "prior_predictive", "rank", "shrinkage",
     "trace",
 ]
 
