@@ -71,7 +71,7 @@ def test_plot_beside_the_mixed_model():
     assert (ax0.get_title(), ax1.get_title()) == ("(Intercept)", "Days")
     # the partial-pooling markers are the mixed model's coef(), in the plot's group order
     order = lml.coef["(Intercept)"].sort_values().index
-    diamonds = [ln for ln in ax1.get_lines() if ln.get_marker() == "D"][0]
+    diamonds = next(ln for ln in ax1.get_lines() if ln.get_marker() == "D")
     np.testing.assert_allclose(diamonds.get_xdata(), fit.coef()["Subject"].loc[order, "Days"].to_numpy())
     with pytest.raises(hierlm.HierlmError, match="no coefficient 'x'"):
         hierlm.plots.lmlist(lml, terms=["x"])
