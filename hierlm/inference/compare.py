@@ -13,6 +13,7 @@ import pandas as pd
 from scipy import stats
 
 from ..errors import HierlmError
+from ..rformat import format_pval, format_r_vector, starred_table, zapsmall
 from ..lmm import LMMFit
 
 REFIT_MESSAGE = "refitting model(s) with ML (instead of REML)"
@@ -28,10 +29,37 @@ class ComparisonTable(pd.DataFrame):
         return ComparisonTable
 
     def __str__(self) -> str:
-        body = self.to_string(float_format=lambda v: f"{v:.6g}", na_rep="")
-        return "\n".join(list(getattr(self, "heading", []) or []) + [body])
+        """As R prints an anova table (``print.anova``: ``printCoefmat`` with
+        5 digits): the statistic rounded to 4 digits, the other columns
+        zapped (R's ``zapsmall``), each column formatted together, p-values
+        by ``format.pval`` with significance stars, missing cells blank,
+        never truncated."""
+        cells = []
+        for c in self.columns:
+            v = self[c].to_numpy(dtype=float)
+            ok = np.isfinite(v)
+            col = [""] * v.size
+            if c == "Pr(>Chisq)":
+                txt = format_pval(v[ok], digits=4)
+            elif c == "Df":
+                txt = [str(int(round(x))) for x in v[ok]]
+            elif c == "Chisq":
+                txt = [t.strip() for t in format_r_vector(np.round(v[ok], 4), 5)]
+            else:
+                txt = [t.strip() for t in format_r_vector(zapsmall(v[ok], 5), 5)]
+            for i, t in zip(np.flatnonzero(ok), txt):
+                col[i] = t
+            cells.append(col)
+        pv = self["Pr(>Chisq)"].to_numpy(dtype=float) if "Pr(>Chisq)" in self else np.full(len(self), np.nan)
+        rows = [list(r) for r in zip(*cells)]
+        lines = starred_table(list(self.columns), [str(i) for i in self.index], rows, pv)
+        return "\n".join(list(getattr(self, "heading", []) or []) + lines)
 
     __repr__ = __str__
+
+    def to_frame(self) -> pd.DataFrame:
+        """The table as a plain DataFrame (numbers, not text)."""
+        return pd.DataFrame(self)
 
 
 def _caller_names(models: tuple, depth: int) -> list[str | None]:
@@ -195,10 +223,11 @@ def compare(models, criterion: str = "AICc") -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        REML/ML fits: ``K, AICc (or AIC/BIC), Delta_<crit>, weight, cum_weight,
-        evidence_ratio, logLik`` and also ``AIC``, ``BIC``, sorted best first.
-        Weights are Akaike weights ``exp(-Delta/2)`` normalized; the evidence
-        ratio is the best model's weight over each model's.  Posterior fits:
+        REML/ML fits: AICcmodavg's ``aictab`` columns ``K, AICc (or AIC/BIC),
+        Delta_<crit>, ModelLik, <crit>Wt, LL, Cum.Wt``, then
+        ``evidence_ratio``, ``AIC`` and ``BIC``, sorted best first.  ModelLik
+        is ``exp(-Delta/2)``, the weights its normalization (Akaike weights);
+        the evidence ratio is the best model's weight over each model's.  Posterior fits:
         ArviZ's ``compare`` table (``elpd_loo, p_loo, elpd_diff, weight, se,
         dse``).
     """
@@ -230,14 +259,17 @@ def compare(models, criterion: str = "AICc") -> pd.DataFrame:
     delta = crit - crit.min()
     w = np.exp(-0.5 * delta)
     w /= w.sum()
+    wt = f"{criterion}Wt"
     out = pd.DataFrame({
-        "K": [f.df for f in fits.values()], criterion: crit, f"Delta_{criterion}": delta, "weight": w,
-        "logLik": [f.loglik for f in fits.values()], "AIC": [f.aic for f in fits.values()],
-        "BIC": [f.bic for f in fits.values()],
+        "K": [f.df for f in fits.values()], criterion: crit, f"Delta_{criterion}": delta,
+        "ModelLik": np.exp(-0.5 * delta), wt: w, "LL": [f.loglik for f in fits.values()],
     }, index=pd.Index(list(fits), name="model"))
     out = out.sort_values(criterion, kind="stable")
-    out.insert(4, "cum_weight", out["weight"].cumsum())
-    out.insert(5, "evidence_ratio", out["weight"].iloc[0] / out["weight"])
+    # AICcmodavg's aictab columns, then the evidence ratio and both criteria
+    out["Cum.Wt"] = out[wt].cumsum()
+    out["evidence_ratio"] = out[wt].iloc[0] / out[wt]
+    out["AIC"] = [fits[k].aic for k in out.index]
+    out["BIC"] = [fits[k].bic for k in out.index]
     return out
 
 
