@@ -13,8 +13,8 @@ import pandas as pd
 from scipy import stats
 
 from ..errors import HierlmError
-from ..rformat import format_pval, format_r_vector, starred_table, zapsmall
 from ..lmm import LMMFit
+from ..rformat import format_pval, format_r_vector, starred_table, zapsmall
 
 REFIT_MESSAGE = "refitting model(s) with ML (instead of REML)"
 
@@ -42,7 +42,7 @@ class ComparisonTable(pd.DataFrame):
             if c == "Pr(>Chisq)":
                 txt = format_pval(v[ok], digits=4)
             elif c == "Df":
-                txt = [str(int(round(x))) for x in v[ok]]
+                txt = [str(round(x)) for x in v[ok]]
             elif c == "Chisq":
                 txt = [t.strip() for t in format_r_vector(np.round(v[ok], 4), 5)]
             else:
