@@ -47,10 +47,9 @@ def pack_prior(prior) -> np.ndarray:
     return np.array([code, loc, scale, nu, c, lam], dtype=float)
 
 
-
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _prior(code, par, x):  # pragma: no cover  (compiled)
-    """(log density, derivative) of a prior packed by :class:`Density`."""
+    """(log density, derivative) of a prior packed by :func:`pack_prior`."""
     if code == _FLAT:
         return 0.0, 0.0
     loc, scale, nu, c, lam = par[0], par[1], par[2], par[3], par[4]
