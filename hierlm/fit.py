@@ -462,18 +462,25 @@ class MixedFit:
         keep = self._selected_terms(re_form)
         if interval is not None:
             return self._predict_interval(newdata, keep, allow_new_levels, type, interval, level)
-        d = self.design
-        if newdata is None:
-            eta = self.linear_predictor(d.X, self._all_terms(keep)) + self.offset
-            index = self.index
-        else:
-            X, terms = self.model_rows(newdata, keep)
-            if not allow_new_levels:
-                self.check_new_levels(newdata, terms)
-            eta = self.linear_predictor(X, terms) + self._newdata_offset(newdata)
-            index = newdata.index
+        X, terms, off, index = self.prediction_rows(newdata, keep, keep, allow_new_levels)
+        eta = self.linear_predictor(X, terms) + off
         vals = self.family.linkinv(eta) if type == "response" else eta
         return pd.Series(vals, index=index, name="predicted")
+
+    def prediction_rows(self, newdata, terms: list[int], keep: list[int], allow_new_levels: bool):
+        """What a prediction reads for each row: ``(X, pieces, offset, index)``.
+
+        The fit's own rows when ``newdata`` is None, else the new rows coded
+        as the fit's (:meth:`model_rows`); ``pieces`` for the terms in
+        ``terms``; unless ``allow_new_levels``, a level of a term in ``keep``
+        that the fit has not seen is an error naming it.
+        """
+        if newdata is None:
+            return self.design.X, self._all_terms(terms), self.offset, self.index
+        X, pieces = self.model_rows(newdata, terms)
+        if not allow_new_levels:
+            self.check_new_levels(newdata, [pc for pc in pieces if pc[0] in keep])
+        return X, pieces, self._newdata_offset(newdata), newdata.index
 
     def _predict_interval(self, newdata, keep: list[int], allow_new_levels: bool, type: str,  # noqa: A002
                           interval: str, level: float) -> pd.DataFrame:
@@ -488,15 +495,8 @@ class MixedFit:
             raise HierlmError("predict(interval=...) is for REML/ML fits of Gaussian models; for a posterior fit "
                               "take quantiles of posterior_epred() (confidence) or posterior_predict() "
                               "(prediction)")
-        d = self.design
-        every = list(range(len(d.remats)))
-        if newdata is None:
-            X, pieces, off, index = d.X, self._all_terms(every), self.offset, self.index
-        else:
-            X, pieces = self.model_rows(newdata, every)
-            if not allow_new_levels:
-                self.check_new_levels(newdata, [pc for pc in pieces if pc[0] in keep])
-            off, index = self._newdata_offset(newdata), newdata.index
+        every = list(range(len(self.design.remats)))  # the terms left out add their variance
+        X, pieces, off, index = self.prediction_rows(newdata, every, keep, allow_new_levels)
         fit = self.linear_predictor(X, [pc for pc in pieces if pc[0] in keep]) + off
         half = stats.norm.ppf(0.5 + level / 2) * np.sqrt(self.prediction_variance(X, pieces, set(keep),
                                                                                  interval == "prediction"))

@@ -521,15 +521,8 @@ class BayesFit(MixedFit):
             For the new levels' effects.
         """
         rng = np.random.default_rng(seed)
-        d = self.design
         keep = self._selected_terms(re_form)
-        if newdata is None:
-            X, terms, off = d.X, self._all_terms(keep), self.offset
-        else:
-            X, terms = self.model_rows(newdata, keep)
-            if not allow_new_levels:
-                self.check_new_levels(newdata, terms)
-            off = self._newdata_offset(newdata)
+        X, terms, off, _ = self.prediction_rows(newdata, keep, keep, allow_new_levels)
         eta = self.draws("fixef") @ X.T + off
         covs = self.parameter_draws()[1]
         for k, codes, Xt in terms:
