@@ -188,6 +188,7 @@ def _first_term(T1, A11, Minv):  # pragma: no cover  (compiled)
     M = np.empty((p1, p1))
     C = np.zeros((p1, p1))
     AT = np.empty((p1, p1))
+    y = np.empty(p1)
     logdet = 0.0
     for lv in range(l1):
         for a in range(p1):
@@ -208,7 +209,6 @@ def _first_term(T1, A11, Minv):  # pragma: no cover  (compiled)
             logdet += 2.0 * np.log(C[a, a])
         # M^-1 = C^-T C^-1, column by column
         for b in range(p1):
-            y = np.zeros(p1)
             for a in range(p1):
                 acc = 1.0 if a == b else 0.0
                 for c in range(a):
@@ -266,7 +266,7 @@ def _lambda_rest(Ar, terms, Ts, qr):  # pragma: no cover  (compiled)
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _schur_rest(A11, A1r, Arr, T1, Minv):  # pragma: no cover  (compiled)
+def _schur_rest(A1r, Arr, T1, Minv):  # pragma: no cover  (compiled)
     """``A_rr - sum_i A1r_i' B_i A1r_i`` with ``B_i = T1 M_i^-1 T1'``: the rest's
     block once the first term is eliminated level by level (unscaled by
     Lambda_r)."""
@@ -318,7 +318,7 @@ def _factor(A11, A1r, Arr, qr, terms, Ts, s2, P0, mu0, Minv):  # pragma: no cove
     logdet_1, ok = _first_term(T1, A11, Minv)
     if not ok:
         return 0.0, none, none, none, none, np.zeros(0), none, False
-    At = _schur_rest(A11, A1r, Arr, T1, Minv)
+    At = _schur_rest(A1r, Arr, T1, Minv)
     AL, S = _lambda_rest(At, terms, Ts, qr)
     try:
         L = np.linalg.cholesky(S)
@@ -445,6 +445,7 @@ def marginal_logp(phi, A11, A1r, Arr, qr, terms, priors, eta, P0, mu0, n, const,
     F = np.empty((p1, R))
     AT = np.empty((p1, p1))
     EW = np.empty((p1, R))
+    row = np.empty(R)
     for lv in range(l1):
         for a in range(p1):  # E = A1r_i Lambda_r
             for c in range(R):
@@ -466,7 +467,6 @@ def marginal_logp(phi, A11, A1r, Arr, qr, terms, priors, eta, P0, mu0, n, const,
                     acc += Minv[lv, a, b] * tb
                 F[a, c] = acc
         for a in range(p1):  # EW = (A11_i T1 F - E) W_r
-            row = np.empty(R)
             for c in range(R):
                 acc = -E[a, c]
                 for b in range(p1):
@@ -523,6 +523,7 @@ def draw_effects(phis, A11, A1r, Arr, qr, terms, priors, eta, P0, mu0, Zb, Zr, Z
     good = np.zeros(S_all, dtype=np.bool_)
     Minv = np.empty((l1, p1, p1))
     P = np.zeros((p1, p1))
+    w, tw, u1 = np.empty(p1), np.empty(p1), np.empty(p1)
     for s in range(S_all):
         _, _, Ts, _, _ = _parameters(phis[s], terms, priors, eta)
         sigma = np.exp(phis[s, 0])
@@ -566,20 +567,19 @@ def draw_effects(phis, A11, A1r, Arr, qr, terms, priors, eta, P0, mu0, Zb, Zr, Z
         v[R - 1] = 1.0
         fine = True
         for lv in range(l1):
-            w = np.zeros(p1)
             for a in range(p1):
                 acc = 0.0
                 for c in range(R):
                     acc += A1r[lv, a, c] * v[c]
                 w[a] = acc
-            tw = np.zeros(p1)  # T1' w
-            for a in range(p1):
+            for a in range(p1):  # T1' w
+                acc = 0.0
                 for c in range(a, p1):
-                    tw[a] += T1[c, a] * w[c]
+                    acc += T1[c, a] * w[c]
+                tw[a] = acc
             if not _small_cholesky(Minv[lv], P):
                 fine = False
                 break
-            u1 = np.zeros(p1)
             for a in range(p1):
                 acc = 0.0
                 for c in range(p1):
