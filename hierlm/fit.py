@@ -200,6 +200,8 @@ class MixedFit:
         """
         from scipy import stats
 
+        if not isinstance(conf_level, (int, float)) or not 0 < conf_level < 1:
+            raise HierlmError(f"conf_level must be a number between 0 and 1, not {conf_level!r}")
         parts = []
         wanted = [effects] if isinstance(effects, str) else list(effects)
         bad = [e for e in wanted if e not in ("fixed", "ran_pars", "ran_vals")]
@@ -476,6 +478,7 @@ class MixedFit:
         that the fit has not seen is an error naming it.
         """
         if newdata is None:
+            self.require_rows("predicting the fitted rows (newdata=None)")
             return self.design.X, self._all_terms(terms), self.offset, self.index
         X, pieces = self.model_rows(newdata, terms)
         if not allow_new_levels:

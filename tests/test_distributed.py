@@ -128,7 +128,7 @@ def test_rows_free_fit_refuses_what_needs_rows(dask_client):
     fit = hierlm.lmer("Reaction ~ Days + (Days | Subject)", ddf)
     for call in (fit.fitted, fit.residuals, fit.simulate, fit.icc, fit.r2, fit.to_bambi,
                  lambda: fit.coef_table("kenward-roger"), lambda: fit.plot("shrinkage"),
-                 lambda: fit.plot("diagnostics")):
+                 lambda: fit.plot("diagnostics"), fit.predict, lambda: fit.predict(interval="confidence")):
         with pytest.raises(HierlmError, match="rows stay on the cluster"):
             call()
     # docs/dask.md: fitted values and residuals computed on the cluster by predict

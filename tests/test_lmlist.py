@@ -75,3 +75,9 @@ def test_plot_beside_the_mixed_model():
     np.testing.assert_allclose(diamonds.get_xdata(), fit.coef()["Subject"].loc[order, "Days"].to_numpy())
     with pytest.raises(hierlm.HierlmError, match="no coefficient 'x'"):
         hierlm.plots.lmlist(lml, terms=["x"])
+
+
+def test_no_residual_df_is_an_error():
+    d = _sleep().groupby("Subject", observed=True).head(2)  # two rows per subject, two coefficients
+    with pytest.raises(hierlm.DataError, match="no residual degrees of freedom"):
+        hierlm.lmlist("Reaction ~ Days | Subject", d)

@@ -49,3 +49,9 @@ def test_bad_effects_named(sleep):
     # ddf passes through to the table
     kr = fit.tidy(effects="fixed", ddf="kenward-roger")
     assert kr["df"].iloc[0] == pytest.approx(fit.coef_table(ddf="kenward-roger")["df"].iloc[0])
+
+
+def test_conf_level_checked(sleep):
+    fit = hierlm.lmer("Reaction ~ Days + (Days | Subject)", sleep)
+    with pytest.raises(hierlm.HierlmError, match="conf_level must be a number between 0 and 1"):
+        fit.tidy(conf_int=True, conf_level=95)

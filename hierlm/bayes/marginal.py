@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import ModelError
 from ..lmm import fit_lmm
 from ..lmm.deviance import gram_of
 from ..params import corr_cholesky_free
@@ -213,7 +214,7 @@ class EnginePosterior:
         beta, b_rest, b_first, good = self._k.draw_effects(phis, self.A11, self.A1r, self.Arr, self.qr, self._terms,
                                                            self._priors, self._eta, self.P0, self.mu0, Zb, Zr, Z1)
         if not good.all():  # pragma: no cover  (the sampler only keeps points where the factor exists)
-            raise FloatingPointError(f"{int((~good).sum())} posterior draws have no Cholesky factor")
+            raise ModelError(f"{int((~good).sum())} posterior draws have no Cholesky factor")
         out = [b_first]
         for k, r in enumerate(self.design.remats[1:]):
             out.append(b_rest[:, self.offsets[k]: self.offsets[k + 1]].reshape(S, r.nlevels, r.p))

@@ -24,7 +24,7 @@ from scipy import stats
 
 from ..design.build import build_design
 from ..design.fixed import rank_keep
-from ..errors import FormulaError
+from ..errors import DataError, FormulaError
 
 
 @dataclass
@@ -122,7 +122,11 @@ def lmlist(formula: str, data: pd.DataFrame, na_action: str = "omit") -> LmList:
         tss = np.sum((yg - yg.mean()) ** 2) if has_int else yg @ yg
         r2[g] = 1.0 - rss[g] / tss if tss > 0 else np.nan
     df = int(dfs.sum())
-    sigma = float(np.sqrt(rss.sum() / df)) if df > 0 else np.nan
+    if df <= 0:
+        raise DataError(f"lmlist: no residual degrees of freedom for a pooled SD ({len(y)} rows, {len(names)} "
+                        f"coefficients in each of {r.nlevels} groups of {r.group!r}); use fewer coefficients or "
+                        "groups with more rows")
+    sigma = float(np.sqrt(rss.sum() / df))
     idx = pd.Index(r.levels, name=r.group)
     return LmList(coef=pd.DataFrame(coef, index=idx, columns=names),
                   se=pd.DataFrame(sigma * np.sqrt(unscaled), index=idx, columns=names), sigma=sigma, df=df,
