@@ -1,11 +1,13 @@
 """Printed summaries (lme4's layout) and R's number formatting.
 
-:mod:`.format` holds R's formatting rules and the blocks every summary
-shares (one ``format_pval``, one ``printCoefmat``); :mod:`.text` the
+:mod:`hierlm.rformat` holds R's number formatting (``format``,
+``format.pval``, ``printCoefmat``'s starred table), :mod:`.format` the blocks
+every summary shares; :mod:`.text` the
 summary of each fit kind.
 """
 
-from .format import coefmat_lines, format_pval, format_r, format_r_vector, text_table
+from ..rformat import format_pval, format_r_vector, text_table
+from .format import coefmat_lines, format_r
 from .text import LMMSummary, Summary, short_repr, summarize
 
 __all__ = ["LMMSummary", "Summary", "coefmat_lines", "format_pval", "format_r", "format_r_vector", "short_repr",

@@ -13,13 +13,7 @@ import math
 
 import numpy as np
 
-from ..rformat import (  # noqa: F401
-    SIGNIF_LEGEND,
-    format_pval,
-    format_r_vector,
-    starred_table,
-    text_table,
-)
+from ..rformat import format_pval, format_r_vector, starred_table, text_table
 
 
 def _decimals_needed(x: float, digits: int) -> int:

@@ -15,9 +15,10 @@ import textwrap
 from ..errors import HierlmError
 from ..inference.ddf import check_ddf
 from ..inference.ddf import coef_table as ddf_table
+from ..rformat import text_table
 from .format import (
     coefmat_lines, convergence_lines, fixed_corr_lines, format_r, groups_line, named_vector, quantile_line,
-    random_effects_table, text_table,
+    random_effects_table,
 )
 
 _DDF_TITLE = {"satterthwaite": "Satterthwaite's", "kenward-roger": "Kenward-Roger's"}
