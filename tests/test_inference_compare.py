@@ -58,8 +58,10 @@ def test_anova_of_ml_fits_does_not_refit(sleep_fits):
 
 
 def test_anova_bad_input(sleep_fits):
-    with pytest.raises(hierlm.HierlmError, match="at least two models"):
-        anova(sleep_fits["m1"])
+    # one model: its terms' F tests (tests/test_anova_single.py), not a comparison
+    assert anova(sleep_fits["m1"]).heading[0].startswith("Type III Analysis of Variance Table")
+    with pytest.raises(hierlm.HierlmError, match="needs a fit"):
+        anova()
     s = hierlm.datasets.load("sleepstudy")
     fewer = hierlm.lmer("Reaction ~ Days + (1|Subject)", s.iloc[:170])
     # a positional fit is named by its variable where it has one (R deparses the argument)

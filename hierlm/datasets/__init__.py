@@ -27,6 +27,8 @@ _DATASETS = {
                "Strength of a chemical paste: casks nested in 10 delivery batches"),
     "InstEval": ("InstEval.csv.gz", ["s", "d", "studage", "lectage", "service", "dept"],
                  "University lecture evaluations: 73421 ratings of 1128 lecturers by 2972 students"),
+    "ChickWeight": ("ChickWeight.csv", ["Chick", "Diet"],
+                    "Weight (g) of 50 chicks on 4 diets, days 0-21 (R's datasets::ChickWeight)"),
     "cbpp": ("cbpp.csv", ["herd", "period"],
              "Contagious bovine pleuropneumonia: new cases per herd (15) and period (4)"),
     "grouseticks": ("grouseticks.csv", ["INDEX", "BROOD", "YEAR", "LOCATION"],

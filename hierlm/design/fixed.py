@@ -244,6 +244,19 @@ class MatrixBuilder:
         The rows of ``frame`` the model keeps: the matrix is evaluated on all
         of ``frame`` (so ``scale()`` and ``poly()`` see every row, as in R's
         model frame) and then restricted to ``rows``.
+
+    Attributes
+    ----------
+    matrix : numpy.ndarray
+        The model matrix of the kept rows.
+    names : list of str
+        R's column names.
+    assign : list of int
+        R's ``assign`` attribute: the term of each column (0 for the
+        intercept, k for the k-th term of ``terms``).
+    numeric : set of str
+        The factors (by ``expr``) that are one numeric column, R's
+        ``dataClasses`` "numeric" (what lmerTest's containment of terms reads).
     """
 
     def __init__(self, terms: TermList, frame: pd.DataFrame, coding: dict, formula: str = "",
@@ -254,6 +267,8 @@ class MatrixBuilder:
             intercept, cols = self.simple
             self.spec = None
             self.names = (["(Intercept)"] if intercept else []) + [f.label for f in terms.factors]
+            self.assign = [0] * intercept + list(range(1, len(cols) + 1))
+            self.numeric = {f.expr for f in terms.factors}
             full = self._simple_matrix(frame)
             self.matrix = full if rows is None else np.ascontiguousarray(full[rows])
             return
@@ -281,8 +296,21 @@ class MatrixBuilder:
             raise FormulaError(f"cannot build the model matrix for '{terms}': {exc}", formula or None) from exc
         self.spec = mm.model_spec
         self.names = self._r_names(list(mm.columns), ours)
+        # R's "assign": the term of each column (0: the intercept, k: the k-th term)
+        first = 0 if terms.intercept else 1
+        self.assign = [fterms.index(s.term) + first for s in self.spec.structure for _ in s.columns]
+        # factors that are one numeric column (R's dataClasses "numeric"; a
+        # matrix-valued call such as poly() is not, as in R)
+        self.numeric = {f.expr for f in terms.factors if self._is_numeric(_formulaic_factor(f, coding).expr)}
         full = mm.to_numpy(dtype=float)
         self.matrix = np.ascontiguousarray(full if rows is None else full[rows])
+
+    def _is_numeric(self, expr: str) -> bool:
+        kind, _ = self.spec.encoder_state.get(expr, (None, {}))
+        if getattr(kind, "value", kind) != "numerical":
+            return False
+        # one column: the factor appears alone in its columns' names, never with a suffix
+        return not any(expr + "[" in c for s in self.spec.structure for c in s.columns)
 
     def _r_names(self, columns: list[str], ours: dict[str, Factor]) -> list[str]:
         """R's names of formulaic's columns, from the model spec's structure."""

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import inspect
 import warnings
-from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -14,52 +13,10 @@ from scipy import stats
 
 from ..errors import HierlmError
 from ..lmm import LMMFit
-from ..rformat import format_pval, format_r_vector, starred_table, zapsmall
+from .ftest import single_anova
+from .table import AnovaTable
 
 REFIT_MESSAGE = "refitting model(s) with ML (instead of REML)"
-
-
-class ComparisonTable(pd.DataFrame):
-    """A DataFrame with lme4's heading lines (data, models) printed above it."""
-
-    _metadata: ClassVar[list[str]] = ["heading"]
-
-    @property
-    def _constructor(self):
-        return ComparisonTable
-
-    def __str__(self) -> str:
-        """As R prints an anova table (``print.anova``: ``printCoefmat`` with
-        5 digits): the statistic rounded to 4 digits, the other columns
-        zapped (R's ``zapsmall``), each column formatted together, p-values
-        by ``format.pval`` with significance stars, missing cells blank,
-        never truncated."""
-        cells = []
-        for c in self.columns:
-            v = self[c].to_numpy(dtype=float)
-            ok = np.isfinite(v)
-            col = [""] * v.size
-            if c == "Pr(>Chisq)":
-                txt = format_pval(v[ok], digits=4)
-            elif c == "Df":
-                txt = [str(round(x)) for x in v[ok]]
-            elif c == "Chisq":
-                txt = [t.strip() for t in format_r_vector(np.round(v[ok], 4), 5)]
-            else:
-                txt = [t.strip() for t in format_r_vector(zapsmall(v[ok], 5), 5)]
-            for i, t in zip(np.flatnonzero(ok), txt):
-                col[i] = t
-            cells.append(col)
-        pv = self["Pr(>Chisq)"].to_numpy(dtype=float) if "Pr(>Chisq)" in self else np.full(len(self), np.nan)
-        rows = [list(r) for r in zip(*cells)]
-        lines = starred_table(list(self.columns), [str(i) for i in self.index], rows, pv)
-        return "\n".join(list(getattr(self, "heading", []) or []) + lines)
-
-    __repr__ = __str__
-
-    def to_frame(self) -> pd.DataFrame:
-        """The table as a plain DataFrame (numbers, not text)."""
-        return pd.DataFrame(self)
 
 
 def _caller_names(models: tuple, depth: int) -> list[str | None]:
@@ -137,9 +94,16 @@ def _heading(fits: dict) -> list[str]:
     return lines + ["Models:"] + [f"{k}: {f.formula}" for k, f in fits.items()]
 
 
-def anova(*models, refit: bool = True, **named) -> ComparisonTable:
-    """Likelihood-ratio tests of nested models, as lme4's ``anova(m1, m2, ...)``.
+def anova(*models, refit: bool = True, type=3, ddf: str = "satterthwaite", **named) -> AnovaTable:
+    """Tests of one model's terms (lmerTest's ``anova(m)``), or likelihood-ratio tests of
+    nested models (lme4's ``anova(m1, m2, ...)``).
 
+    With one fit: F tests of each fixed-effect term of a linear mixed model
+    (type III by default, Satterthwaite's or Kenward-Roger's df, lmerTest's
+    table), or Wald chi-square tests for a GLMM (car's ``Anova``); see
+    :func:`hierlm.inference.ftest.single_anova`.
+
+    With two or more:
     REML fits are refit by maximum likelihood first (lme4's message
     "refitting model(s) with ML (instead of REML)" is issued as a warning),
     models are ordered by their number of parameters, and each row is tested
@@ -147,8 +111,8 @@ def anova(*models, refit: bool = True, **named) -> ComparisonTable:
 
     Parameters
     ----------
-    *models : LMMFit
-        At least two fits of the same response to the same rows, named in
+    *models : LMMFit or GLMMFit
+        One fit, or at least two fits of the same response to the same rows, named in
         the table by the caller's variable names as R does (``anova(m0,
         m1)``: rows ``m0``, ``m1``), or ``model1``, ``model2``, ... when a
         fit has no single name there.
@@ -159,18 +123,23 @@ def anova(*models, refit: bool = True, **named) -> ComparisonTable:
     **named : LMMFit
         Fits given by keyword take that name in the table
         (``anova(m1=fit1, m2=fit2)``).
+    type : {3, 2, 1}
+        One model only: the type of the tests (lmerTest's default 3).
+    ddf : {"satterthwaite", "kenward-roger", "lme4"}
+        One linear mixed model only: the F tests' denominator df.
 
     Returns
     -------
-    ComparisonTable
+    AnovaTable
         A DataFrame with lme4's columns ``npar, AIC, BIC, logLik, deviance,
         Chisq, Df, Pr(>Chisq)``, one row per model; ``.heading`` holds
         lme4's "Data:" and "Models:" lines.
     """
     fits = _named(models, named, "anova")
-    if len(fits) < 2:
-        raise HierlmError("anova needs at least two models to compare (for one model's fixed-effect tests use "
-                          "fit.coef_table(), with Satterthwaite degrees of freedom)")
+    if len(fits) == 1:
+        return single_anova(next(iter(fits.values())), type=type, ddf=ddf)
+    if not fits:
+        raise HierlmError("anova needs a fit (its terms' tests) or two or more fits (likelihood-ratio tests)")
     _likelihood_fits(fits, "anova")
     _check_same_data(fits, "anova")
     if refit:
@@ -186,7 +155,7 @@ def anova(*models, refit: bool = True, **named) -> ComparisonTable:
     dfc = np.r_[np.nan, np.diff(npar)]
     with np.errstate(invalid="ignore"):
         p = np.where(dfc == 0, np.nan, stats.chi2.sf(chisq, np.where(dfc == 0, 1, dfc)))
-    table = ComparisonTable({
+    table = AnovaTable({
         "npar": npar.astype(int), "AIC": [f.aic for f in fits.values()], "BIC": [f.bic for f in fits.values()],
         "logLik": llk, "deviance": -2.0 * llk, "Chisq": chisq, "Df": dfc, "Pr(>Chisq)": p,
     }, index=pd.Index(list(fits), name="model"))

@@ -424,8 +424,15 @@ def vcov_adj(fit) -> pd.DataFrame:
     return pd.DataFrame(kenward_roger_state(fit).vcov_adj, index=names, columns=names)
 
 
-def _lb_ddf(L: np.ndarray, V0: np.ndarray, P: list, W: np.ndarray) -> float:
-    """pbkrtest's ``Lb_ddf`` for one contrast (q = 1) or a q x p matrix of them."""
+def kr_adjust(L: np.ndarray, V0: np.ndarray, P: list, W: np.ndarray) -> tuple[float, float]:
+    """pbkrtest's ``.KR_adjust`` (and ``Lb_ddf``) for a q x p matrix of contrasts (q = 1: one).
+
+    Returns
+    -------
+    ddf, F_scaling : float
+        The denominator df and the scaling of the F statistic
+        (``df2 (1 - A2 / q) / (df2 - 2)``; 1 when df2 is within 0.01 of 2).
+    """
     L = np.atleast_2d(L)
     Theta = L.T @ np.linalg.solve(L @ V0 @ L.T, L)
     ThetaV0 = Theta @ V0
@@ -450,7 +457,9 @@ def _lb_ddf(L: np.ndarray, V0: np.ndarray, P: list, W: np.ndarray) -> float:
     x = 1.0 - A2 / q
     ratio = 1.0 if (abs(x) < 1e-14 and abs(v1) < 1e-14) else x / v1
     rho = ratio**2 * v0 / v2 / q
-    return 4.0 + (q + 2) / (q * rho - 1.0)
+    df2 = 4.0 + (q + 2) / (q * rho - 1.0)
+    scaling = 1.0 if abs(df2 - 2.0) < 0.01 else df2 * (1.0 - A2 / q) / (df2 - 2.0)
+    return df2, scaling
 
 
 def kenward_roger_df(fit, L) -> np.ndarray:
@@ -470,7 +479,7 @@ def kenward_roger_df(fit, L) -> np.ndarray:
     """
     Lm = _contrast_matrix(fit, L)
     s = kenward_roger_state(fit)
-    return np.array([_lb_ddf(row, s.vcov_beta, s.P, s.W) for row in Lm])
+    return np.array([kr_adjust(row, s.vcov_beta, s.P, s.W)[0] for row in Lm])
 
 
 # ---------------------------------------------------------------------------
