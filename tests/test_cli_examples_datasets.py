@@ -64,7 +64,8 @@ def test_examples_run(script, capsys):
 
 def test_datasets_have_r_levels():
     listing = hierlm.datasets.list()
-    assert set(listing.index) == {"sleepstudy", "Dyestuff", "Dyestuff2", "Penicillin", "Pastes", "InstEval", "cbpp", "grouseticks"}
+    assert set(listing.index) == {"sleepstudy", "Dyestuff", "Dyestuff2", "Penicillin", "Pastes", "InstEval", "cbpp",
+                                  "grouseticks", "ChickWeight"}
     ie = hierlm.datasets.load("InstEval")
     assert ie.shape == (73421, 7)
     assert list(ie["service"].cat.categories) == ["0", "1"]
