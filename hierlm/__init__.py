@@ -14,6 +14,7 @@ from . import datasets
 from .errors import ConvergenceWarning, DataError, FormulaError, HierlmError, ModelError, TooLargeError
 from .inference.boot import boot_mer, pb_test
 from .inference.compare import anova, compare
+from .inference.emmeans import emmeans
 from .inference.ftest import drop1
 from .inference.lmlist import lmlist
 from .model import Model, glmer, lmer
@@ -22,7 +23,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ConvergenceWarning", "DataError", "FormulaError", "HierlmError", "Model", "ModelError",
-    "TooLargeError", "anova", "boot_mer", "compare", "datasets", "drop1", "glmer", "lmer", "lmlist", "pb_test", "plots",
+    "TooLargeError", "anova", "boot_mer", "compare", "datasets", "drop1", "emmeans", "glmer", "lmer", "lmlist", "pb_test", "plots",
     "__version__",
 ]
 
