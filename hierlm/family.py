@@ -258,17 +258,22 @@ def check_response(design, family: Family) -> tuple[np.ndarray, np.ndarray, np.n
     DataError
         Binomial: a response outside [0, 1], non-integer or negative counts in
         ``cbind``; Poisson: negative or non-integer counts; any family:
-        negative weights.  The message names the column and the first rows.
+        negative weights (Gaussian: zero weights too).  The message names the column and the first rows.
     """
     rows = design.prepared.rows
     lhs = design.formula.response
     n = design.y.shape[0]
-    if family.name == "gaussian":
-        return np.asarray(design.y, dtype=float), np.ones(n), np.ones(n)
     user_wt = np.ones(n) if design.weights is None else np.asarray(design.weights, dtype=float)
     bad = np.flatnonzero(user_wt < 0)
     if bad.size:
         raise DataError(f"weights must not be negative; negative in {where_rows(rows, bad)}")
+    if family.name == "gaussian":
+        # a zero weight is a row with infinite residual variance: lme4's deviance is then -Inf
+        bad = np.flatnonzero(user_wt == 0)
+        if bad.size:
+            raise DataError(f"weights of a linear mixed model must be positive; zero in {where_rows(rows, bad)}: "
+                            "drop those rows (a zero-weight row carries no information)")
+        return np.asarray(design.y, dtype=float), user_wt, np.ones(n)
     y = np.asarray(design.y, dtype=float)
     if family.name == "binomial":
         if design.counts is not None:

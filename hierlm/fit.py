@@ -374,21 +374,25 @@ class MixedFit:
         type : {"response", "pearson", "deviance", "working"}, optional
             ``y - mu``; ``(y - mu) sqrt(wt / V(mu))``; signed square roots of
             the deviance residuals; ``(y - mu) / (d mu / d eta)``.  Default
-            ``"deviance"`` for binomial and Poisson, ``"response"`` for
-            Gaussian fits (where all four are ``y - mu``, as lme4).
+            ``"deviance"`` for binomial and Poisson, as lme4 for Gaussian
+            fits: ``"response"`` for REML and ``"deviance"`` for ML fits (for
+            Gaussian fits "response" and "working" are ``y - mu``, "pearson"
+            and "deviance" ``sqrt(w) (y - mu)`` with the prior weights w: the
+            same without weights).
         scaled : bool
             Divide by sigma (lme4's ``scaled = TRUE``; sigma is 1 for
             binomial and Poisson).
         """
         if type is None:
-            type = "response" if self.family.is_gaussian else "deviance"  # noqa: A001
+            reml = getattr(self, "reml", False)
+            type = "response" if self.family.is_gaussian and reml else "deviance"  # noqa: A001
         if type not in RESIDUAL_TYPES:
             raise HierlmError(f"type must be one of {', '.join(repr(t) for t in RESIDUAL_TYPES)}, not {type!r}")
         y, wt, _ = self.response
         fam, eta = self.family, self.eta
         mu = fam.linkinv(eta)
         if fam.is_gaussian:
-            r = np.sqrt(wt) * (y - mu)
+            r = (y - mu) if type in ("response", "working") else np.sqrt(wt) * (y - mu)
         elif type == "deviance":
             r = np.sign(y - mu) * np.sqrt(np.maximum(fam.dev_resid(y, mu, wt), 0.0))
         elif type == "pearson":

@@ -67,8 +67,9 @@ class Model:
         ``log``) or Poisson (``log``, ``identity``, ``sqrt``) model; default
         the canonical one.
     weights, offset : str or array-like, optional
-        GLMMs only: prior weights (e.g. the trials of a proportion response)
-        and an offset, as a column name or one value per row.
+        Prior weights (GLMMs: e.g. the trials of a proportion response;
+        linear mixed models: precision weights, residual variance
+        ``sigma^2 / w``) and an offset, as a column name or one value per row.
 
     Examples
     --------
@@ -286,19 +287,29 @@ class Model:
                 f"{d.p} fixed effects, groups {d.groups()})")
 
 
-def lmer(formula: str, data: pd.DataFrame, reml: bool = True, na_action: str = "omit", **control):
+def lmer(formula: str, data: pd.DataFrame, reml: bool = True, na_action: str = "omit", weights=None, offset=None,
+         **control):
     """Fit a linear mixed model by REML (default) or ML, as lme4's ``lmer``.
 
     Parameters
     ----------
     formula : str
-        lme4 formula.
+        lme4 formula; ``offset(expr)`` terms add a known part to the linear
+        predictor.
     data : pandas.DataFrame or dask.dataframe.DataFrame
         A dask DataFrame is fit from Gram blocks made on its cluster (see
         :class:`Model`): the same numbers as the pandas DataFrame.
     reml : bool
         REML (True) or maximum likelihood (False).
     na_action : {"omit", "raise"}
+    weights : str or array-like, optional
+        Prior weights (a column name or one positive value per row): the
+        residual variance of row i is ``sigma^2 / w_i`` (precision weights,
+        e.g. the number of measurements a row averages), as lme4.
+    offset : str or array-like, optional
+        An offset as a column name or one value per row (as R's
+        ``offset=``; it is not evaluated on ``newdata`` by ``predict``,
+        where a formula ``offset()`` is).
     **control
         Optimizer settings, see :meth:`Model.fit`.
 
@@ -306,7 +317,8 @@ def lmer(formula: str, data: pd.DataFrame, reml: bool = True, na_action: str = "
     -------
     LMMFit
     """
-    return Model(formula, data, na_action=na_action).fit("reml" if reml else "ml", **control)
+    return Model(formula, data, na_action=na_action, weights=weights, offset=offset).fit(
+        "reml" if reml else "ml", **control)
 
 
 def glmer(formula: str, data: pd.DataFrame, family: str = "binomial", link: str | None = None, nAGQ: int = 1,

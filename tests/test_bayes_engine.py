@@ -38,7 +38,14 @@ CASES = {
     "many": ("y ~ x + (x|g)", "simulated"),
     # a correlated slope in the rest: (x|h) on 8 levels, after (1|g) on 250
     "rest_slope": ("y ~ x + (1|g) + (x|h)", "simulated"),
+    # prior weights (residual variance sigma^2 / w) and offsets, by formula and by argument
+    "weighted": ("Reaction ~ Days + offset(0.5 * Days) + (Days|Subject)", "sleepstudy"),
+    "crossed_weighted": ("diameter ~ 1 + (1|plate) + (1|sample)", "Penicillin"),
 }
+# weights= and offset= of the weighted cases: functions of the data
+WEIGHTS = {"weighted": lambda d: 1.0 + d["Days"] % 3,
+           "crossed_weighted": lambda d: np.resize([0.5, 1.0, 2.0], len(d))}
+OFFSETS = {"crossed_weighted": lambda d: 0.1 * d["sample"].cat.codes.to_numpy()}
 
 
 def _simulated():
@@ -56,7 +63,9 @@ def _simulated():
 
 def _model(case, prior_kind="default"):
     f, data = CASES[case]
-    m = hierlm.Model(f, _simulated() if data == "simulated" else hierlm.datasets.load(data))
+    df = _simulated() if data == "simulated" else hierlm.datasets.load(data)
+    w, off = WEIGHTS.get(case), OFFSETS.get(case)
+    m = hierlm.Model(f, df, weights=None if w is None else w(df), offset=None if off is None else off(df))
     if prior_kind == "flat":
         for n in m.design.xnames:
             m.set_prior(n, P.Flat())
@@ -70,8 +79,8 @@ def _model(case, prior_kind="default"):
 
 
 def _direct_logp(m, post, phi):
-    """log p(phi | y) written out: y ~ N(X mu0, Z G Z' + sigma^2 I + X S0 X') and
-    the priors by scipy, Jacobians by hierlm.params."""
+    """log p(phi | y) written out: y ~ N(offset + X mu0, Z G Z' + sigma^2 W^-1 + X S0 X') (W the
+    prior weights) and the priors by scipy, Jacobians by hierlm.params."""
     d, pr = m.design, m.priors
     sigma, sds, Ls = post.natural(phi)
     Z = sp.hstack([r.sparse() for r in d.remats]).toarray()
@@ -79,8 +88,9 @@ def _direct_logp(m, post, phi):
                      for r, sd, L in zip(d.remats, sds, Ls)])
     normal = post.P0 > 0
     S0 = np.diag(np.where(normal, 1.0 / np.where(normal, post.P0, 1.0), 0.0))
-    V = Z @ G @ Z.T + sigma**2 * np.eye(d.n) + d.X @ S0 @ d.X.T
-    r0 = d.y - d.X @ post.mu0
+    w = np.ones(d.n) if d.weights is None else d.weights
+    V = Z @ G @ Z.T + sigma**2 * np.diag(1.0 / w) + d.X @ S0 @ d.X.T
+    r0 = d.y - d.X @ post.mu0 - (0.0 if d.offset is None else d.offset)
     if normal.all():
         ll = stats.multivariate_normal(np.zeros(d.n), V).logpdf(r0)
     else:  # flat: the restricted likelihood (beta integrated with a flat prior)

@@ -450,8 +450,8 @@ def test_bad_weights_offsets_and_options():
         hierlm.glmer(f, cbpp, weights="sizes")
     with pytest.raises(DataError, match=r"weights must not be negative.*\[0\]"):
         hierlm.glmer(f, cbpp, weights=-cbpp["size"].where(cbpp.index == 0, -cbpp["size"]))
-    with pytest.raises(ModelError, match="offsets and weights are supported for generalized"):
-        hierlm.lmer("Reaction ~ Days + offset(Days) + (1 | Subject)", hierlm.datasets.load("sleepstudy"))
+    with pytest.raises(ModelError, match=r"cbind\(\) responses are for binomial"):
+        hierlm.lmer("cbind(Reaction, Days) ~ 1 + (1 | Subject)", hierlm.datasets.load("sleepstudy"))
     with pytest.raises(DataError, match="needs family='binomial'"):
         hierlm.glmer(CBPP_F, cbpp, family="poisson")
     with pytest.raises(FormulaError, match=r"cbind\(successes, failures\) with two"):

@@ -339,6 +339,10 @@ def build_pymc_model(design, priors: PriorSet, plan: MarginalPlan, family: Famil
     import pytensor.tensor as pt
 
     terms = priors.term_names()
+    if family.is_gaussian and (design.weights is not None or design.offset is not None):
+        raise HierlmError("the PyMC model of a linear mixed model with prior weights or an offset is not "
+                          "built: sample it on the engine (backend=None or 'engine', which needs Normal or "
+                          "flat priors on the fixed effects), or fit it by fit('map')")
     if not family.is_gaussian:
         if plan.kind != "none":  # pragma: no cover  (plan_marginalization never does this)
             raise ValueError("a binomial or Poisson model samples its random effects (plan 'none')")

@@ -121,12 +121,13 @@ class MarginalPosterior:
         s2 = sigma**2
         if self.reml:
             n = d.n - d.p
-            return -0.5 * (n * (_LOG2PI + np.log(s2)) + f.logdet_Z + f.logdet_X + f.pwrss / s2), f
+            return -0.5 * (n * (_LOG2PI + np.log(s2)) + f.logdet_Z + f.logdet_X + f.pwrss / s2 - self.dev.ldw), f
         beta_hat, _ = self.dev.solve(f)
         qr = self.dev.qr
         RX = np.tril(f.L[qr: qr + d.p, qr: qr + d.p])  # L_XX (upper triangle holds stale values)
         dx = RX.T @ (beta - beta_hat)
-        return -0.5 * (d.n * (_LOG2PI + np.log(s2)) + f.logdet_Z + (f.pwrss + dx @ dx) / s2), f
+        # prior weights: the residual variance of row i is sigma^2 / w_i (dev.ldw = sum log w)
+        return -0.5 * (d.n * (_LOG2PI + np.log(s2)) + f.logdet_Z + (f.pwrss + dx @ dx) / s2 - self.dev.ldw), f
 
     def __call__(self, phi: np.ndarray) -> float:
         beta, sigma, sds, Ls, logj = self.natural(phi)

@@ -60,7 +60,7 @@ import numpy as np
 
 from ..errors import ModelError
 from ..lmm import fit_lmm
-from ..lmm.deviance import gram_of
+from ..lmm.deviance import gram_of, log_weights
 from ..params import corr_cholesky_free
 
 _LOG2PI = np.log(2.0 * np.pi)
@@ -73,13 +73,13 @@ ENGINE_MAX_ENTRIES = 2e7
 
 
 def engine_supported(design, family, priors) -> bool:
-    """True when :class:`EnginePosterior` applies: a Gaussian model without
-    weights or offset, Normal or flat fixed-effect priors, and at most
+    """True when :class:`EnginePosterior` applies: a Gaussian model (prior
+    weights and offsets included), Normal or flat fixed-effect priors, and at most
     ``ENGINE_MAX_REST`` columns once the first term is eliminated level by
     level (the other terms' random effects, X and y): any number of levels
     of the first term (sleepstudy, radon-like data), crossed and nested
     designs with a few dozen levels in the other terms (Penicillin, Pastes)."""
-    if not family.is_gaussian or design.rows_free or design.weights is not None or design.offset is not None:
+    if not family.is_gaussian or design.rows_free:
         return False
     if any(priors.fixed[n].family not in ("Normal", "Flat") for n in design.xnames):
         return False
@@ -125,7 +125,10 @@ class EnginePosterior:
         s0 = np.array([priors.fixed[n].params["sigma"] if nm else 1.0 for n, nm in zip(names, normal)])
         self.mu0 = np.array([priors.fixed[n].params["mu"] if nm else 0.0 for n, nm in zip(names, normal)])
         self.P0 = np.where(normal, 1.0 / s0**2, 0.0)
-        self.const = self.n * _LOG2PI + float(np.sum(np.log(2 * np.pi * s0[normal] ** 2))) - self.p * _LOG2PI
+        # the blocks are those of the rows scaled by sqrt(w) (y less the offset): the
+        # density of the weighted model adds sum(log w) / 2
+        self.const = (self.n * _LOG2PI + float(np.sum(np.log(2 * np.pi * s0[normal] ** 2))) - self.p * _LOG2PI
+                      - log_weights(design))
         self.terms = priors.term_names()
         pos, self.layout = 1, []
         for r in design.remats:

@@ -374,7 +374,11 @@ class BayesFit(MixedFit):
             else:
                 ll = stats.poisson.logpmf(obs["y"], mean)
             return xr.DataArray(ll, dims=["chain", "draw", "obs_id"])
+        if d.offset is not None:
+            mu += d.offset
         sig = post["sigma"].to_numpy()[:, :, None]
+        if d.weights is not None:  # prior weights: residual SD sigma / sqrt(w)
+            sig = sig / np.sqrt(d.weights)
         ll = stats.norm.logpdf(d.y[None, None, :], mu, sig)
         return xr.DataArray(ll, dims=["chain", "draw", "obs_id"])
 

@@ -257,12 +257,10 @@ def build_design(formula: str, data, na_action: str = "omit", family: str = "gau
             "the formula has no random-effects term such as (1 | group); a mixed model needs one. "
             "For ordinary regression use statsmodels.formula.api.ols (or numpy.linalg.lstsq)"
         )
-    if family == "gaussian" and (parsed.offsets or weights is not None or offset is not None
-                                 or parsed.response_parts is not None):
-        what = "cbind() responses" if parsed.response_parts is not None else "offsets and weights"
+    if family == "gaussian" and parsed.response_parts is not None:
         raise ModelError(
-            f"{what} are supported for generalized linear mixed models (family='binomial' or "
-            "'poisson'); the linear mixed model (family='gaussian') does not take them"
+            "cbind() responses are for binomial generalized linear mixed models (family='binomial'); "
+            "the linear mixed model (family='gaussian') takes one response column"
         )
     extra = tuple((arg, v) for arg, v in (("weights", weights), ("offset", offset)) if isinstance(v, str))
     prep = prepare_data(data, parsed, na_action, extra=extra)
@@ -273,6 +271,15 @@ def build_design(formula: str, data, na_action: str = "omit", family: str = "gau
     else:
         y = _response(parsed, prep, family)
     w = None if weights is None else _column_or_array(weights, "weights", data, prep, parsed.text)
+    if w is not None and family == "gaussian":
+        # residual variance sigma^2 / w: a weight must be positive (GLMMs check theirs with the response)
+        bad = np.flatnonzero(w < 0)
+        if bad.size:
+            raise DataError(f"weights must not be negative; negative in {where_rows(prep.rows, bad)}")
+        bad = np.flatnonzero(w == 0)
+        if bad.size:
+            raise DataError(f"weights of a linear mixed model must be positive; zero in {where_rows(prep.rows, bad)}: "
+                            "drop those rows (a zero-weight row carries no information)")
     off, off_builders = None, []
     for expr in parsed.offsets:
         col, builder = _expression_column(expr, prep, parsed.text, "offset")

@@ -206,17 +206,46 @@ class Gram:
         return np.asarray(keep, dtype=int)
 
 
+def whitened_rows(design) -> tuple[np.ndarray, np.ndarray, list[np.ndarray], np.ndarray | None]:
+    """``[X, y - offset]`` and each term's columns, rows scaled by ``sqrt(w)``.
+
+    lme4's linear mixed model with prior weights w and an offset o is the
+    unweighted model of ``W^(1/2) (y - o)`` on ``W^(1/2) X`` and ``W^(1/2) Z``
+    (the residual variance of row i is ``sigma^2 / w_i``); only the deviance
+    gains ``-sum(log w)``, which the engines add.
+
+    Returns
+    -------
+    XY : numpy.ndarray
+        n x (p + 1).
+    y : numpy.ndarray
+        The (scaled) response column of XY.
+    Xts : list of numpy.ndarray
+        Each ReMat's ``Xt``, scaled.
+    sqrt_w : numpy.ndarray or None
+    """
+    y = design.y if design.offset is None else design.y - design.offset
+    XY = np.column_stack([design.X, y])
+    Xts = [r.Xt for r in design.remats]
+    sw = None
+    if design.weights is not None:
+        sw = np.sqrt(np.asarray(design.weights, dtype=float))
+        XY = XY * sw[:, None]
+        Xts = [Xt * sw[:, None] for Xt in Xts]
+    return XY, XY[:, -1], Xts, sw
+
+
 def design_gram(design, dense: bool) -> Gram:
     """The Gram blocks of a design's rows (``design.X``, ``design.y`` and
-    the ReMats' codes and values), in the dense or the blocked form.
+    the ReMats' codes and values, with the prior weights and the offset:
+    :func:`whitened_rows`), in the dense or the blocked form.
 
     Only sums over rows: ``np.bincount`` for blocks of indicator columns
     and sparse products otherwise; nothing the size of n x q is formed.
     """
     remats = design.remats
-    X, y = design.X, design.y
-    n, p = X.shape
-    XY = np.column_stack([X, y])
+    XY, y, Xts, sw = whitened_rows(design)
+    n, p = design.X.shape
     dims = [(r.nlevels, r.p) for r in remats]
     ymax = float(np.max(np.abs(y))) if y.size else 0.0
     if dense:
@@ -227,7 +256,7 @@ def design_gram(design, dense: bool) -> Gram:
         A[q:, q:] = XY.T @ XY
         for k, rk in enumerate(remats):
             for a in range(rk.p):
-                ia, wa = rk.codes * rk.p + a, rk.Xt[:, a]
+                ia, wa = rk.codes * rk.p + a, Xts[k][:, a]
                 for j in range(XY.shape[1]):
                     A[q + j, offs[k]: offs[k + 1]] += np.bincount(ia, weights=wa * XY[:, j], minlength=rk.q)
                 for l_ in range(k + 1):
@@ -235,19 +264,22 @@ def design_gram(design, dense: bool) -> Gram:
                     for b in range(rl.p):
                         flat = ia * rl.q + rl.codes * rl.p + b
                         A[offs[k]: offs[k + 1], offs[l_]: offs[l_ + 1]] += np.bincount(
-                            flat, weights=wa * rl.Xt[:, b], minlength=rk.q * rl.q).reshape(rk.q, rl.q)
+                            flat, weights=wa * Xts[l_][:, b], minlength=rk.q * rl.q).reshape(rk.q, rl.q)
         return Gram(n, dims, p, ymax, dense=np.tril(A) + np.tril(A, -1).T)
     re1, rest = remats[0], remats[1:]
     p1, l1 = re1.p, re1.nlevels
     A11 = np.empty((l1, p1, p1))
     for a in range(p1):
         for b in range(a + 1):
-            v = np.bincount(re1.codes, weights=re1.Xt[:, a] * re1.Xt[:, b], minlength=l1)
+            v = np.bincount(re1.codes, weights=Xts[0][:, a] * Xts[0][:, b], minlength=l1)
             A11[:, a, b] = v
             A11[:, b, a] = v
-    Z1 = re1.sparse()
+    W = None if sw is None else sp.diags(sw)
+    Z1 = re1.sparse() if W is None else (W @ re1.sparse()).tocsr()
     if rest:
         Zr = sp.hstack([r.sparse() for r in rest], format="csr")
+        if W is not None:
+            Zr = (W @ Zr).tocsr()
         A1r = sp.hstack([Z1.T @ Zr, sp.csr_matrix(Z1.T @ XY)], format="csr")
         ZrZr = (Zr.T @ Zr).tocsr()
         ZrXY = np.asarray(Zr.T @ XY)

@@ -363,6 +363,11 @@ def kenward_roger_state(fit) -> KRState:
         raise HierlmError("Kenward-Roger's method is only available for REML fits (as in lmerTest and "
                           "pbkrtest): refit with reml=True, or use ddf='satterthwaite'")
     fit.require_rows("Kenward-Roger's method (its matrices are n x n)")
+    if fit.design.weights is not None:
+        # pbkrtest builds Sigma with sigma^2 I whatever the weights: its numbers would not be the model's
+        raise HierlmError("Kenward-Roger's method is not available for a fit with prior weights (pbkrtest "
+                          "takes the residual covariance as sigma^2 I, which a weighted model's is not): use "
+                          "ddf='satterthwaite'")
     n = fit.design.n
     if n > KR_MAX_N:
         raise HierlmError(f"Kenward-Roger's method needs dense {n} x {n} matrices; it is available for "

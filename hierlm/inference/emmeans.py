@@ -70,8 +70,10 @@ def _inference(fit, lmer_df: str | None) -> _Inference:
     if method not in ("kenward-roger", "satterthwaite", "asymptotic"):
         raise HierlmError(f"lmer_df must be 'kenward-roger', 'satterthwaite' or 'asymptotic', not {lmer_df!r}")
     notes = []
-    if method == "kenward-roger" and (not fit.reml or fit.design.n > KR_MAX_N):
-        why = "an ML fit" if not fit.reml else f"{fit.design.n} > {KR_MAX_N} observations"
+    weighted = fit.design.weights is not None
+    if method == "kenward-roger" and (not fit.reml or weighted or fit.design.n > KR_MAX_N):
+        why = ("an ML fit" if not fit.reml else "a fit with prior weights" if weighted
+               else f"{fit.design.n} > {KR_MAX_N} observations")
         notes.append(f"Kenward-Roger's method is not used for {why}: Satterthwaite's df instead")
         method = "satterthwaite"
     V = kenward_roger_state(fit).vcov_adj if method == "kenward-roger" else fit.vcov.to_numpy()

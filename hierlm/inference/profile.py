@@ -374,7 +374,8 @@ class ProfileLikelihood:
         if f is None:
             return np.inf
         s2 = sigma * sigma
-        return f.logdet_Z + f.pwrss / s2 + self.n * (_LOG2PI + math.log(s2))
+        # minus sum(log w): as the engine's deviance of prior-weighted rows
+        return f.logdet_Z + f.pwrss / s2 + self.n * (_LOG2PI + math.log(s2)) - self.dev.ldw
 
     def deviance_beta(self, theta: np.ndarray, j: int, b: float) -> float:
         """ML deviance (sigma and the other fixed effects profiled) with beta_j = b."""
@@ -389,7 +390,7 @@ class ProfileLikelihood:
         e[j] = 1.0
         w = solve_triangular(LXX, e, lower=True, check_finite=False)
         r2 = f.pwrss + (b - beta[j]) ** 2 / (w @ w)
-        return f.logdet_Z + self.n * (1.0 + _LOG2PI + math.log(r2 / self.n))
+        return f.logdet_Z + self.n * (1.0 + _LOG2PI + math.log(r2 / self.n)) - self.dev.ldw
 
     # --- profile ----------------------------------------------------------
     def _start(self, w: int, x: float, default: np.ndarray) -> np.ndarray:

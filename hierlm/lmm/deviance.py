@@ -109,6 +109,7 @@ class ProfiledDeviance:
         self.re1, self.rest = remats[0], remats[1:]
         self.n, self.p = g.n, g.p
         self.ymax = g.ymax
+        self.ldw = log_weights(design)
         self.slices = design.theta_slices()
         self.A11 = g.A11
         self.qr = g.qr
@@ -258,7 +259,7 @@ class ProfiledDeviance:
 
     def from_factor(self, f: Factorization, reml: bool) -> float:
         n = self.n - self.p if reml else self.n
-        d = f.logdet_Z + n * (1.0 + _LOG2PI + np.log(f.pwrss / n))
+        d = f.logdet_Z + n * (1.0 + _LOG2PI + np.log(f.pwrss / n)) - self.ldw
         return d + f.logdet_X if reml else d
 
     # ------------------------------------------------------------------
@@ -331,6 +332,7 @@ class DenseProfiledDeviance(ProfiledDeviance):
         self.design = design
         g = gram_of(design, dense=True) if gram is None else gram.as_dense()
         self.n, self.p, self.ymax = g.n, g.p, g.ymax
+        self.ldw = log_weights(design)
         self.slices = design.theta_slices()
         q = self.qr = g.q
         self.m = q + self.p + 1
@@ -372,7 +374,7 @@ class DenseProfiledDeviance(ProfiledDeviance):
             return np.inf
         logd = np.log(np.diagonal(S)[: q + p if reml else q])
         nn = self.n - p if reml else self.n
-        return 2.0 * logd.sum() + nn * (1.0 + _LOG2PI + np.log(r * r / nn))
+        return 2.0 * logd.sum() + nn * (1.0 + _LOG2PI + np.log(r * r / nn)) - self.ldw
 
     def objective_many(self, thetas: np.ndarray, reml: bool) -> np.ndarray:
         """The objective at each row of ``thetas`` with batched LAPACK calls
@@ -387,7 +389,7 @@ class DenseProfiledDeviance(ProfiledDeviance):
             return np.array([self.objective(t, reml) for t in thetas])
         q, p = self.qr, self.p
         nn = self.n - p if reml else self.n
-        dev = 2.0 * logd[:, :q].sum(axis=1) + nn * (1.0 + _LOG2PI + 2.0 * logd[:, -1] - np.log(nn))
+        dev = 2.0 * logd[:, :q].sum(axis=1) + nn * (1.0 + _LOG2PI + 2.0 * logd[:, -1] - np.log(nn)) - self.ldw
         return dev + 2.0 * logd[:, q: q + p].sum(axis=1) if reml else dev
 
     def factor(self, theta: np.ndarray) -> Factorization | None:
@@ -578,6 +580,13 @@ def level_columns(A1r: sp.csr_matrix, p1: int) -> tuple[np.ndarray, np.ndarray, 
     lvals = np.zeros((ukey.size, p1))
     lvals[inv, coo.row % p1] = coo.data
     return lptr, (ukey % m).astype(np.int64), lvals
+
+
+def log_weights(design: Design) -> float:
+    """``sum(log w)`` of the prior weights (0 without): lme4's deviance of a
+    weighted linear mixed model is the unweighted one of the scaled rows
+    (:func:`hierlm.design.gram.whitened_rows`) minus it."""
+    return 0.0 if design.weights is None else float(np.sum(np.log(design.weights)))
 
 
 def gram_of(design: Design, dense: bool) -> Gram:

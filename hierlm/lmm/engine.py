@@ -129,7 +129,9 @@ def subsample_start(design, reml: bool, fraction: float = 0.25, seed: int = 0) -
         remats.append(sub)
     if min(r.nlevels for r in remats) < 2:
         return single_term_start(design, reml)
-    small = replace(design, y=design.y[rows], X=design.X[rows], remats=remats)
+    small = replace(design, y=design.y[rows], X=design.X[rows], remats=remats,
+                    weights=None if design.weights is None else design.weights[rows],
+                    offset=None if design.offset is None else design.offset[rows])
     dev = make_deviance(small)
     x0 = single_term_start(small, reml)
     res = bobyqa(lambda x: dev.objective(x, reml), x0, np.concatenate([r.theta_lower() for r in remats]),

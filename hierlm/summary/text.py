@@ -62,7 +62,7 @@ def lmm_lines(fit, ddf: str = "none") -> list[str]:
         lines.append("Scaled residuals: not computed (the rows are on the dask cluster)")
     else:
         lines.append("Scaled residuals: ")
-        lines.extend(quantile_line(fit.residuals(scaled=True).to_numpy()))
+        lines.extend(quantile_line(fit.residuals("pearson", scaled=True).to_numpy()))
     lines.append("")
     lines.append("Random effects:")
     lines.extend(random_effects_table(fit))
