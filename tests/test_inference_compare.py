@@ -93,6 +93,15 @@ def test_compare_aicc_table(sleep_fits):
     np.testing.assert_allclose(tab["Cum.Wt"].iloc[-1], 1.0)
     np.testing.assert_allclose(tab["evidence_ratio"], tab["AICcWt"].iloc[0] / tab["AICcWt"])
     assert tab["Delta_AICc"].iloc[0] == 0
+    # printed as AICcmodavg's print.aictab: its six columns rounded to 2 decimals, every row
+    lines = str(tab).splitlines()
+    assert lines[1] == "Model selection based on AICc:"
+    assert lines[3].split() == ["K", "AICc", "Delta_AICc", "AICcWt", "Cum.Wt", "LL"]
+    for line, name in zip(lines[4:7], ["slope", "lin", "int"]):
+        got = [float(x) for x in line.split()[1:]]
+        want = np.round(tab.loc[name, ["K", "AICc", "Delta_AICc", "AICcWt", "Cum.Wt", "LL"]].to_numpy(float), 2)
+        assert line.split()[0] == name and got == list(want)
+    assert list(tab.to_frame().columns) == list(tab.columns)
 
 
 def test_compare_same_fixed_effects_keeps_reml(sleep_fits):

@@ -14,6 +14,7 @@ from scipy import stats
 from ..errors import HierlmError
 from ..lmm import LMMFit
 from .ftest import single_anova
+from ..rformat import format_r_vector, text_table
 from .table import AnovaTable
 
 REFIT_MESSAGE = "refitting model(s) with ML (instead of REML)"
@@ -174,6 +175,31 @@ def aicc(fit) -> float:
 CRITERIA = ("AICc", "AIC", "BIC", "loo")
 
 
+class ModelSelectionTable(pd.DataFrame):
+    """compare()'s table: a DataFrame that prints as AICcmodavg's ``print.aictab``
+    (the heading, then ``K``, the criterion, its delta, weight, ``Cum.Wt`` and ``LL``
+    rounded to 2 decimals), never truncated; ``.to_frame()`` gives every column."""
+
+    @property
+    def _constructor(self):
+        return ModelSelectionTable
+
+    def __str__(self) -> str:
+        crit = str(self.columns[1])
+        cols = ["K", crit, f"Delta_{crit}", f"{crit}Wt", "Cum.Wt", "LL"]
+        cells = [[t.strip() for t in format_r_vector(np.round(self[c].to_numpy(dtype=float), 2), 7)]
+                 for c in cols]
+        rows = [["", *cols]] + [[str(i), *r] for i, r in zip(self.index, zip(*cells))]
+        return "\n".join(["", f"Model selection based on {crit}:", ""]
+                         + text_table(rows, ["l"] + ["r"] * len(cols)) + [""])
+
+    __repr__ = __str__
+
+    def to_frame(self) -> pd.DataFrame:
+        """The table as a plain DataFrame (every column, numbers)."""
+        return pd.DataFrame(self)
+
+
 def compare(models, criterion: str = "AICc") -> pd.DataFrame:
     """A model-selection table, like AICcmodavg's ``aictab`` (or ArviZ's
     ``compare`` for posterior fits).
@@ -191,8 +217,8 @@ def compare(models, criterion: str = "AICc") -> pd.DataFrame:
 
     Returns
     -------
-    pandas.DataFrame
-        REML/ML fits: AICcmodavg's ``aictab`` columns ``K, AICc (or AIC/BIC),
+    ModelSelectionTable or pandas.DataFrame
+        REML/ML fits (a DataFrame printed as AICcmodavg prints it): AICcmodavg's ``aictab`` columns ``K, AICc (or AIC/BIC),
         Delta_<crit>, ModelLik, <crit>Wt, LL, Cum.Wt``, then
         ``evidence_ratio``, ``AIC`` and ``BIC``, sorted best first.  ModelLik
         is ``exp(-Delta/2)``, the weights its normalization (Akaike weights);
@@ -229,7 +255,7 @@ def compare(models, criterion: str = "AICc") -> pd.DataFrame:
     w = np.exp(-0.5 * delta)
     w /= w.sum()
     wt = f"{criterion}Wt"
-    out = pd.DataFrame({
+    out = ModelSelectionTable({
         "K": [f.df for f in fits.values()], criterion: crit, f"Delta_{criterion}": delta,
         "ModelLik": np.exp(-0.5 * delta), wt: w, "LL": [f.loglik for f in fits.values()],
     }, index=pd.Index(list(fits), name="model"))
