@@ -427,7 +427,8 @@ class MixedFit:
         return keep
 
     def predict(self, newdata: pd.DataFrame | None = None, re_form=None, allow_new_levels: bool = False,
-                type: str = "link", interval: str | None = None, level: float = 0.95):  # noqa: A002
+                type: str = "link", interval: str | None = None, level: float = 0.95,  # noqa: A002
+                method: str = "normal", nsim: int = 500, seed=None, n_jobs: int = 1):
         """Predictions on the link or the response scale (lme4's ``predict``).
 
         Parameters
@@ -458,6 +459,20 @@ class MixedFit:
             new group's effects.
         level : float
             Coverage of the interval (default 0.95).
+        method : {"normal", "boot"}
+            How the interval is made: from the normal approximation above
+            (default), or by parametric bootstrap (lme4's ``bootMer``):
+            ``nsim`` responses simulated from the fit, the model refit to
+            each, and percentiles of the refits' predictions (for
+            ``"prediction"``, each plus a draw of a new observation's error
+            from that refit's variances), which takes the uncertainty of
+            theta into account.  For population-level predictions and new
+            groups only: for a fitted group's conditional prediction a
+            parametric bootstrap misses the error of its conditional mode
+            (an error says so).
+        nsim, seed, n_jobs
+            For ``method="boot"``: refits, seed (the same numbers for any
+            ``n_jobs``), local worker processes (``-1``: all cores).
 
         Returns
         -------
@@ -466,6 +481,14 @@ class MixedFit:
         """
         _check_scale(type)
         keep = self._selected_terms(re_form)
+        if method not in ("normal", "boot"):
+            raise HierlmError(f"method must be 'normal' or 'boot', not {method!r}")
+        if interval is not None and method == "boot":
+            if not hasattr(self, "boot_prediction_interval"):
+                raise HierlmError("bootstrap prediction intervals are for REML/ML fits of linear mixed models")
+            out = self.boot_prediction_interval(newdata, re_form, allow_new_levels, interval, level, nsim, seed,
+                                                n_jobs)
+            return out.apply(self.family.linkinv) if type == "response" else out
         if interval is not None:
             return self._predict_interval(newdata, keep, allow_new_levels, type, interval, level)
         X, terms, off, index = self.prediction_rows(newdata, keep, keep, allow_new_levels)

@@ -122,12 +122,13 @@ class _Payload:
     several chunks rebuilds them once.
     """
 
-    def __init__(self, specs, sim: int, targets: list[int], fun, control: dict):
+    def __init__(self, specs, sim: int, targets: list[int], fun, control: dict, use_u: bool = False):
         self.specs = specs
         self.sim = sim
         self.targets = targets
         self.fun = fun
         self.control = control
+        self.use_u = use_u
         self._fits = None
 
     def __getstate__(self):
@@ -165,7 +166,7 @@ def _run_items(payload: _Payload, items) -> list[tuple]:
             if made:  # a rows-free fit's responses, made on its cluster: one per target
                 ys = made[0]
             else:
-                y = sim.simulate(1, seed=np.random.default_rng(ss)).to_numpy()[:, 0]
+                y = sim.simulate(1, seed=np.random.default_rng(ss), use_u=payload.use_u).to_numpy()[:, 0]
                 ys = [y] * len(targets)
             try:
                 refits = [t.refit(yt, **payload.control) for t, yt in zip(targets, ys)]
@@ -374,10 +375,13 @@ def _norm_inter(t: np.ndarray, alpha: np.ndarray) -> np.ndarray:
 
 
 def _bootstrap(sim_fit, targets: list, fun, nsim: int, seed, n_jobs, client, progress, control: dict,
-               desc: str) -> BootResult:
-    """Simulate from ``sim_fit``, refit every fit of ``targets`` to each response
-    and apply ``fun(*refits)``."""
+               desc: str, use_u: bool = False) -> BootResult:
+    """Simulate from ``sim_fit`` (given its conditional modes with ``use_u``), refit every
+    fit of ``targets`` to each response and apply ``fun(*refits)``."""
     ss = _seed_sequence(seed)
+    if use_u and sim_fit.design.rows_free:
+        raise HierlmError("use_u=True (simulating given the conditional modes) is not offered for a fit on a "
+                          "dask DataFrame: its responses are simulated on the cluster with new random effects")
     if control:
         check_lmm_control(control)  # unknown options: an error here, not in every worker
     t0_raw = fun(*targets)
@@ -396,7 +400,7 @@ def _bootstrap(sim_fit, targets: list, fun, nsim: int, seed, n_jobs, client, pro
             fits.append(f)
             specs.append(_FitSpec.of(f))
     index = [next(j for j, g in enumerate(fits) if g is f) for f in targets]
-    payload = _Payload(specs, 0, index, fun, dict(control or {}))
+    payload = _Payload(specs, 0, index, fun, dict(control or {}), use_u=bool(use_u))
 
     start = time.perf_counter()
     results = _run(payload, nsim, ss, n_jobs, client, progress, desc)
@@ -450,7 +454,7 @@ def _bootstrap(sim_fit, targets: list, fun, nsim: int, seed, n_jobs, client, pro
 # public functions
 # ----------------------------------------------------------------------
 def boot_mer(fit, fun, nsim: int = 1, seed=None, n_jobs: int = 1, client=None, progress=None,
-             control: dict | None = None) -> BootResult:
+             control: dict | None = None, use_u: bool = False) -> BootResult:
     """Parametric bootstrap of a fit: lme4's ``bootMer(fit, FUN, nsim)``.
 
     Simulates ``nsim`` responses from the fit (new random effects and new
@@ -484,6 +488,9 @@ def boot_mer(fit, fun, nsim: int = 1, seed=None, n_jobs: int = 1, client=None, p
         ``nsim >= 100`` and stderr is a terminal.
     control : dict, optional
         Optimizer settings for the refits (see :meth:`hierlm.Model.fit`).
+    use_u : bool
+        lme4's ``use.u``: simulate given the fit's conditional modes (new
+        residuals only) instead of with new random effects (default).
 
     Returns
     -------
@@ -519,7 +526,8 @@ def boot_mer(fit, fun, nsim: int = 1, seed=None, n_jobs: int = 1, client=None, p
     if not callable(fun):
         raise HierlmError(f"fun must be a function of a fit returning numbers, not {type(fun).__name__}")
     nsim = _check_nsim(nsim)
-    return _bootstrap(fit, [fit], fun, nsim, seed, n_jobs, client, progress, control or {}, "bootstrap")
+    return _bootstrap(fit, [fit], fun, nsim, seed, n_jobs, client, progress, control or {}, "bootstrap",
+                      use_u=use_u)
 
 
 def confint_boot(fit, parm=None, level: float = 0.95, nsim: int = 500, seed=None, n_jobs: int = 1,
