@@ -79,11 +79,12 @@ def _function_level_own_imports() -> list[str]:
 def test_few_function_level_imports_of_the_package():
     """Function-level imports of the package's own modules are only the fit's
     convenience methods: fit.py (summary, repr, icc, r2, plot) and
-    lmm/results.py (coef_table, confint by profile and by bootstrap), and the
+    lmm/results.py (coef_table, confint by profile and by bootstrap, bootstrap
+    prediction intervals), and the
     compiled kernels in lmm/deviance.py and bayes/marginal.py (leaf modules
     that import numba and load compiled code, about a second, paid only by
     the designs and posteriors that need them)."""
     found = _function_level_own_imports()
     files = sorted({f.split(":")[0] for f in found})
     assert files == ["hierlm/bayes/marginal.py", "hierlm/fit.py", "hierlm/lmm/deviance.py",
-                     "hierlm/lmm/results.py"] and len(found) == 10, found
+                     "hierlm/lmm/results.py"] and len(found) == 11, found

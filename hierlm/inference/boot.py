@@ -45,6 +45,7 @@ from ..lmm.deviance import make_deviance
 from ..lmm.engine import check_lmm_control
 from ..optimize import one_blas_thread
 from .profile import check_level, format_perc, profile_estimates, profile_names, select_parameters
+from .table import RTable
 
 __all__ = ["BootResult", "PBModComp", "boot_mer", "confint_boot", "pb_test"]
 
@@ -336,7 +337,7 @@ class BootResult:
         lev = check_level(level)
         alpha = np.array([(1.0 - lev) / 2.0, (1.0 + lev) / 2.0])
         out = np.array([_norm_inter(self.t[c].to_numpy(), alpha) for c in self.t.columns]).reshape(-1, 2)
-        return pd.DataFrame(out, index=self.t.columns, columns=format_perc(alpha))
+        return RTable(out, index=self.t.columns, columns=format_perc(alpha))
 
     def __repr__(self) -> str:
         lines = [f"Parametric bootstrap: {self.nsim} replicates, seed {self.seed}, {self.seconds:.2f} s"]

@@ -61,6 +61,7 @@ from ..errors import HierlmError
 from ..lmm import LMMFit
 from ..optimize import bobyqa, is_singular
 from ..params import cholesky_to_cpc, cpc_to_cholesky, theta_to_sdcor
+from .table import RTable
 
 #: the profile's inner optimizations: BOBYQA as the fit, tighter tolerances
 _TIGHT = {"xtol_abs": 1e-10, "ftol_abs": 1e-12, "maxeval": 20000}
@@ -597,7 +598,7 @@ def confint(fit, parm=None, level: float = 0.95, method: str = "profile") -> pd.
             if i >= nvp:
                 j = i - nvp
                 out[row] = beta[j] - z * se[j], beta[j] + z * se[j]
-        return pd.DataFrame(out, index=[names[i] for i in idx], columns=cols)
+        return RTable(out, index=[names[i] for i in idx], columns=cols)
 
     prof = ProfileLikelihood(fit)
     if prof.is_singular:
@@ -613,4 +614,4 @@ def confint(fit, parm=None, level: float = 0.95, method: str = "profile") -> pd.
             f"profiling found an ML deviance {-prof.lower_found:.3g} below the fit's optimum; "
             "the fit may not have converged", UserWarning, stacklevel=2,
         )
-    return pd.DataFrame(out, index=[names[i] for i in idx], columns=cols)
+    return RTable(out, index=[names[i] for i in idx], columns=cols)

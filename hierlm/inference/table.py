@@ -8,7 +8,7 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
-from ..rformat import format_pval, format_r_vector, starred_table, zapsmall
+from ..rformat import format_pval, format_r_vector, starred_table, text_table, zapsmall
 
 
 class AnovaTable(pd.DataFrame):
@@ -73,4 +73,27 @@ class AnovaTable(pd.DataFrame):
 
     def to_frame(self) -> pd.DataFrame:
         """The table as a plain DataFrame (numbers, not text)."""
+        return pd.DataFrame(self)
+
+
+class RTable(pd.DataFrame):
+    """A DataFrame of numbers that prints as R prints a numeric matrix (``confint``'s):
+    each column formatted together to 7 significant digits (R's ``format``), row
+    names left-aligned, never truncated; ``.to_frame()`` gives the plain DataFrame."""
+
+    @property
+    def _constructor(self):
+        return RTable
+
+    def __str__(self) -> str:
+        cols = [str(c) for c in self.columns]
+        cells = [[t.strip() for t in format_r_vector(self[c].to_numpy(dtype=float), 7)] if len(self) else []
+                 for c in self.columns]
+        rows = [["", *cols]] + [[str(i), *r] for i, r in zip(self.index, zip(*cells))]
+        return "\n".join(text_table(rows, ["l"] + ["r"] * len(cols)))
+
+    __repr__ = __str__
+
+    def to_frame(self) -> pd.DataFrame:
+        """The table as a plain DataFrame."""
         return pd.DataFrame(self)
