@@ -1,4 +1,5 @@
-"""Families and links as R's ``gaussian()``, ``binomial()`` and ``poisson()``.
+"""Families and links as R's ``gaussian()``, ``binomial()``, ``poisson()``, ``Gamma()``
+and MASS's ``negative.binomial(theta)``.
 
 Every fit has a family, the Gaussian one included (as lme4, where an
 ``lmerMod`` answers ``family()`` with ``gaussian()``): fitted values,
@@ -91,191 +92,118 @@ LINKS = {
     "identity": Link("identity", lambda mu: np.asarray(mu, dtype=float), lambda eta: np.asarray(eta, dtype=float),
                      lambda eta: np.ones_like(eta, dtype=float)),
     "sqrt": Link("sqrt", np.sqrt, lambda eta: eta * eta, lambda eta: 2.0 * eta),
+    "inverse": Link("inverse", lambda mu: 1.0 / np.asarray(mu, dtype=float), lambda eta: 1.0 / np.asarray(eta, dtype=float),
+                    lambda eta: -1.0 / np.asarray(eta, dtype=float) ** 2),
 }
 
 
-class Family:
-    """A family with its link (R's ``gaussian()``, ``binomial(link)``, ``poisson(link)``).
+class Distribution:
+    """What one response distribution contributes (R's ``family()`` object less its link).
 
-    Parameters
-    ----------
-    name : {"gaussian", "binomial", "poisson"}
-    link : str, optional
-        Default: the canonical link (``identity``, ``logit``, ``log``).
-
-    Attributes
-    ----------
-    name, link : str
-    has_dispersion : bool
-        The family has a free scale parameter sigma (Gaussian); binomial and
-        Poisson have none (sigma is 1).
+    A new family is one subclass: its links (canonical first), variance
+    function, deviance residuals, ``aic`` term (-2 log-likelihood given the
+    means), R's starting means, the range of its means, simulation and the
+    check of its response's support.  Everything else (PIRLS, the Laplace
+    deviance, residuals, predictions, summaries) reads it through
+    :class:`Family`.
     """
 
-    #: links available for each family, canonical first (the Gaussian one:
-    #: identity only, the linear mixed model)
-    ALLOWED = {
-        "gaussian": ("identity",),
-        "binomial": ("logit", "probit", "cloglog", "cauchit", "log"),
-        "poisson": ("log", "identity", "sqrt"),
-    }
+    name = ""
+    links: tuple = ()
+    #: a free scale parameter sigma (Gaussian; glmer's Gamma)
+    has_dispersion = False
+    #: extra parameters, as shown by ``Family``'s repr (negative binomial: theta)
+    params: dict = {}
 
-    def __init__(self, name: str, link: str | None = None):
-        key = str(name).lower()
-        if key not in self.ALLOWED:
-            raise FamilyError(
-                f"family {name!r} is not supported; available: {', '.join(self.ALLOWED)}"
-            )
-        link = self.ALLOWED[key][0] if link is None else str(link).lower()
-        if link not in self.ALLOWED[key]:
-            raise FamilyError(
-                f"link {link!r} is not available for family {key!r}; use one of "
-                f"{', '.join(self.ALLOWED[key])} (as R's {key}(link = ...))"
-            )
-        self.name = key
-        self.link = link
-        lk = LINKS[link]
-        self.linkfun, self.linkinv, self.mu_eta = lk.linkfun, lk.linkinv, lk.mu_eta
-        self.canonical = link == self.ALLOWED[key][0]
-        self.has_dispersion = key == "gaussian"
+    def variance(self, mu):
+        raise NotImplementedError
 
-    @property
-    def is_gaussian(self) -> bool:
-        """The linear mixed model (identity link, Gaussian noise)."""
-        return self.name == "gaussian"
+    def dev_resid(self, y, mu, wt):
+        raise NotImplementedError
 
-    def __eq__(self, other) -> bool:
-        return isinstance(other, Family) and (self.name, self.link) == (other.name, other.link)
+    def aic_constant(self, y, ntrials, wt):
+        """The part of each row's ``aic`` term that does not depend on mu (0: none)."""
+        return np.zeros(np.shape(y))
 
-    def __hash__(self) -> int:
-        return hash((self.name, self.link))
+    def aic(self, y, ntrials, mu, wt, const) -> float:
+        raise NotImplementedError
 
-    def __repr__(self) -> str:
-        return f"Family({self.name!r}, link={self.link!r})"
-
-    # ---- variance, deviance, log-likelihood ---------------------------
-    def variance(self, mu: np.ndarray) -> np.ndarray:
-        """Variance function V(mu) (R's ``family()$variance``)."""
-        if self.name == "binomial":
-            return mu * (1.0 - mu)
-        if self.name == "gaussian":
-            return np.ones_like(np.asarray(mu, dtype=float))
-        return np.asarray(mu, dtype=float)
-
-    def dev_resid(self, y: np.ndarray, mu: np.ndarray, wt: np.ndarray) -> np.ndarray:
-        """Squared deviance residuals (R's ``family()$dev.resids``)."""
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return self._dev_resid(y, mu, wt)
-
-    def _dev_resid(self, y, mu, wt):
-        if self.name == "gaussian":
-            return wt * (y - mu) ** 2
-        if self.name == "binomial":
-            return 2.0 * wt * (special.xlogy(y, y / mu) + special.xlogy(1.0 - y, (1.0 - y) / (1.0 - mu)))
-        return 2.0 * wt * (special.xlogy(y, y / mu) - (y - mu))
-
-    def aic_constant(self, y: np.ndarray, ntrials: np.ndarray, wt: np.ndarray) -> np.ndarray:
-        """The part of each row's ``aic`` term that does not depend on mu."""
-        if self.name == "binomial":
-            m = ntrials if np.any(ntrials > 1) else wt
-            k = np.round(m * y)
-            mm = np.round(m)
-            scale = np.where(m > 0, wt / np.where(m > 0, m, 1.0), 0.0)
-            return scale * (special.gammaln(mm + 1) - special.gammaln(k + 1) - special.gammaln(mm - k + 1))
-        return -wt * special.gammaln(y + 1.0)
-
-    def aic(self, y, ntrials, mu, wt, const=None) -> float:
-        """-2 log-likelihood of the data given mu (R's ``family()$aic`` without
-        the 2 p term): ``-2 sum(wt/m * dbinom(m y, m, mu, log = TRUE))`` with
-        m the number of trials, or ``-2 sum(wt * dpois(y, mu, log = TRUE))``."""
-        if const is None:
-            const = self.aic_constant(y, ntrials, wt)
-        if self.name == "binomial":
-            m = ntrials if np.any(ntrials > 1) else wt
-            k = np.round(m * y)
-            mm = np.round(m)
-            scale = np.where(m > 0, wt / np.where(m > 0, m, 1.0), 0.0)
-            ll = const + scale * (special.xlogy(k, mu) + special.xlog1py(mm - k, -mu))
-        else:
-            ll = const + wt * (special.xlogy(y, mu) - mu)
-        return float(-2.0 * ll.sum())
-
-    def mustart(self, y: np.ndarray, wt: np.ndarray, ntrials: np.ndarray) -> np.ndarray:
-        """R's starting means (``family$initialize``)."""
-        if self.name == "binomial":
-            m = ntrials if np.any(ntrials > 1) else wt
-            return (m * y + 0.5) / (m + 1.0)
+    def mustart(self, y, wt, ntrials):
         return y + 0.1
 
-    def valid_eta(self, eta: np.ndarray) -> bool:
-        """False where the linear predictor leaves the link's domain (R's ``valideta``)."""
-        if self.link in ("sqrt",):
-            return bool(np.all(np.isfinite(eta)) and np.all(eta > 0))
-        return bool(np.all(np.isfinite(eta)))
+    def valid_mu(self, mu) -> bool:
+        return bool(np.all(np.isfinite(mu)) and np.all(mu > 0))
 
-    def valid_mu(self, mu: np.ndarray) -> bool:
-        """False where a mean leaves the family's range (R's ``validmu``)."""
-        if not np.all(np.isfinite(mu)):
-            return False
-        if self.name == "binomial":
-            return bool(np.all((mu > 0) & (mu < 1)))
-        return bool(np.all(mu > 0))
+    def simulate(self, mu, wt, ntrials, rng, sigma):
+        raise NotImplementedError
 
-    # ---- simulation -----------------------------------------------------
-    def simulate(self, mu: np.ndarray, wt: np.ndarray, ntrials: np.ndarray, rng, sigma: float = 1.0) -> np.ndarray:
-        """One draw of the response on the model's scale (proportions for
-        binomial, counts for Poisson, ``mu + sigma / sqrt(wt) * N(0, 1)`` for
-        Gaussian), as R's ``family()$simulate``."""
-        if self.name == "gaussian":
-            return mu + sigma / np.sqrt(wt) * rng.standard_normal(np.shape(mu))
-        if self.name == "binomial":
-            m = np.round(ntrials if np.any(ntrials > 1) else wt).astype(np.int64)
-            draws = rng.binomial(np.maximum(m, 0), np.clip(mu, 0.0, 1.0))
-            return np.where(m > 0, draws / np.where(m > 0, m, 1), 0.0)
-        return rng.poisson(mu).astype(float)
+    def check(self, y, user_wt, design, rows, lhs):
+        """Validate the response; return ``(y, wt, ntrials)`` (see :func:`check_response`)."""
+        n = y.shape[0]
+        return y, user_wt, np.ones(n)
 
 
-def make_family(family, link: str | None = None) -> Family:
-    """A :class:`Family` from a name (``"gaussian"``, ``"binomial"``, ``"poisson"``) or a Family."""
-    if isinstance(family, Family):
-        if link is not None and link != family.link:
-            return Family(family.name, link)
-        return family
-    if not isinstance(family, str):
-        raise FamilyError(f"family must be a name such as 'gaussian', 'binomial' or 'poisson', "
-                          f"not {type(family).__name__}")
-    return Family(family, link)
+class _Gaussian(Distribution):
+    name, links, has_dispersion = "gaussian", ("identity",), True
 
+    def variance(self, mu):
+        return np.ones_like(np.asarray(mu, dtype=float))
 
-def check_response(design, family: Family) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Validate the response for ``family``; return ``(y, wt, ntrials)``.
+    def dev_resid(self, y, mu, wt):
+        return wt * (y - mu) ** 2
 
-    ``y`` is on the scale the family models (proportions for binomial),
-    ``wt`` the prior weights (for ``cbind(s, f)``: ``s + f`` times
-    ``weights``), ``ntrials`` R's ``n`` (trials per row for ``cbind``, else 1).
+    def valid_mu(self, mu) -> bool:
+        return bool(np.all(np.isfinite(mu)))
 
-    Raises
-    ------
-    DataError
-        Binomial: a response outside [0, 1], non-integer or negative counts in
-        ``cbind``; Poisson: negative or non-integer counts; any family:
-        negative weights (Gaussian: zero weights too).  The message names the column and the first rows.
-    """
-    rows = design.prepared.rows
-    lhs = design.formula.response
-    n = design.y.shape[0]
-    user_wt = np.ones(n) if design.weights is None else np.asarray(design.weights, dtype=float)
-    bad = np.flatnonzero(user_wt < 0)
-    if bad.size:
-        raise DataError(f"weights must not be negative; negative in {where_rows(rows, bad)}")
-    if family.name == "gaussian":
+    def simulate(self, mu, wt, ntrials, rng, sigma):
+        return mu + sigma / np.sqrt(wt) * rng.standard_normal(np.shape(mu))
+
+    def check(self, y, user_wt, design, rows, lhs):
         # a zero weight is a row with infinite residual variance: lme4's deviance is then -Inf
         bad = np.flatnonzero(user_wt == 0)
         if bad.size:
             raise DataError(f"weights of a linear mixed model must be positive; zero in {where_rows(rows, bad)}: "
                             "drop those rows (a zero-weight row carries no information)")
-        return np.asarray(design.y, dtype=float), user_wt, np.ones(n)
-    y = np.asarray(design.y, dtype=float)
-    if family.name == "binomial":
+        return y, user_wt, np.ones(y.shape[0])
+
+
+class _Binomial(Distribution):
+    name, links = "binomial", ("logit", "probit", "cloglog", "cauchit", "log")
+
+    def variance(self, mu):
+        return mu * (1.0 - mu)
+
+    def dev_resid(self, y, mu, wt):
+        return 2.0 * wt * (special.xlogy(y, y / mu) + special.xlogy(1.0 - y, (1.0 - y) / (1.0 - mu)))
+
+    @staticmethod
+    def _trials(y, ntrials, wt):
+        m = ntrials if np.any(ntrials > 1) else wt
+        scale = np.where(m > 0, wt / np.where(m > 0, m, 1.0), 0.0)
+        return np.round(m * y), np.round(m), scale
+
+    def aic_constant(self, y, ntrials, wt):
+        k, mm, scale = self._trials(y, ntrials, wt)
+        return scale * (special.gammaln(mm + 1) - special.gammaln(k + 1) - special.gammaln(mm - k + 1))
+
+    def aic(self, y, ntrials, mu, wt, const) -> float:
+        k, mm, scale = self._trials(y, ntrials, wt)
+        return float(-2.0 * (const + scale * (special.xlogy(k, mu) + special.xlog1py(mm - k, -mu))).sum())
+
+    def mustart(self, y, wt, ntrials):
+        m = ntrials if np.any(ntrials > 1) else wt
+        return (m * y + 0.5) / (m + 1.0)
+
+    def valid_mu(self, mu) -> bool:
+        return bool(np.all(np.isfinite(mu)) and np.all((mu > 0) & (mu < 1)))
+
+    def simulate(self, mu, wt, ntrials, rng, sigma):
+        m = np.round(ntrials if np.any(ntrials > 1) else wt).astype(np.int64)
+        draws = rng.binomial(np.maximum(m, 0), np.clip(mu, 0.0, 1.0))
+        return np.where(m > 0, draws / np.where(m > 0, m, 1), 0.0)
+
+    def check(self, y, user_wt, design, rows, lhs):
+        n = y.shape[0]
         if design.counts is not None:
             parts = design.formula.response_parts
             for j, expr in enumerate(parts):
@@ -305,15 +233,285 @@ def check_response(design, family: Family) -> tuple[np.ndarray, np.ndarray, np.n
             import warnings
 
             warnings.warn(f"non-integer #successes in a binomial glm! ({lhs!r} times weights, "
-                          f"{where_rows(rows, bad)})", UserWarning, stacklevel=6)
+                          f"{where_rows(rows, bad)})", UserWarning, stacklevel=7)
         return y, user_wt, np.ones(n)
-    # poisson
+
+
+def _check_counts(y, rows, lhs, what: str) -> None:
     bad = np.flatnonzero(y < 0)
     if bad.size:
-        raise DataError(f"the Poisson response {lhs!r} must be a count >= 0; it is negative in {where_rows(rows, bad)}")
+        raise DataError(f"the {what} response {lhs!r} must be a count >= 0; it is negative in {where_rows(rows, bad)}")
     bad = np.flatnonzero(np.abs(y - np.round(y)) > 1e-7)
     if bad.size:
         raise DataError(
-            f"the Poisson response {lhs!r} must be a whole-number count; it is not in {where_rows(rows, bad)}. "
+            f"the {what} response {lhs!r} must be a whole-number count; it is not in {where_rows(rows, bad)}. "
             "For rates use the count as response with offset(log(exposure))")
-    return y, user_wt, np.ones(n)
+
+
+class _Poisson(Distribution):
+    name, links = "poisson", ("log", "identity", "sqrt")
+
+    def variance(self, mu):
+        return np.asarray(mu, dtype=float)
+
+    def dev_resid(self, y, mu, wt):
+        return 2.0 * wt * (special.xlogy(y, y / mu) - (y - mu))
+
+    def aic_constant(self, y, ntrials, wt):
+        return -wt * special.gammaln(y + 1.0)
+
+    def aic(self, y, ntrials, mu, wt, const) -> float:
+        return float(-2.0 * (const + wt * (special.xlogy(y, mu) - mu)).sum())
+
+    def simulate(self, mu, wt, ntrials, rng, sigma):
+        return rng.poisson(mu).astype(float)
+
+    def check(self, y, user_wt, design, rows, lhs):
+        _check_counts(y, rows, lhs, "Poisson")
+        return y, user_wt, np.ones(y.shape[0])
+
+
+class _NegativeBinomial(Distribution):
+    """NB2 with shape theta: variance ``mu + mu^2 / theta`` (MASS's
+    ``negative.binomial(theta)``, lme4's ``glmer.nb``, glmmTMB's ``nbinom2``)."""
+
+    name, links = "negbinomial", ("log", "sqrt", "identity")
+
+    def __init__(self, theta: float = 1.0):
+        theta = float(theta)
+        if not np.isfinite(theta) or theta <= 0:
+            raise FamilyError(f"the negative binomial shape theta must be a positive number, not {theta!r}")
+        self.theta = theta
+        self.params = {"theta": theta}
+
+    def variance(self, mu):
+        return mu + mu * mu / self.theta
+
+    def dev_resid(self, y, mu, wt):
+        th = self.theta
+        return 2.0 * wt * (special.xlogy(y, y / mu) - (y + th) * np.log((y + th) / (mu + th)))
+
+    def aic_constant(self, y, ntrials, wt):
+        th = self.theta
+        return wt * (special.gammaln(th + y) - special.gammaln(th) - special.gammaln(y + 1.0))
+
+    def aic(self, y, ntrials, mu, wt, const) -> float:
+        # -2 sum(wt * dnbinom(y, size = theta, mu = mu, log = TRUE)), as MASS's negative.binomial()$aic
+        th = self.theta
+        ll = const + wt * (th * np.log(th / (th + mu)) + special.xlogy(y, mu / (th + mu)))
+        return float(-2.0 * ll.sum())
+
+    def mustart(self, y, wt, ntrials):
+        return y + (y == 0) / 6.0  # MASS's negative.binomial()$initialize
+
+    def simulate(self, mu, wt, ntrials, rng, sigma):
+        th = self.theta
+        return rng.negative_binomial(th, th / (th + np.asarray(mu, dtype=float))).astype(float)
+
+    def check(self, y, user_wt, design, rows, lhs):
+        _check_counts(y, rows, lhs, "negative binomial")
+        return y, user_wt, np.ones(y.shape[0])
+
+
+class _Gamma(Distribution):
+    """Gamma with dispersion (R's ``Gamma(link)``): variance function ``mu^2``;
+    its ``aic`` takes the dispersion as ``deviance / sum(wt)``, as R's."""
+
+    name, links, has_dispersion = "gamma", ("inverse", "log", "identity"), True
+
+    def variance(self, mu):
+        return mu * mu
+
+    def dev_resid(self, y, mu, wt):
+        return -2.0 * wt * (np.log(np.where(y == 0, 1.0, y / mu)) - (y - mu) / mu)
+
+    def aic(self, y, ntrials, mu, wt, const) -> float:
+        n = wt.sum()
+        disp = self.dev_resid(y, mu, wt).sum() / n
+        shape = 1.0 / disp
+        ll = wt * (shape * np.log(shape / mu) + (shape - 1.0) * np.log(y) - shape * y / mu - special.gammaln(shape))
+        return float(-2.0 * ll.sum() + 2.0)  # R's Gamma()$aic adds 2 (its scale parameter)
+
+    def mustart(self, y, wt, ntrials):
+        return np.asarray(y, dtype=float)
+
+    def simulate(self, mu, wt, ntrials, rng, sigma):
+        # R's Gamma()$simulate: shape 1 / dispersion (sigma^2 here), per-row weights scale it
+        shape = wt / sigma**2
+        return rng.gamma(shape, np.asarray(mu, dtype=float) / shape)
+
+    def check(self, y, user_wt, design, rows, lhs):
+        bad = np.flatnonzero(~(y > 0))
+        if bad.size:
+            raise DataError(f"the Gamma response {lhs!r} must be positive; it is not in {where_rows(rows, bad)} "
+                            "(a Gamma model has no zeros: model zeros separately, or use a Tweedie or hurdle model)")
+        return y, user_wt, np.ones(y.shape[0])
+
+
+DISTRIBUTIONS = {d.name: d for d in (_Gaussian, _Binomial, _Poisson, _NegativeBinomial, _Gamma)}
+#: other spellings of the family names (R's and glmmTMB's)
+ALIASES = {"nbinom2": "negbinomial", "negative.binomial": "negbinomial", "negative_binomial": "negbinomial",
+           "nb": "negbinomial", "neg_binomial": "negbinomial"}
+
+
+class Family:
+    """A family with its link (R's ``gaussian()``, ``binomial(link)``, ``poisson(link)``,
+    ``Gamma(link)``, MASS's ``negative.binomial(theta)``).
+
+    Parameters
+    ----------
+    name : {"gaussian", "binomial", "poisson", "negbinomial", "gamma"}
+        R's spellings are accepted too (``Gamma``, ``nbinom2``).
+    link : str, optional
+        Default: the canonical link (``identity``, ``logit``, ``log``, ``log``, ``inverse``).
+    **params
+        The family's parameters (``theta`` of the negative binomial).
+
+    Attributes
+    ----------
+    name, link : str
+    has_dispersion : bool
+        The family has a free scale parameter sigma (Gaussian, Gamma);
+        binomial, Poisson and negative binomial have none (sigma is 1).
+    dist : Distribution
+        The distribution-specific part.
+    """
+
+    def __init__(self, name: str, link: str | None = None, **params):
+        key = str(name).lower()
+        key = ALIASES.get(key, key)
+        if key not in DISTRIBUTIONS:
+            raise FamilyError(f"family {name!r} is not supported; available: {', '.join(DISTRIBUTIONS)}")
+        cls = DISTRIBUTIONS[key]
+        link = cls.links[0] if link is None else str(link).lower()
+        if link not in cls.links:
+            raise FamilyError(
+                f"link {link!r} is not available for family {key!r}; use one of "
+                f"{', '.join(cls.links)} (as R's {key}(link = ...))"
+            )
+        try:
+            self.dist = cls(**params)
+        except TypeError:
+            raise FamilyError(f"family {key!r} takes no parameter(s) {sorted(params)}") from None
+        self.name = key
+        self.link = link
+        lk = LINKS[link]
+        self.linkfun, self.linkinv, self.mu_eta = lk.linkfun, lk.linkinv, lk.mu_eta
+        self.canonical = link == cls.links[0]
+        self.has_dispersion = cls.has_dispersion
+
+    @property
+    def params(self) -> dict:
+        """The family's parameters (``{"theta": ...}`` for the negative binomial)."""
+        return dict(self.dist.params)
+
+    def with_params(self, **params) -> "Family":
+        """The same family and link with other parameter values."""
+        return Family(self.name, self.link, **{**self.params, **params})
+
+    @property
+    def is_gaussian(self) -> bool:
+        """The linear mixed model (identity link, Gaussian noise)."""
+        return self.name == "gaussian"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Family) and (self.name, self.link, self.params) == (other.name, other.link,
+                                                                                   other.params)
+
+    def __hash__(self) -> int:
+        return hash((self.name, self.link, tuple(sorted(self.params.items()))))
+
+    def __repr__(self) -> str:
+        extra = "".join(f", {k}={v:.6g}" for k, v in self.params.items())
+        return f"Family({self.name!r}, link={self.link!r}{extra})"
+
+    @property
+    def r_name(self) -> str:
+        """As lme4 prints it: ``binomial``, ``Gamma``, ``Negative Binomial(1.234)``."""
+        if self.name == "negbinomial":
+            return f"Negative Binomial({self.dist.theta:.4g})"
+        return {"gamma": "Gamma"}.get(self.name, self.name)
+
+    # ---- variance, deviance, log-likelihood ---------------------------
+    def variance(self, mu: np.ndarray) -> np.ndarray:
+        """Variance function V(mu) (R's ``family()$variance``)."""
+        return self.dist.variance(mu)
+
+    def dev_resid(self, y: np.ndarray, mu: np.ndarray, wt: np.ndarray) -> np.ndarray:
+        """Squared deviance residuals (R's ``family()$dev.resids``)."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return self.dist.dev_resid(y, mu, wt)
+
+    def aic_constant(self, y: np.ndarray, ntrials: np.ndarray, wt: np.ndarray) -> np.ndarray:
+        """The part of each row's ``aic`` term that does not depend on mu."""
+        return self.dist.aic_constant(y, ntrials, wt)
+
+    def aic(self, y, ntrials, mu, wt, const=None) -> float:
+        """-2 log-likelihood of the data given mu (R's ``family()$aic``; for
+        binomial, Poisson and negative binomial without the 2 p term)."""
+        if const is None:
+            const = self.aic_constant(y, ntrials, wt)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return self.dist.aic(y, ntrials, mu, wt, const)
+
+    def mustart(self, y: np.ndarray, wt: np.ndarray, ntrials: np.ndarray) -> np.ndarray:
+        """R's starting means (``family$initialize``)."""
+        return self.dist.mustart(y, wt, ntrials)
+
+    def valid_eta(self, eta: np.ndarray) -> bool:
+        """False where the linear predictor leaves the link's domain (R's ``valideta``)."""
+        if self.link in ("sqrt",):
+            return bool(np.all(np.isfinite(eta)) and np.all(eta > 0))
+        if self.link == "inverse":
+            return bool(np.all(np.isfinite(eta)) and np.all(eta != 0))
+        return bool(np.all(np.isfinite(eta)))
+
+    def valid_mu(self, mu: np.ndarray) -> bool:
+        """False where a mean leaves the family's range (R's ``validmu``)."""
+        return self.dist.valid_mu(mu)
+
+    # ---- simulation -----------------------------------------------------
+    def simulate(self, mu: np.ndarray, wt: np.ndarray, ntrials: np.ndarray, rng, sigma: float = 1.0) -> np.ndarray:
+        """One draw of the response on the model's scale (proportions for
+        binomial, counts for Poisson and negative binomial, ``mu + sigma /
+        sqrt(wt) * N(0, 1)`` for Gaussian, Gamma with shape ``wt / sigma^2``),
+        as R's ``family()$simulate``."""
+        return self.dist.simulate(mu, wt, ntrials, rng, sigma)
+
+
+def make_family(family, link: str | None = None) -> Family:
+    """A :class:`Family` from a name (``"gaussian"``, ``"binomial"``, ``"poisson"``) or a Family."""
+    if isinstance(family, Family):
+        if link is not None and link != family.link:
+            return Family(family.name, link, **family.params)
+        return family
+    if not isinstance(family, str):
+        raise FamilyError(f"family must be a name such as 'gaussian', 'binomial' or 'poisson', "
+                          f"not {type(family).__name__}")
+    return Family(family, link)
+
+
+def check_response(design, family: Family) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Validate the response for ``family``; return ``(y, wt, ntrials)``.
+
+    ``y`` is on the scale the family models (proportions for binomial),
+    ``wt`` the prior weights (for ``cbind(s, f)``: ``s + f`` times
+    ``weights``), ``ntrials`` R's ``n`` (trials per row for ``cbind``, else 1).
+
+    Raises
+    ------
+    DataError
+        Binomial: a response outside [0, 1], non-integer or negative counts in
+        ``cbind``; Poisson and negative binomial: negative or non-integer
+        counts; Gamma: a response that is not positive; any family: negative
+        weights (Gaussian: zero weights too).  The message names the column
+        and the first rows.
+    """
+    rows = design.prepared.rows
+    lhs = design.formula.response
+    n = design.y.shape[0]
+    user_wt = np.ones(n) if design.weights is None else np.asarray(design.weights, dtype=float)
+    bad = np.flatnonzero(user_wt < 0)
+    if bad.size:
+        raise DataError(f"weights must not be negative; negative in {where_rows(rows, bad)}")
+    return family.dist.check(np.asarray(design.y, dtype=float), user_wt, design, rows, lhs)
