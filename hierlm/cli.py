@@ -31,12 +31,15 @@ def _load(name: str):
     return datasets.load(name), name
 
 
-def _fit_model(formula: str, data_name: str, ml: bool, nuts: dict | None = None):
+def _fit_model(formula: str, data_name: str, ml: bool, nuts: dict | None = None, family: str = "gaussian",
+               link: str | None = None):
     data, label = _load(data_name)
-    model = Model(formula, data)
+    model = Model(formula, data, family=family, link=link)
     model.data_name = label
     if nuts is not None:
         return model.fit("nuts", **nuts)
+    if not model.family.is_gaussian:
+        return model.fit("laplace")  # a GLMM is fit by maximum likelihood (--ml or not)
     return model.fit("ml" if ml else "reml")
 
 
@@ -95,6 +98,10 @@ def main(argv: list[str] | None = None) -> int:
     p_fit.add_argument("--data", required=True,
                        help=f"a CSV file or a bundled dataset ({', '.join(datasets.names())})")
     p_fit.add_argument("--ml", action="store_true", help="maximum likelihood instead of REML")
+    p_fit.add_argument("--family", default="gaussian",
+                       help="gaussian (default), binomial, poisson, negbinomial or Gamma: the last four are fit "
+                            "by the Laplace approximation, as lme4's glmer / glmer.nb")
+    p_fit.add_argument("--link", default=None, help="link of the family (default its canonical one)")
     p_fit.add_argument("--nuts", action="store_true",
                        help="sample the posterior by NUTS (default priors) instead of REML")
     p_fit.add_argument("--draws", type=int, default=1000, help="NUTS draws per chain (with --nuts)")
@@ -129,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise HierlmError("--nuts and --ml exclude each other")
             nuts = ({"draws": args.draws, "tune": args.draws, "chains": args.chains, "random_seed": args.seed}
                     if args.nuts else None)
-            fit = _fit_model(args.formula, args.data, args.ml, nuts)
+            fit = _fit_model(args.formula, args.data, args.ml, nuts, family=args.family, link=args.link)
             print(fit.summary())
             if args.plot:
                 for path in _save_plots(fit, args.plot, args.out, args.group, args.x):

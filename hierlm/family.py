@@ -112,8 +112,18 @@ class Distribution:
     links: tuple = ()
     #: a free scale parameter sigma (Gaussian; glmer's Gamma)
     has_dispersion = False
-    #: extra parameters, as shown by ``Family``'s repr (negative binomial: theta)
-    params: dict = {}
+    #: parameters the Laplace fit estimates by profiling (positive, searched on the log scale)
+    free_params: tuple = ()
+    #: the family fit first, whose means start the parameters' search
+    base_family: str | None = None
+
+    def __init__(self):
+        #: extra parameters, as shown by ``Family``'s repr (negative binomial: theta)
+        self.params: dict = {}
+
+    def start_params(self, y, mu, wt) -> dict:
+        """Starting values of :attr:`free_params` given the base family's fitted means."""
+        return {}
 
     def variance(self, mu):
         raise NotImplementedError
@@ -137,6 +147,11 @@ class Distribution:
     def simulate(self, mu, wt, ntrials, rng, sigma):
         raise NotImplementedError
 
+    def cdf_bounds(self, y, mu, ntrials, sigma):
+        """``(F(y-), F(y))`` of each observation at its fitted mean (equal for a continuous
+        family): what randomized quantile residuals draw between."""
+        raise NotImplementedError
+
     def check(self, y, user_wt, design, rows, lhs):
         """Validate the response; return ``(y, wt, ntrials)`` (see :func:`check_response`)."""
         n = y.shape[0]
@@ -157,6 +172,12 @@ class _Gaussian(Distribution):
 
     def simulate(self, mu, wt, ntrials, rng, sigma):
         return mu + sigma / np.sqrt(wt) * rng.standard_normal(np.shape(mu))
+
+    def cdf_bounds(self, y, mu, ntrials, sigma):
+        from scipy import stats
+
+        f = stats.norm.cdf(y, mu, sigma)
+        return f, f
 
     def check(self, y, user_wt, design, rows, lhs):
         # a zero weight is a row with infinite residual variance: lme4's deviance is then -Inf
@@ -201,6 +222,13 @@ class _Binomial(Distribution):
         m = np.round(ntrials if np.any(ntrials > 1) else wt).astype(np.int64)
         draws = rng.binomial(np.maximum(m, 0), np.clip(mu, 0.0, 1.0))
         return np.where(m > 0, draws / np.where(m > 0, m, 1), 0.0)
+
+    def cdf_bounds(self, y, mu, ntrials, sigma):
+        from scipy import stats
+
+        n = np.round(np.asarray(ntrials, dtype=float))
+        k = np.round(y * n)
+        return stats.binom.cdf(k - 1, n, mu), stats.binom.cdf(k, n, mu)
 
     def check(self, y, user_wt, design, rows, lhs):
         n = y.shape[0]
@@ -266,6 +294,12 @@ class _Poisson(Distribution):
     def simulate(self, mu, wt, ntrials, rng, sigma):
         return rng.poisson(mu).astype(float)
 
+    def cdf_bounds(self, y, mu, ntrials, sigma):
+        from scipy import stats
+
+        k = np.round(y)
+        return stats.poisson.cdf(k - 1, mu), stats.poisson.cdf(k, mu)
+
     def check(self, y, user_wt, design, rows, lhs):
         _check_counts(y, rows, lhs, "Poisson")
         return y, user_wt, np.ones(y.shape[0])
@@ -276,6 +310,7 @@ class _NegativeBinomial(Distribution):
     ``negative.binomial(theta)``, lme4's ``glmer.nb``, glmmTMB's ``nbinom2``)."""
 
     name, links = "negbinomial", ("log", "sqrt", "identity")
+    free_params, base_family = ("theta",), "poisson"
 
     def __init__(self, theta: float = 1.0):
         theta = float(theta)
@@ -304,9 +339,30 @@ class _NegativeBinomial(Distribution):
     def mustart(self, y, wt, ntrials):
         return y + (y == 0) / 6.0  # MASS's negative.binomial()$initialize
 
+    def start_params(self, y, mu, wt) -> dict:
+        """MASS's ``theta.ml``: the shape's maximum likelihood given the means (as lme4's
+        ``glmer.nb`` starts from the Poisson fit's)."""
+        from scipy import optimize
+
+        def nll(log_th):
+            th = np.exp(log_th)
+            return -np.sum(wt * (special.gammaln(th + y) - special.gammaln(th) + th * np.log(th / (th + mu))
+                                 + special.xlogy(y, mu / (th + mu))))
+
+        m = np.average((y / mu - 1.0) ** 2, weights=wt)  # MASS's moment start: n / sum((y / mu - 1)^2)
+        lo = np.log(1.0 / max(m, 1e-8)) - 10.0
+        res = optimize.minimize_scalar(nll, bounds=(lo, lo + 20.0), method="bounded", options={"xatol": 1e-8})
+        return {"theta": float(np.exp(res.x))}
+
     def simulate(self, mu, wt, ntrials, rng, sigma):
         th = self.theta
         return rng.negative_binomial(th, th / (th + np.asarray(mu, dtype=float))).astype(float)
+
+    def cdf_bounds(self, y, mu, ntrials, sigma):
+        from scipy import stats
+
+        k, p = np.round(y), self.theta / (self.theta + mu)
+        return stats.nbinom.cdf(k - 1, self.theta, p), stats.nbinom.cdf(k, self.theta, p)
 
     def check(self, y, user_wt, design, rows, lhs):
         _check_counts(y, rows, lhs, "negative binomial")
@@ -339,6 +395,13 @@ class _Gamma(Distribution):
         # R's Gamma()$simulate: shape 1 / dispersion (sigma^2 here), per-row weights scale it
         shape = wt / sigma**2
         return rng.gamma(shape, np.asarray(mu, dtype=float) / shape)
+
+    def cdf_bounds(self, y, mu, ntrials, sigma):
+        from scipy import stats
+
+        shape = 1.0 / sigma**2
+        f = stats.gamma.cdf(y, shape, scale=mu / shape)
+        return f, f
 
     def check(self, y, user_wt, design, rows, lhs):
         bad = np.flatnonzero(~(y > 0))
@@ -469,6 +532,10 @@ class Family:
     def valid_mu(self, mu: np.ndarray) -> bool:
         """False where a mean leaves the family's range (R's ``validmu``)."""
         return self.dist.valid_mu(mu)
+
+    def cdf_bounds(self, y, mu, ntrials, sigma: float = 1.0):
+        """``(F(y-), F(y))`` at the fitted means (randomized quantile residuals)."""
+        return self.dist.cdf_bounds(np.asarray(y, dtype=float), np.asarray(mu, dtype=float), ntrials, sigma)
 
     # ---- simulation -----------------------------------------------------
     def simulate(self, mu: np.ndarray, wt: np.ndarray, ntrials: np.ndarray, rng, sigma: float = 1.0) -> np.ndarray:

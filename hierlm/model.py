@@ -33,7 +33,7 @@ from .lmm.deviance import check_memory, estimate_cost
 from .plots import prior_predictive
 from .priors import PriorSet
 
-FAMILIES = ("gaussian", "binomial", "poisson")
+FAMILIES = ("gaussian", "binomial", "poisson", "negbinomial", "gamma")
 METHODS = ("reml", "ml", "laplace", "nuts", "map")
 
 
@@ -82,13 +82,14 @@ class Model:
 
     def __init__(self, formula: str, data: pd.DataFrame, family: str = "gaussian", na_action: str = "omit",
                  link: str | None = None, weights=None, offset=None):
-        if not isinstance(family, str) or family not in FAMILIES:
-            raise FamilyError(f"family {family!r} is not supported; available: {', '.join(FAMILIES)}")
+        if not isinstance(family, str):
+            raise FamilyError(f"family must be a name ({', '.join(FAMILIES)}), not {type(family).__name__}")
         if family == "gaussian" and link not in (None, "identity"):
             raise FamilyError(f"link {link!r} is not available for the gaussian family (identity only)")
         self.formula = formula
         #: the family and link (a :class:`hierlm.family.Family`)
         self.family = make_family(family, link)
+        family = self.family.name
         if is_dask_frame(data):
             if weights is not None or offset is not None:
                 raise HierlmError("weights and offsets are not taken with a dask DataFrame")
@@ -257,6 +258,9 @@ class Model:
             raise HierlmError(f"a model on a dask DataFrame is fit by 'reml' or 'ml' (from its Gram blocks, the "
                               f"rows staying on the cluster), not {method!r}; for {method!r} fit a pandas "
                               "DataFrame (ddf.compute(), or a sample of it)")
+        if key in ("nuts", "map") and self.family.name not in ("gaussian", "binomial", "poisson"):
+            raise HierlmError(f"Bayesian fits ({method!r}) of a {self.family.name} model are not available yet; "
+                              "fit it by maximum likelihood: fit('laplace'), as hierlm.glmer does")
         if key == "nuts":
             return fit_nuts(self.design, self.family, self.priors, control, **where)
         if key == "map":
@@ -270,7 +274,7 @@ class Model:
                            reml=bool(control.get("reml", False)), **where)
         if gaussian:
             if key == "laplace":
-                raise HierlmError("method 'laplace' is for binomial and Poisson models; a gaussian model is "
+                raise HierlmError("method 'laplace' is for generalized linear mixed models (binomial, Poisson, negbinomial, gamma); a gaussian model is "
                                   "fit by 'reml' or 'ml'")
             return fit_lmm(self.design, key == "reml", control, **where)
         if key == "reml":
@@ -333,10 +337,14 @@ def glmer(formula: str, data: pd.DataFrame, family: str = "binomial", link: str 
         proportion with ``weights=`` the trials; ``offset(log(exposure))``
         terms are allowed in the fixed part.
     data : pandas.DataFrame
-    family : {"binomial", "poisson"}
+    family : {"binomial", "poisson", "negbinomial", "gamma"}
+        R's spellings are accepted (``Gamma``, ``nbinom2``).  The negative
+        binomial's shape is estimated as lme4's ``glmer.nb`` does.
     link : str, optional
         Binomial: ``logit`` (default), ``probit``, ``cloglog``, ``cauchit``,
-        ``log``; Poisson: ``log`` (default), ``identity``, ``sqrt``.
+        ``log``; Poisson: ``log`` (default), ``identity``, ``sqrt``;
+        negative binomial: ``log`` (default), ``sqrt``, ``identity``; Gamma:
+        ``inverse`` (default), ``log``, ``identity``.
     nAGQ : int
         1: Laplace approximation (default); 0: the faster first stage only
         (beta estimated inside PIRLS); 2 to 25: adaptive Gauss-Hermite
@@ -364,6 +372,7 @@ def glmer(formula: str, data: pd.DataFrame, family: str = "binomial", link: str 
     -0.992
     """
     if family == "gaussian":
-        raise HierlmError("glmer fits binomial and Poisson models; for family='gaussian' use hierlm.lmer")
+        raise HierlmError("glmer fits binomial, Poisson, negative binomial and Gamma models; for "
+                          "family='gaussian' use hierlm.lmer")
     model = Model(formula, data, family=family, na_action=na_action, link=link, weights=weights, offset=offset)
     return model.fit("laplace", nAGQ=nAGQ, **control)

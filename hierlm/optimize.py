@@ -57,6 +57,8 @@ class OptInfo:
     hessian: np.ndarray | None = None
     #: evaluations of a first stage (GLMMs: lme4's nAGQ = 0 stage)
     feval_stage1: int = 0
+    #: fits made while estimating a family parameter (the negative binomial's theta)
+    feval_family: int = 0
 
     def convergence(self) -> Convergence:
         """The fit's :class:`Convergence`: converged unless a message other than
@@ -147,7 +149,7 @@ def _status(code) -> str:
     }.get(code, f"nlopt code {code}")
 
 
-def bobyqa(fun, x0, lower, upper=None, step=None, xtol_abs: float = 1e-8, ftol_abs: float = 1e-8,
+def bobyqa(fun, x0, lower, upper=None, step=None, xtol_abs=1e-8, ftol_abs: float = 1e-8,
            maxeval: int = 100000, ftol_rel: float = 0.0) -> OptResult:
     """Minimize ``fun`` with NLopt's BOBYQA from ``x0`` within bounds.
 
@@ -173,7 +175,8 @@ def bobyqa(fun, x0, lower, upper=None, step=None, xtol_abs: float = 1e-8, ftol_a
     if np.isfinite(upper).any():
         opt.set_upper_bounds(upper)
     opt.set_min_objective(f)
-    opt.set_xtol_abs(xtol_abs)
+    # a number, or one per coordinate (parameters on very different scales)
+    opt.set_xtol_abs(np.broadcast_to(np.asarray(xtol_abs, dtype=float), (len(x0),)).copy())
     opt.set_ftol_abs(ftol_abs)
     if ftol_rel > 0:
         opt.set_ftol_rel(ftol_rel)

@@ -29,6 +29,18 @@ def test_fit_bundled_ml(capsys):
     assert "maximum likelihood" in out and "plate, 24; sample, 6" in out
 
 
+def test_fit_glmm_family(capsys):
+    """--family and --link: a GLMM fit by the Laplace approximation, as the Python call gives it."""
+    f = "cbind(incidence, size - incidence) ~ period + (1|herd)"
+    assert main(["fit", f, "--data", "cbpp", "--family", "binomial", "--link", "probit"]) == 0
+    out = capsys.readouterr().out
+    assert " Family: binomial  ( probit )" in out
+    g = hierlm.glmer(f, hierlm.datasets.load("cbpp"), link="probit")
+    assert f"{g.fixef.iloc[0]:.4f}"[:6] in out
+    assert main(["fit", f, "--data", "cbpp", "--family", "tweedie"]) == 2
+    assert "family 'tweedie' is not supported" in capsys.readouterr().err
+
+
 def test_fit_csv(tmp_path, capsys):
     path = tmp_path / "sleep.csv"
     hierlm.datasets.load("sleepstudy").to_csv(path, index=False)

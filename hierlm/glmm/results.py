@@ -12,7 +12,7 @@ from ..errors import HierlmError
 from ..family import make_family
 from ..fit import LikelihoodFit
 from ..optimize import one_blas_thread, warn_all
-from .engine import GLMMOptimum, check_glmm_control, optimize_glmm
+from .engine import GLMMOptimum, check_glmm_control, optimize_glmm, optimize_with_family_params
 
 
 @dataclass
@@ -111,6 +111,12 @@ class GLMMFit(LikelihoodFit):
         self.data_name = data_name
         self.mode = optimum.mode
         self.b = self.system.b_blocks(self.theta, self.mode.u)
+        if self.family.has_dispersion:
+            # glmer's sigma for a family with a scale (Gamma): sqrt(pwrss / n), the penalized
+            # weighted residual sum of squares (squared Pearson residuals plus |u|^2) over n
+            sysm, mu = self.system, self.mode.mu
+            pwrss = float(np.sum(sysm.wt * (sysm.y - mu) ** 2 / self.family.variance(mu)) + self.mode.u @ self.mode.u)
+            self.sigma = float(np.sqrt(pwrss / sysm.n))
 
     # ---- criteria ----------------------------------------------------------
     @property
@@ -130,8 +136,10 @@ class GLMMFit(LikelihoodFit):
 
     @property
     def df(self) -> int:
-        """Number of parameters: fixed effects and theta."""
-        return self.design.p + self.design.ntheta
+        """Number of parameters: fixed effects, theta, the family's estimated parameters
+        (the negative binomial's shape) and its scale (Gamma's sigma), as lme4 counts them."""
+        return (self.design.p + self.design.ntheta + len(self.family.dist.free_params)
+                + int(self.family.has_dispersion))
 
 
 
@@ -193,7 +201,9 @@ class GLMMFit(LikelihoodFit):
         est = self.fixef.to_numpy()
         se = np.sqrt(np.diag(self.vcov.to_numpy()))
         z = est / se
-        return pd.DataFrame({"Estimate": est, "Std. Error": se, "z value": z,
+        # glmer labels the statistic "t value" for a family with a scale (Gamma), its p-value still normal
+        stat = "t value" if self.family.has_dispersion else "z value"
+        return pd.DataFrame({"Estimate": est, "Std. Error": se, stat: z,
                              "Pr(>|z|)": 2.0 * stats.norm.sf(np.abs(z))}, index=self.design.xnames)
 
     def overdispersion(self) -> Overdispersion:
@@ -256,11 +266,14 @@ def fit_glmm(design, family, nAGQ: int = 1, control: dict | None = None, *, mode
     """
     family = make_family(family)
     if family.is_gaussian:
-        raise HierlmError("fit_glmm fits binomial and Poisson models; a gaussian model is fit by fit_lmm "
-                          "(REML or ML)")
+        raise HierlmError("fit_glmm fits binomial, Poisson, negative binomial and Gamma models; a gaussian "
+                          "model is fit by fit_lmm (REML or ML)")
     control = check_glmm_control(control)
     with one_blas_thread():
-        optimum = optimize_glmm(design, family, nAGQ, control)
+        if family.dist.free_params:
+            optimum = optimize_with_family_params(design, family, nAGQ, control)
+        else:
+            optimum = optimize_glmm(design, family, nAGQ, control)
         fit = GLMMFit(optimum, nAGQ, model=model, data_name=data_name)
     warn_all(fit.optinfo.messages, stacklevel=3)
     return fit

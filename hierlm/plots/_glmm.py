@@ -95,8 +95,9 @@ def randomized_quantile_residuals(fit, seed=0) -> np.ndarray:
     """Randomized quantile residuals (Dunn & Smyth 1996).
 
     For each observation ``u`` is drawn uniformly between ``F(y-)`` and
-    ``F(y)`` of the fitted distribution (binomial with the row's trials, or
-    Poisson) at the fitted mean; the residual is ``Phi^{-1}(u)``.  Under the
+    ``F(y)`` of the fitted distribution (the family's ``cdf_bounds``: binomial
+    with the row's trials, Poisson, negative binomial; for a continuous family
+    such as the Gamma ``u = F(y)``) at the fitted mean; the residual is ``Phi^{-1}(u)``.  Under the
     model they are independent N(0, 1), so a normal QQ plot applies even to
     0/1 data.  ``seed`` makes the randomization repeatable.
     """
@@ -105,15 +106,7 @@ def randomized_quantile_residuals(fit, seed=0) -> np.ndarray:
     y, _, ntrials, _ = observations(fit)
     mu = np.asarray(fit.fitted(), dtype=float)
     rng = np.random.default_rng(seed)
-    if fit.family.name == "binomial":
-        n = np.round(np.asarray(ntrials, dtype=float))
-        k = np.round(y * n)
-        lo = stats.binom.cdf(k - 1, n, mu)
-        hi = stats.binom.cdf(k, n, mu)
-    else:
-        k = np.round(y)
-        lo = stats.poisson.cdf(k - 1, mu)
-        hi = stats.poisson.cdf(k, mu)
+    lo, hi = fit.family.cdf_bounds(y, mu, ntrials, getattr(fit, "sigma", 1.0))
     u = lo + rng.uniform(size=y.size) * (hi - lo)
     u = np.clip(u, 1e-12, 1 - 1e-12)
     return stats.norm.ppf(u)

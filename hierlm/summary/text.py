@@ -133,7 +133,7 @@ def _title(text: str, cls: str = "glmerMod", width: int = 80) -> list[str]:
 
 def _glmm_header(fit) -> list[str]:
     lines = _title(f"Generalized linear mixed model fit by maximum likelihood ({fit.method_name()})")
-    lines += [f" Family: {fit.family.name}  ( {fit.family.link} )", f"Formula: {fit.formula}"]
+    lines += [f" Family: {fit.family.r_name}  ( {fit.family.link} )", f"Formula: {fit.formula}"]
     if fit.data_name:
         lines.append(f"   Data: {fit.data_name}")
     return lines
@@ -184,7 +184,7 @@ def glmm_short(fit) -> str:
 
 def _family_line(fit) -> list[str]:
     fam = fit.family
-    return [] if fam.is_gaussian else [f" Family: {fam.name}  ( {fam.link} )"]
+    return [] if fam.is_gaussian else [f" Family: {fam.r_name}  ( {fam.link} )"]
 
 
 def posterior_lines(fit) -> list[str]:
