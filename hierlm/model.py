@@ -274,8 +274,8 @@ class Model:
                            reml=bool(control.get("reml", False)), **where)
         if gaussian:
             if key == "laplace":
-                raise HierlmError("method 'laplace' is for generalized linear mixed models (binomial, Poisson, negbinomial, gamma); a gaussian model is "
-                                  "fit by 'reml' or 'ml'")
+                raise HierlmError("method 'laplace' is for generalized linear mixed models (binomial, Poisson, "
+                                  "negbinomial, gamma); a gaussian model is fit by 'reml' or 'ml'")
             return fit_lmm(self.design, key == "reml", control, **where)
         if key == "reml":
             raise HierlmError(f"a {self.family.name} model is fit by maximum likelihood (Laplace or adaptive "
