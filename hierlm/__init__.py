@@ -23,7 +23,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ConvergenceWarning", "DataError", "FormulaError", "HierlmError", "Model", "ModelError",
-    "TooLargeError", "anova", "boot_mer", "compare", "datasets", "drop1", "emmeans", "glmer", "lmer", "lmlist", "pb_test", "plots",
+    "TooLargeError", "anova", "boot_mer", "compare", "datasets", "drop1", "emmeans", "glmer", "lmer", "lmlist",
+    "pb_test", "plots",
     "__version__",
 ]
 

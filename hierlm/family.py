@@ -92,8 +92,8 @@ LINKS = {
     "identity": Link("identity", lambda mu: np.asarray(mu, dtype=float), lambda eta: np.asarray(eta, dtype=float),
                      lambda eta: np.ones_like(eta, dtype=float)),
     "sqrt": Link("sqrt", np.sqrt, lambda eta: eta * eta, lambda eta: 2.0 * eta),
-    "inverse": Link("inverse", lambda mu: 1.0 / np.asarray(mu, dtype=float), lambda eta: 1.0 / np.asarray(eta, dtype=float),
-                    lambda eta: -1.0 / np.asarray(eta, dtype=float) ** 2),
+    "inverse": Link("inverse", lambda mu: 1.0 / np.asarray(mu, dtype=float),
+                    lambda eta: 1.0 / np.asarray(eta, dtype=float), lambda eta: -1.0 / np.asarray(eta, dtype=float) ** 2),
 }
 
 

@@ -258,9 +258,9 @@ class Model:
             raise HierlmError(f"a model on a dask DataFrame is fit by 'reml' or 'ml' (from its Gram blocks, the "
                               f"rows staying on the cluster), not {method!r}; for {method!r} fit a pandas "
                               "DataFrame (ddf.compute(), or a sample of it)")
-        if key in ("nuts", "map") and self.family.name not in ("gaussian", "binomial", "poisson"):
-            raise HierlmError(f"Bayesian fits ({method!r}) of a {self.family.name} model are not available yet; "
-                              "fit it by maximum likelihood: fit('laplace'), as hierlm.glmer does")
+        if key == "map" and self.family.name not in ("gaussian", "binomial", "poisson"):
+            raise HierlmError(f"MAP fits of a {self.family.name} model are not available yet; sample the posterior "
+                              "with fit('nuts'), or fit by maximum likelihood: fit('laplace')")
         if key == "nuts":
             return fit_nuts(self.design, self.family, self.priors, control, **where)
         if key == "map":

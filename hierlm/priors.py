@@ -24,7 +24,8 @@ faster.
 Set them with :meth:`hierlm.Model.set_prior`, e.g.
 ``model.set_prior("Days", Normal(0, 10))``; targets are ``"fixed"`` (all
 coefficients but the intercept), a coefficient name, ``"sd"`` (all SDs),
-``"sd|Subject"`` (one grouping factor's SDs), ``"lkj"``, ``"sigma"``.
+``"sd|Subject"`` (one grouping factor's SDs), ``"lkj"``, ``"sigma"``,
+``"shape"`` (the negative binomial's and the Gamma family's shape).
 This module does not import PyMC; the backend turns priors into PyMC
 distributions.
 
@@ -33,7 +34,8 @@ defaults on the link scale, which do not depend on the response: the
 intercept Student-t(3, 0, 2.5 sqrt(1 + sum_j (mean(x_j) / sd(x_j))^2)) (brms's
 student_t(3, 0, 2.5), widened for uncentered predictors as above), each slope
 Normal(0, 2.5 / sd(x_j)) (rstanarm's autoscaling for GLMs), each SD
-half-Student-t(3, 0, 2.5); there is no ``sigma``.
+half-Student-t(3, 0, 2.5); there is no ``sigma``.  Negative binomial and
+Gamma models add brms's Gamma(0.01, 0.01) on their shape.
 """
 
 from __future__ import annotations
@@ -69,7 +71,7 @@ class Prior:
                 finite = False
             if not finite:
                 raise PriorError(f"{self.family}: {k} must be a finite number, not {v!r}")
-        for k in ("sigma", "beta", "lam", "eta", "nu"):
+        for k in ("sigma", "beta", "lam", "eta", "nu", "alpha"):
             v = self.params.get(k)
             if v is not None and not np.all(np.isfinite(v) & (np.asarray(v) > 0)):
                 raise PriorError(f"{self.family}: {k} must be a positive number, not {v!r}")
@@ -98,6 +100,8 @@ class Prior:
             return stats.halfcauchy.logpdf(x, scale=p["beta"])
         if self.family == "Exponential":
             return stats.expon.logpdf(x, scale=1.0 / p["lam"])
+        if self.family == "Gamma":
+            return stats.gamma.logpdf(x, p["alpha"], scale=1.0 / p["beta"])
         raise PriorError(f"no density for {self.family}")  # pragma: no cover
 
 
@@ -141,6 +145,12 @@ def HalfCauchy(beta: float = 1.0) -> Prior:
 def Exponential(lam: float = 1.0) -> Prior:
     """Exponential(rate lam) prior for an SD or sigma."""
     return Prior("Exponential", {"lam": _num(lam, "lam")}, positive=True)
+
+
+def Gamma(alpha: float, beta: float) -> Prior:
+    """Gamma(shape alpha, rate beta) prior for a positive family parameter (brms's default
+    for the negative binomial's and the Gamma family's shape: Gamma(0.01, 0.01))."""
+    return Prior("Gamma", {"alpha": _num(alpha, "alpha"), "beta": _num(beta, "beta")}, positive=True)
 
 
 def Flat() -> Prior:
@@ -193,6 +203,7 @@ class PriorSet:
         self.sd: dict[str, Prior] = {g: HalfStudentT(3, s) for g in self.term_names()}
         self.lkj = LKJ(1.0)
         self.sigma = HalfStudentT(3, s)
+        self.shape = None
 
     def _glmm_defaults(self) -> None:
         """brms/rstanarm defaults on the link scale (module docstring)."""
@@ -211,6 +222,8 @@ class PriorSet:
         self.sd = {g: HalfStudentT(3, 2.5) for g in self.term_names()}
         self.lkj = LKJ(1.0)
         self.sigma = None  # binomial and Poisson have no residual SD
+        # the negative binomial's and the Gamma family's shape: brms's gamma(0.01, 0.01)
+        self.shape = Gamma(0.01, 0.01) if self.family.name in ("negbinomial", "gamma") else None
 
     def term_names(self) -> list[str]:
         """lme4's group names per term (``Subject``, ``Subject.1`` for a second term)."""
@@ -221,7 +234,7 @@ class PriorSet:
         groups = list(dict.fromkeys(r.group for r in self.design.remats))
         return (["fixed"] + list(self.design.xnames) + ["sd"] + [f"sd|{g}" for g in groups]
                 + [f"sd|{t}" for t in self.term_names() if t not in groups] + ["lkj"]
-                + (["sigma"] if self.sigma is not None else []))
+                + (["sigma"] if self.sigma is not None else []) + (["shape"] if self.shape is not None else []))
 
     def set(self, target: str, prior) -> None:
         """Set the prior of ``target`` (see the module docstring)."""
@@ -237,6 +250,12 @@ class PriorSet:
             return
         if not isinstance(prior, Prior):
             raise PriorError(f"a prior must be made by hierlm.priors (Normal, HalfStudentT, ...), not {prior!r}")
+        if target == "shape":
+            if not prior.positive:
+                raise PriorError(f"shape is positive: use Gamma, Exponential, HalfNormal, HalfStudentT or "
+                                 f"HalfCauchy, not {prior.family}")
+            self.shape = prior
+            return
         if target in ("sigma", "sd") or target.startswith("sd|"):
             if not (prior.positive or prior.family == "Flat"):
                 raise PriorError(f"{target} is a standard deviation: use HalfNormal, HalfStudentT, "
@@ -267,6 +286,8 @@ class PriorSet:
                 rows.append(("cor", t, str(self.lkj)))
         if self.sigma is not None:
             rows.append(("sigma", "Residual", str(self.sigma)))
+        if self.shape is not None:
+            rows.append(("shape", self.family.name, str(self.shape)))
         return pd.DataFrame(rows, columns=["class", "parameter", "prior"])
 
     def __repr__(self) -> str:

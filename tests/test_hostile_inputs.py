@@ -213,7 +213,7 @@ TABLE = [
     ('duplicate column names', DataError, "the\\ data\\ has\\ more\\ than\\ one\\ column\\ named\\ 'Days';", lambda: L(F, pd.concat([S, S[["Days"]]], axis=1))),
     # API misuse
     ('method unknown', HierlmError, "method\\ must\\ be\\ one\\ of\\ \\('reml',\\ 'ml',\\ 'laplace',", lambda: M(F, S).fit("bayes")),
-    ('method laplace lmm', HierlmError, "method\\ 'laplace'\\ is\\ for\\ binomial\\ and\\ Poisson", lambda: M(F, S).fit("laplace")),
+    ('method laplace lmm', HierlmError, "method\\ 'laplace'\\ is\\ for\\ generalized\\ linear\\ mixed\\ models", lambda: M(F, S).fit("laplace")),
     ('method reml glmm', HierlmError, 'a\\ binomial\\ model\\ is\\ fit\\ by\\ maximum\\ likelihood', lambda: M("cbind(incidence, size - incidence) ~ period + (1|herd)", C, family="binomial").fit("reml")),
     ('family unknown', FamilyError, "family\\ 'tweedie'\\ is\\ not\\ supported;\\ available:", lambda: M(F, S, family="tweedie")),
     ('family not str', FamilyError, 'family\\ must\\ be\\ a\\ name\\ \\(gaussian,.*not\\ NoneType', lambda: M(F, S, family=None)),

@@ -64,6 +64,8 @@ def pm_dist(prior: Prior, name: str | None, **kw):
         cls, args = pm.HalfCauchy, {"beta": p["beta"]}
     elif fam == "Exponential":
         cls, args = pm.Exponential, {"lam": p["lam"]}
+    elif fam == "Gamma":
+        cls, args = pm.Gamma, {"alpha": p["alpha"], "beta": p["beta"]}
     else:  # pragma: no cover  (LKJ is handled by the caller)
         raise ValueError(fam)
     kw.pop("positive", None)
@@ -255,11 +257,12 @@ def glmm_observations(design, family) -> dict:
     y, wt, ntrials = check_response(design, family)
     user_wt = None if design.weights is None else np.asarray(design.weights, dtype=float)
     offset = None if design.offset is None else np.asarray(design.offset, dtype=float)
-    if family.name == "poisson":
+    if family.name in ("poisson", "negbinomial", "gamma"):
         if user_wt is not None and not np.allclose(user_wt, 1.0):
-            raise HierlmError("NUTS for a Poisson model does not take prior weights (weights=); "
+            raise HierlmError(f"NUTS for a {family.name} model does not take prior weights (weights=); "
                               "fit by fit('laplace'), or model rates with offset(log(exposure))")
-        return {"y": np.round(y).astype(np.int64), "trials": None, "offset": offset}
+        yy = y if family.name == "gamma" else np.round(y).astype(np.int64)
+        return {"y": yy, "trials": None, "offset": offset}
     if design.counts is not None:
         if user_wt is not None and not np.allclose(user_wt, 1.0):
             raise HierlmError("NUTS for a cbind(successes, failures) response does not take weights=; "
@@ -297,12 +300,23 @@ def inverse_link(link: str, eta):
         return pt.maximum(eta, eps)
     if link == "sqrt":
         return pt.maximum(eta * eta, eps)
+    if link == "inverse":
+        return pt.maximum(1.0 / eta, eps)
     raise ValueError(link)  # pragma: no cover  (Family validates links)
 
 
-def _glmm_likelihood(eta, family, obs: dict):
-    """The observed binomial, Bernoulli or Poisson node ``y`` for linear predictor ``eta``."""
+def _glmm_likelihood(eta, family, obs: dict, shape=None):
+    """The observed node ``y`` for linear predictor ``eta``: binomial, Bernoulli, Poisson,
+    negative binomial (mean mu, shape ``shape``: variance mu + mu^2 / shape) or Gamma
+    (mean mu, shape ``shape``: variance mu^2 / shape), as brms parameterizes them."""
     import pymc as pm
+
+    if family.name == "negbinomial":
+        return pm.NegativeBinomial("y", mu=inverse_link(family.link, eta), alpha=shape, observed=obs["y"],
+                                   dims="obs_id")
+    if family.name == "gamma":
+        mu = inverse_link(family.link, eta)
+        return pm.Gamma("y", alpha=shape, beta=shape / mu, observed=obs["y"], dims="obs_id")
 
     if family.name == "binomial":
         m = obs["trials"]
@@ -355,7 +369,12 @@ def build_pymc_model(design, priors: PriorSet, plan: MarginalPlan, family: Famil
                 eta = eta + term_contribution(_sampled_ranef(t, r, *scales[k], design.n), r)
             if obs["offset"] is not None:
                 eta = eta + obs["offset"]
-            _glmm_likelihood(eta, family, obs)
+            shape = None
+            if priors.shape is not None:
+                shape = pm_dist(priors.shape, "shape")
+                if family.has_dispersion:  # glmer's sigma of a Gamma model: the dispersion's root
+                    pm.Deterministic("sigma", 1.0 / pm.math.sqrt(shape))
+            _glmm_likelihood(eta, family, obs, shape)
         return model
     with pm.Model(coords=coords_of(design, priors)) as model:
         beta = None if plan.fixef_integrated else _fixed_effects(design, priors)

@@ -252,7 +252,7 @@ class BayesFit(MixedFit):
         rng = np.random.default_rng(None if random_seed is None else int(random_seed) + 7919)
         if self.marginalized:
             post = self._draw_integrated(post, rng)
-        keep = ["fixef", "sigma"] + [v for t in self.terms for v in (f"sd_{t}", f"corr_{t}", f"ranef_{t}")]
+        keep = ["fixef", "sigma", "shape"] + [v for t in self.terms for v in (f"sd_{t}", f"corr_{t}", f"ranef_{t}")]
         post = post[[v for v in keep if v in post]]
         groups = {"posterior": post}
         if "sample_stats" in idata.groups():
@@ -371,6 +371,12 @@ class BayesFit(MixedFit):
             mean = self.family.linkinv(mu)
             if self.family.name == "binomial":
                 ll = stats.binom.logpmf(obs["y"], obs["trials"], mean)
+            elif self.family.name == "negbinomial":
+                k = post["shape"].to_numpy()[:, :, None]
+                ll = stats.nbinom.logpmf(obs["y"], k, k / (k + mean))
+            elif self.family.name == "gamma":
+                k = post["shape"].to_numpy()[:, :, None]
+                ll = stats.gamma.logpdf(obs["y"], k, scale=mean / k)
             else:
                 ll = stats.poisson.logpmf(obs["y"], mean)
             return xr.DataArray(ll, dims=["chain", "draw", "obs_id"])
@@ -393,8 +399,9 @@ class BayesFit(MixedFit):
 
     # ---- diagnostics -----------------------------------------------------------
     def _summary_vars(self) -> list[str]:
-        return ["fixef"] + (["sigma"] if "sigma" in self.idata.posterior else []) + [v for t in self.terms for v in (f"sd_{t}", f"corr_{t}")
-                                     if v in self.idata.posterior]
+        post = self.idata.posterior
+        return (["fixef"] + [v for v in ("sigma", "shape") if v in post]
+                + [v for t in self.terms for v in (f"sd_{t}", f"corr_{t}") if v in post])
 
     @cached_property
     def diagnostics(self) -> pd.DataFrame:
@@ -564,6 +571,12 @@ class BayesFit(MixedFit):
             return mu + self.draws("sigma").reshape(-1, 1) * rng.standard_normal(mu.shape)
         if fam == "poisson":
             return rng.poisson(mu).astype(float)
+        if fam == "negbinomial":
+            k = self.draws("shape").reshape(-1, 1)
+            return rng.negative_binomial(k, k / (k + mu)).astype(float)
+        if fam == "gamma":
+            k = self.draws("shape").reshape(-1, 1)
+            return rng.gamma(k, mu / k)
         trials = self._obs["trials"] if newdata is None else np.ones(mu.shape[1], dtype=np.int64)
         if newdata is not None and not np.all(self._obs["trials"] == 1):
             raise HierlmError("posterior_predict for new rows of a binomial model with several trials per row "

@@ -218,7 +218,8 @@ def compare(models, criterion: str = "AICc") -> pd.DataFrame:
     Returns
     -------
     ModelSelectionTable or pandas.DataFrame
-        REML/ML fits (a DataFrame printed as AICcmodavg prints it): AICcmodavg's ``aictab`` columns ``K, AICc (or AIC/BIC),
+        REML/ML fits (a DataFrame printed as AICcmodavg prints it):
+        AICcmodavg's ``aictab`` columns ``K, AICc (or AIC/BIC),
         Delta_<crit>, ModelLik, <crit>Wt, LL, Cum.Wt``, then
         ``evidence_ratio``, ``AIC`` and ``BIC``, sorted best first.  ModelLik
         is ``exp(-Delta/2)``, the weights its normalization (Akaike weights);
