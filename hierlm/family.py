@@ -411,9 +411,31 @@ class _Gamma(Distribution):
         return y, user_wt, np.ones(y.shape[0])
 
 
-DISTRIBUTIONS = {d.name: d for d in (_Gaussian, _Binomial, _Poisson, _NegativeBinomial, _Gamma)}
+class _Student(Distribution):
+    """Student-t errors around the mean (brms's ``student``): location mu, scale sigma and
+    degrees of freedom nu, a robust linear mixed model.  Bayesian fits only (NUTS), as in
+    brms: lme4 has no such family."""
+
+    name, links, has_dispersion = "student", ("identity",), True
+
+    def variance(self, mu):
+        return np.ones_like(np.asarray(mu, dtype=float))
+
+    def dev_resid(self, y, mu, wt):
+        return wt * (y - mu) ** 2
+
+    def valid_mu(self, mu) -> bool:
+        return bool(np.all(np.isfinite(mu)))
+
+    def check(self, y, user_wt, design, rows, lhs):
+        if design.weights is not None:
+            raise DataError("a Student-t model does not take prior weights (weights=)")
+        return y, user_wt, np.ones(y.shape[0])
+
+
+DISTRIBUTIONS = {d.name: d for d in (_Gaussian, _Binomial, _Poisson, _NegativeBinomial, _Gamma, _Student)}
 #: other spellings of the family names (R's and glmmTMB's)
-ALIASES = {"nbinom2": "negbinomial", "negative.binomial": "negbinomial", "negative_binomial": "negbinomial",
+ALIASES = {"student_t": "student", "studentt": "student", "t": "student", "nbinom2": "negbinomial", "negative.binomial": "negbinomial", "negative_binomial": "negbinomial",
            "nb": "negbinomial", "neg_binomial": "negbinomial"}
 
 

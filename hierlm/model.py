@@ -33,7 +33,7 @@ from .lmm.deviance import check_memory, estimate_cost
 from .plots import prior_predictive
 from .priors import PriorSet
 
-FAMILIES = ("gaussian", "binomial", "poisson", "negbinomial", "gamma")
+FAMILIES = ("gaussian", "binomial", "poisson", "negbinomial", "gamma", "student")
 METHODS = ("reml", "ml", "laplace", "nuts", "map")
 
 
@@ -258,6 +258,9 @@ class Model:
             raise HierlmError(f"a model on a dask DataFrame is fit by 'reml' or 'ml' (from its Gram blocks, the "
                               f"rows staying on the cluster), not {method!r}; for {method!r} fit a pandas "
                               "DataFrame (ddf.compute(), or a sample of it)")
+        if self.family.name == "student" and key != "nuts":
+            raise HierlmError(f"a Student-t model is fit by NUTS only (brms's student family; lme4 has none), "
+                              f"not {method!r}: use fit('nuts')")
         if key == "map" and self.family.name not in ("gaussian", "binomial", "poisson"):
             raise HierlmError(f"MAP fits of a {self.family.name} model are not available yet; sample the posterior "
                               "with fit('nuts'), or fit by maximum likelihood: fit('laplace')")

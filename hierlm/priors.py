@@ -25,7 +25,9 @@ Set them with :meth:`hierlm.Model.set_prior`, e.g.
 ``model.set_prior("Days", Normal(0, 10))``; targets are ``"fixed"`` (all
 coefficients but the intercept), a coefficient name, ``"sd"`` (all SDs),
 ``"sd|Subject"`` (one grouping factor's SDs), ``"lkj"``, ``"sigma"``,
-``"shape"`` (the negative binomial's and the Gamma family's shape).
+``"shape"`` (the negative binomial's and the Gamma family's shape), ``"nu"``
+(a Student-t model's degrees of freedom, brms's default Gamma(2, 0.1); its
+other defaults are the Gaussian model's).
 This module does not import PyMC; the backend turns priors into PyMC
 distributions.
 
@@ -182,7 +184,8 @@ class PriorSet:
     def __init__(self, design, family="gaussian"):
         self.design = design
         self.family = make_family(family)
-        if not self.family.is_gaussian:
+        self.nu = None
+        if not self.family.is_gaussian and self.family.name != "student":
             self._glmm_defaults()
             return
         y = design.y
@@ -204,7 +207,8 @@ class PriorSet:
         self.lkj = LKJ(1.0)
         self.sigma = HalfStudentT(3, s)
         self.shape = None
-
+        if self.family.name == "student":
+            self.nu = Gamma(2.0, 0.1)  # brms's default for the degrees of freedom of its student family
     def _glmm_defaults(self) -> None:
         """brms/rstanarm defaults on the link scale (module docstring)."""
         design = self.design
@@ -234,7 +238,8 @@ class PriorSet:
         groups = list(dict.fromkeys(r.group for r in self.design.remats))
         return (["fixed"] + list(self.design.xnames) + ["sd"] + [f"sd|{g}" for g in groups]
                 + [f"sd|{t}" for t in self.term_names() if t not in groups] + ["lkj"]
-                + (["sigma"] if self.sigma is not None else []) + (["shape"] if self.shape is not None else []))
+                + (["sigma"] if self.sigma is not None else []) + (["shape"] if self.shape is not None else [])
+                + (["nu"] if self.nu is not None else []))
 
     def set(self, target: str, prior) -> None:
         """Set the prior of ``target`` (see the module docstring)."""
@@ -250,11 +255,11 @@ class PriorSet:
             return
         if not isinstance(prior, Prior):
             raise PriorError(f"a prior must be made by hierlm.priors (Normal, HalfStudentT, ...), not {prior!r}")
-        if target == "shape":
+        if target in ("shape", "nu"):
             if not prior.positive:
-                raise PriorError(f"shape is positive: use Gamma, Exponential, HalfNormal, HalfStudentT or "
+                raise PriorError(f"{target} is positive: use Gamma, Exponential, HalfNormal, HalfStudentT or "
                                  f"HalfCauchy, not {prior.family}")
-            self.shape = prior
+            setattr(self, target, prior)
             return
         if target in ("sigma", "sd") or target.startswith("sd|"):
             if not (prior.positive or prior.family == "Flat"):
@@ -288,6 +293,8 @@ class PriorSet:
             rows.append(("sigma", "Residual", str(self.sigma)))
         if self.shape is not None:
             rows.append(("shape", self.family.name, str(self.shape)))
+        if self.nu is not None:
+            rows.append(("nu", "degrees of freedom", str(self.nu)))
         return pd.DataFrame(rows, columns=["class", "parameter", "prior"])
 
     def __repr__(self) -> str:

@@ -184,13 +184,25 @@ def test_bad_responses_are_refused_before_fitting():
         hierlm.glmer("SiblingNegotiation ~ FoodTreatment + (1|Nest)", d, family="negbinomial")
 
 
+def test_student_is_bayesian_only_and_its_priors():
+    m = hierlm.Model(STUDENT["formula"], hierlm.datasets.load("sleepstudy"), family="student")
+    with pytest.raises(HierlmError, match="a Student-t model is fit by NUTS only"):
+        m.fit()
+    assert str(m.priors.nu) == "Gamma(alpha=2, beta=0.1)"
+    assert m.priors.sigma is not None and "nu" in m.priors.targets()
+    m.set_prior("nu", hierlm.priors.Gamma(2.0, 0.5))
+    assert m.priors.nu.params == {"alpha": 2.0, "beta": 0.5}
+    with pytest.raises(HierlmError, match="nu is positive"):
+        m.set_prior("nu", hierlm.priors.Normal(0, 1))
+
+
 def test_what_is_not_offered_yet_says_so():
     g = fit("sleep_gamma")
     with pytest.raises(HierlmError, match="ICC and R2 of gamma models are not available yet"):
         g.icc()
     m = hierlm.Model("Reaction ~ Days + (1|Subject)", hierlm.datasets.load("sleepstudy"), family="Gamma")
-    with pytest.raises(HierlmError, match="Bayesian fits \\('nuts'\\) of a gamma model are not available yet"):
-        m.fit("nuts")
+    with pytest.raises(HierlmError, match="MAP fits of a gamma model are not available yet"):
+        m.fit("map")
 
 
 BRMS = json.loads((Path(__file__).parent / "reference" / "families_brms.json").read_text())["cases"]
@@ -200,18 +212,20 @@ BRMS_NAMES = {"b_Intercept": "fixef[(Intercept)]", "b_FoodTreatmentSatiated": "f
               "b_FoodTreatmentSatiated:SexParentMale": "fixef[FoodTreatmentSatiated:SexParentMale]",
               "sd_Nest__Intercept": "sd_Nest[(Intercept)]", "shape": "shape", "b_Days": "fixef[Days]",
               "sd_Subject__Intercept": "sd_Subject[(Intercept)]", "sd_Subject__Days": "sd_Subject[Days]",
-              "cor_Subject__Intercept__Days": "corr_Subject[(Intercept),Days]"}
+              "cor_Subject__Intercept__Days": "corr_Subject[(Intercept),Days]", "sigma": "sigma", "nu": "nu"}
+# the Student-t model has no lme4 fit: its formula here
+STUDENT = {"formula": "Reaction ~ Days + (Days|Subject)", "data": "sleepstudy", "link": "identity"}
 
 
-@pytest.mark.parametrize("case", ["owls_nb", "sleep_gamma"])
+@pytest.mark.parametrize("case", ["owls_nb", "sleep_gamma", "sleep_student"])
 def test_nuts_agrees_with_brms(case):
     """NUTS (4 chains x 1000 draws after 1000 tuning, as brms's defaults) with the same priors as
     tests/reference/families_brms.R gave brms: every posterior mean within 3 Monte Carlo SEs of
     the difference (both fits' MCSEs) plus 2% of the posterior SD; no divergences; R-hat <= 1.01."""
     import arviz as az
 
-    c = REF["cases"][case]
-    family = "negbinomial" if case == "owls_nb" else "gamma"
+    c = STUDENT if case == "sleep_student" else REF["cases"][case]
+    family = {"owls_nb": "negbinomial", "sleep_gamma": "gamma", "sleep_student": "student"}[case]
     m = hierlm.Model(c["formula"], _data(c["data"]), family=family, link=c["link"])
     post = m.fit("nuts", draws=1000, tune=1000, chains=4, random_seed=11, progressbar=False)
     diag = post.diagnostics

@@ -257,11 +257,11 @@ def glmm_observations(design, family) -> dict:
     y, wt, ntrials = check_response(design, family)
     user_wt = None if design.weights is None else np.asarray(design.weights, dtype=float)
     offset = None if design.offset is None else np.asarray(design.offset, dtype=float)
-    if family.name in ("poisson", "negbinomial", "gamma"):
+    if family.name in ("poisson", "negbinomial", "gamma", "student"):
         if user_wt is not None and not np.allclose(user_wt, 1.0):
             raise HierlmError(f"NUTS for a {family.name} model does not take prior weights (weights=); "
                               "fit by fit('laplace'), or model rates with offset(log(exposure))")
-        yy = y if family.name == "gamma" else np.round(y).astype(np.int64)
+        yy = y if family.name in ("gamma", "student") else np.round(y).astype(np.int64)
         return {"y": yy, "trials": None, "offset": offset}
     if design.counts is not None:
         if user_wt is not None and not np.allclose(user_wt, 1.0):
@@ -305,7 +305,7 @@ def inverse_link(link: str, eta):
     raise ValueError(link)  # pragma: no cover  (Family validates links)
 
 
-def _glmm_likelihood(eta, family, obs: dict, shape=None):
+def _glmm_likelihood(eta, family, obs: dict, shape=None, sigma=None, nu=None):
     """The observed node ``y`` for linear predictor ``eta``: binomial, Bernoulli, Poisson,
     negative binomial (mean mu, shape ``shape``: variance mu + mu^2 / shape) or Gamma
     (mean mu, shape ``shape``: variance mu^2 / shape), as brms parameterizes them."""
@@ -317,6 +317,8 @@ def _glmm_likelihood(eta, family, obs: dict, shape=None):
     if family.name == "gamma":
         mu = inverse_link(family.link, eta)
         return pm.Gamma("y", alpha=shape, beta=shape / mu, observed=obs["y"], dims="obs_id")
+    if family.name == "student":
+        return pm.StudentT("y", nu=nu, mu=eta, sigma=sigma, observed=obs["y"], dims="obs_id")
 
     if family.name == "binomial":
         m = obs["trials"]
@@ -359,7 +361,7 @@ def build_pymc_model(design, priors: PriorSet, plan: MarginalPlan, family: Famil
                           "flat priors on the fixed effects), or fit it by fit('map')")
     if not family.is_gaussian:
         if plan.kind != "none":  # pragma: no cover  (plan_marginalization never does this)
-            raise ValueError("a binomial or Poisson model samples its random effects (plan 'none')")
+            raise ValueError("a non-Gaussian model samples its random effects (plan 'none')")
         obs = glmm_observations(design, family)
         with pm.Model(coords=coords_of(design, priors)) as model:
             beta = _fixed_effects(design, priors)
@@ -369,12 +371,15 @@ def build_pymc_model(design, priors: PriorSet, plan: MarginalPlan, family: Famil
                 eta = eta + term_contribution(_sampled_ranef(t, r, *scales[k], design.n), r)
             if obs["offset"] is not None:
                 eta = eta + obs["offset"]
-            shape = None
+            shape = sigma = nu = None
             if priors.shape is not None:
                 shape = pm_dist(priors.shape, "shape")
                 if family.has_dispersion:  # glmer's sigma of a Gamma model: the dispersion's root
                     pm.Deterministic("sigma", 1.0 / pm.math.sqrt(shape))
-            _glmm_likelihood(eta, family, obs, shape)
+            if family.name == "student":  # a robust linear mixed model: scale and degrees of freedom
+                sigma = pm_dist(priors.sigma, "sigma", positive=True)
+                nu = pm_dist(priors.nu, "nu")
+            _glmm_likelihood(eta, family, obs, shape, sigma, nu)
         return model
     with pm.Model(coords=coords_of(design, priors)) as model:
         beta = None if plan.fixef_integrated else _fixed_effects(design, priors)

@@ -17,6 +17,7 @@ from ..errors import HierlmError
 from ..family import make_family
 from ..fit import MixedFit
 from ..glmm import fit_glmm
+from ..lmm import fit_lmm
 from ..optimize import Convergence, warn_all
 from ..params import theta_of_covariances
 from .backend import (
@@ -159,7 +160,10 @@ def glmm_start(design, family, priors, pm_model) -> dict:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            lap = fit_glmm(design, family, 1, {"calc_derivs": False})  # start values: no Hessian needed
+            if family.name == "student":  # a robust LMM starts at the Gaussian REML fit
+                lap = fit_lmm(design, True, {"calc_derivs": False})
+            else:
+                lap = fit_glmm(design, family, 1, {"calc_derivs": False})  # start values: no Hessian needed
     except HierlmError:  # pragma: no cover  (then PyMC's defaults)
         return None
     d = design
@@ -252,7 +256,7 @@ class BayesFit(MixedFit):
         rng = np.random.default_rng(None if random_seed is None else int(random_seed) + 7919)
         if self.marginalized:
             post = self._draw_integrated(post, rng)
-        keep = ["fixef", "sigma", "shape"] + [v for t in self.terms for v in (f"sd_{t}", f"corr_{t}", f"ranef_{t}")]
+        keep = ["fixef", "sigma", "shape", "nu"] + [v for t in self.terms for v in (f"sd_{t}", f"corr_{t}", f"ranef_{t}")]
         post = post[[v for v in keep if v in post]]
         groups = {"posterior": post}
         if "sample_stats" in idata.groups():
@@ -377,6 +381,9 @@ class BayesFit(MixedFit):
             elif self.family.name == "gamma":
                 k = post["shape"].to_numpy()[:, :, None]
                 ll = stats.gamma.logpdf(obs["y"], k, scale=mean / k)
+            elif self.family.name == "student":
+                nu, sig = post["nu"].to_numpy()[:, :, None], post["sigma"].to_numpy()[:, :, None]
+                ll = stats.t.logpdf(obs["y"], nu, mean, sig)
             else:
                 ll = stats.poisson.logpmf(obs["y"], mean)
             return xr.DataArray(ll, dims=["chain", "draw", "obs_id"])
@@ -400,7 +407,7 @@ class BayesFit(MixedFit):
     # ---- diagnostics -----------------------------------------------------------
     def _summary_vars(self) -> list[str]:
         post = self.idata.posterior
-        return (["fixef"] + [v for v in ("sigma", "shape") if v in post]
+        return (["fixef"] + [v for v in ("sigma", "shape", "nu") if v in post]
                 + [v for t in self.terms for v in (f"sd_{t}", f"corr_{t}") if v in post])
 
     @cached_property
@@ -577,6 +584,9 @@ class BayesFit(MixedFit):
         if fam == "gamma":
             k = self.draws("shape").reshape(-1, 1)
             return rng.gamma(k, mu / k)
+        if fam == "student":
+            nu, sig = self.draws("nu").reshape(-1, 1), self.draws("sigma").reshape(-1, 1)
+            return mu + sig * rng.standard_t(nu, size=mu.shape)
         trials = self._obs["trials"] if newdata is None else np.ones(mu.shape[1], dtype=np.int64)
         if newdata is not None and not np.all(self._obs["trials"] == 1):
             raise HierlmError("posterior_predict for new rows of a binomial model with several trials per row "

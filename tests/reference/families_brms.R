@@ -1,4 +1,5 @@
-# Posterior summaries from brms (NUTS in Stan) for a negative binomial and a Gamma GLMM, with
+# Posterior summaries from brms (NUTS in Stan) for a negative binomial and a Gamma GLMM and a
+# Student-t linear mixed model, with
 # the priors hierlm uses by default for these models (printed by `model.priors`; the fixed
 # effects' priors are on the uncentered coefficients, so brms gets `0 + Intercept`), for
 # tests/test_glmm_families.py.  Produces families_brms.json, with the time brms took to
@@ -31,7 +32,16 @@ cases <- list(
               prior(normal(0, 0.8679671672171726), class = b, coef = Days),
               prior(student_t(3, 0, 2.5), class = sd),
               prior(lkj(1), class = cor),
-              prior(gamma(0.01, 0.01), class = shape)))
+              prior(gamma(0.01, 0.01), class = shape))),
+  sleep_student = list(
+    data = sleep, family = student(),
+    formula = Reaction ~ 0 + Intercept + Days + (Days | Subject),
+    prior = c(prior(normal(288.6508, 265.3533233607552), class = b, coef = Intercept),
+              prior(normal(0, 48.89151175485448), class = b, coef = Days),
+              prior(student_t(3, 0, 59.33928587999999), class = sd),
+              prior(student_t(3, 0, 59.33928587999999), class = sigma),
+              prior(lkj(1), class = cor),
+              prior(gamma(2, 0.1), class = nu)))
 )
 out <- list(R_version = R.version.string, brms_version = as.character(packageVersion("brms")),
             rstan_version = as.character(packageVersion("rstan")), cases = list())
@@ -43,7 +53,7 @@ for (nm in names(cases)) {
   fit <- update(fit0, chains = 4, iter = 2000, warmup = 1000, cores = 2, seed = 1, refresh = 0)
   t2 <- Sys.time()
   dr <- as_draws_df(fit)
-  vars <- grep("^(b_|sd_|cor_|shape$)", variables(fit), value = TRUE)
+  vars <- grep("^(b_|sd_|cor_|shape$|sigma$|nu$)", variables(fit), value = TRUE)
   s <- summarise_draws(subset_draws(dr, variable = vars), "mean", "sd", "mcse_mean", "rhat", "ess_bulk")
   np <- nuts_params(fit)
   out$cases[[nm]] <- list(
