@@ -261,7 +261,7 @@ class Model:
         if self.family.name == "student" and key != "nuts":
             raise HierlmError(f"a Student-t model is fit by NUTS only (brms's student family; lme4 has none), "
                               f"not {method!r}: use fit('nuts')")
-        if key == "map" and self.family.name not in ("gaussian", "binomial", "poisson"):
+        if key == "map" and self.family.name not in ("gaussian", "binomial", "poisson", "negbinomial"):
             raise HierlmError(f"MAP fits of a {self.family.name} model are not available yet; sample the posterior "
                               "with fit('nuts'), or fit by maximum likelihood: fit('laplace')")
         if key == "nuts":

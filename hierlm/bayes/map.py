@@ -169,23 +169,55 @@ class MarginalPosterior:
 
 
 class GLMMMarginalPosterior(MarginalPosterior):
-    """Negative log Laplace-marginal posterior of a binomial or Poisson GLMM.
+    """Negative log Laplace-marginal posterior of a binomial, Poisson or negative binomial GLMM.
 
     The random effects are integrated out by the Laplace approximation of the
     GLMM engine (``GLMMDeviance.stage2``, lme4's nAGQ = 1 deviance, which is
     ``-2 log p(y | theta, beta)`` including the saturated constants), so with
     ``priors=None`` the mode is glmer's Laplace estimate.  The unconstrained
-    vector is (beta, log SDs, free correlation parameters): no sigma.
+    vector is (beta, log SDs, free correlation parameters): no sigma; a
+    family parameter (the negative binomial's shape) adds its log, last, with
+    its prior (``priors.shape``).
     """
 
     has_sigma = False
 
-    def __init__(self, design, priors: PriorSet | None, dev):
+    def __init__(self, design, priors: PriorSet | None, dev, family=None):
         self.design = design
         self.glmm_dev = dev
         self.priors = priors
         self.reml = False
+        self.family = dev.system.family if family is None else family
         self._set_layout()
+        # a family parameter (the negative binomial's shape): one more coordinate, its log, last
+        self.extra = tuple(self.family.dist.free_params)
+        self.size += len(self.extra)
+
+    def set_params(self, phi: np.ndarray) -> None:
+        """Point the PIRLS system at the family parameters of ``phi``."""
+        if self.extra:
+            params = dict(zip(self.extra, np.exp(phi[self.size - len(self.extra):])))
+            self.glmm_dev.system.set_family(self.family.with_params(**params))
+
+    def extra_values(self, phi: np.ndarray) -> list:
+        return list(np.exp(phi[self.size - len(self.extra):])) if self.extra else []
+
+    def extra_names(self) -> list:
+        return ["shape"] if self.extra else []
+
+    def __call__(self, phi: np.ndarray) -> float:
+        self.set_params(phi)
+        val = super().__call__(phi)
+        if self.extra and val < 1e300 and self.priors is not None:
+            log_k = float(phi[-1])
+            val -= float(self.priors.shape.logpdf(np.exp(log_k))) + log_k  # prior and log-Jacobian
+        return val
+
+    def start(self, fit) -> np.ndarray:
+        phi = super().start(fit)  # an empty slot at the end for the family parameter
+        if self.extra:
+            phi[-1] = np.log(fit.family.params["theta"])
+        return phi
 
     def loglik(self, theta, beta, sigma=1.0):
         """Laplace log-likelihood ``-deviance / 2`` (no factor is returned)."""
@@ -248,7 +280,7 @@ def fit_map(design, family, priors, reml: bool = False, *, model=None, data_name
                 beta_sd = np.sqrt(np.diag(start_fit.vcov.to_numpy()))
             else:
                 start_fit = fit_glmm(design, family, 1, {"calc_derivs": False})
-                post = GLMMMarginalPosterior(design, None if flat else priors, start_fit.devfun)
+                post = GLMMMarginalPosterior(design, None if flat else priors, start_fit.devfun, start_fit.family)
                 _, w, _ = start_fit.system.moments(start_fit.mode.eta)
                 beta_sd = np.sqrt(np.diag(start_fit.system.unscaled_vcov(start_fit.mode, w)))
         phi, cov_phi, convergence, nfev = _maximize(post, post.start(start_fit), beta_sd, _GTOL[gaussian])
@@ -357,6 +389,7 @@ class MAPFit(MixedFit):
             out.extend(sd)
             C = L @ L.T
             out.extend(C[i, j] for j in range(len(sd)) for i in range(j + 1, len(sd)))
+        out.extend(getattr(self.posterior, "extra_values", lambda p: [])(phi))
         return np.asarray(out, dtype=float)
 
     @cached_property
@@ -376,6 +409,7 @@ class MAPFit(MixedFit):
         for t, r in zip(self.term_names, self.design.remats):
             names.extend(f"sd_{t}[{c}]" for c in r.cnames)
             names.extend(f"corr_{t}[{r.cnames[j]},{r.cnames[i]}]" for j in range(r.p) for i in range(j + 1, r.p))
+        names.extend(getattr(self.posterior, "extra_names", list)())
         se = pd.Series(np.sqrt(np.maximum(np.diag(cov), 0)), index=names)
         if self.reml:
             se = pd.concat([pd.Series(np.sqrt(np.diag(self._vcov)), index=self.design.xnames), se])
@@ -398,6 +432,8 @@ class GLMMMAPFit(MAPFit):
     """
 
     def _set_estimates(self, post, phi, cov_phi, d) -> None:
+        post.set_params(phi)  # the negative binomial's shape at the mode
+        self.family = post.glmm_dev.system.family
         beta, _, sds, Ls = post.natural(phi)[:4]
         self.sigma = 1.0
         self.theta = post.theta_of(1.0, sds, Ls)

@@ -149,6 +149,12 @@ class PirlsSystem:
         self._pos = {}
 
     # ---- scaled rows ------------------------------------------------------
+    def set_family(self, family) -> None:
+        """Use ``family`` (the same distribution and link with other parameter values, e.g.
+        another negative binomial shape) from now on."""
+        self.family = family
+        self.aic_const = family.aic_constant(self.y, self.ntrials, self.wt)
+
     def scale(self, theta: np.ndarray, joint: bool) -> Scaled:
         theta = np.asarray(theta, dtype=float)
         re1 = self.re1
