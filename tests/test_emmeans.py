@@ -163,3 +163,31 @@ def test_posterior_fit_from_the_draws():
     pairs = emm.pairs().summary()
     np.testing.assert_allclose(pairs["estimate"].iloc[0], np.median(draws[:, 0] - draws[:, 1]), rtol=1e-10)
     assert "Point estimate displayed: median" in str(emm)
+
+
+def test_cells_the_data_lack_are_not_estimable():
+    """With a cell missing (diet 4 never weighed early) lme4 drops the aliased coefficient; its
+    mean is not estimable and emmeans reports it as nonEst (not a number computed with the
+    dropped coefficient at 0).  The estimable means equal the ones of R's emmeans (printed by
+    R 4.2.2, emmeans 1.8.4-1: 96.8, 114.2, 131.9 with SE 6.03, 8.38, 8.38), and the contrasts
+    with the missing diet are nonEst too."""
+    import warnings
+
+    d = hierlm.datasets.load("ChickWeight")
+    d["early"] = np.where(d["Time"] < 10, "yes", "no")
+    sub = d[~((d["Diet"] == "4") & (d["early"] == "yes"))]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = hierlm.lmer("weight ~ Diet * early + (1|Chick)", sub)
+    emm = hierlm.emmeans(m, "Diet")
+    tab = emm.summary()
+    assert list(emm.estimable()) == [True, True, True, False]
+    assert np.isnan(tab["emmean"].iloc[3]) and np.isnan(tab["SE"].iloc[3])
+    np.testing.assert_allclose(tab["emmean"].iloc[:3], [96.8, 114.2, 131.9], atol=0.06)
+    np.testing.assert_allclose(tab["SE"].iloc[:3], [6.03, 8.38, 8.38], atol=0.006)
+    assert "nonEst" in str(emm).splitlines()[4]
+    pairs = emm.pairs().summary()
+    assert pairs["estimate"].isna().tolist() == [False, False, True, False, True, True]
+    assert np.all(np.isfinite(pairs.loc[~pairs["estimate"].isna(), "p.value"]))
+    cells = hierlm.emmeans(m, "~ Diet * early").summary()
+    assert cells["emmean"].isna().sum() == 1

@@ -169,6 +169,19 @@ class EMMGrid:
     n_means: int = 0                 # means compared (Tukey's family size)
     averaged_over: list = field(default_factory=list)
     ratio: bool = False              # contrasts on the log/logit scale, shown as ratios
+    #: the rows in every column of the model matrix (aliased ones included) and a basis of the
+    #: null space of the fit's full model matrix: a row with a component in it is not estimable
+    L_full: np.ndarray | None = None
+    nonest: np.ndarray | None = None
+
+    def estimable(self) -> np.ndarray:
+        """Which rows are estimable (emmeans' ``nonEst`` rows are not): with aliased columns
+        dropped from a rank-deficient X, a mean of a cell the data do not have is not a
+        function of the estimated coefficients."""
+        if self.nonest is None or self.L_full is None:
+            return np.ones(self.L.shape[0], dtype=bool)
+        scale = np.maximum(1.0, np.max(np.abs(self.L_full), axis=1))
+        return np.max(np.abs(self.L_full @ self.nonest), axis=1) < 1e-6 * scale
 
     # ---- the table ---------------------------------------------------------
     def _scale(self) -> tuple[str, bool]:
@@ -191,11 +204,14 @@ class EMMGrid:
         if self.inference.df_method == "posterior":
             return self._posterior_summary(name, back)
         beta = self.fit.fixef.to_numpy()
-        est = self.L @ beta
-        se = np.sqrt(np.einsum("ij,jk,ik->i", self.L, self.inference.V, self.L))
-        df = _row_df(self.fit, self.inference, self.L)
+        ok = self.estimable()
+        est = np.where(ok, self.L @ beta, np.nan)
+        se = np.where(ok, np.sqrt(np.einsum("ij,jk,ik->i", self.L, self.inference.V, self.L)), np.nan)
+        df = np.full(len(ok), np.nan)
+        if ok.any():
+            df[ok] = _row_df(self.fit, self.inference, self.L[ok])
         out = self.labels.copy().reset_index(drop=True)
-        asym = np.all(np.isinf(df))
+        asym = np.all(np.isinf(df[ok]))
         if not self.is_contrast:
             q = stats.t.ppf(0.5 + self.level / 2, df)
             lo, hi = est - q * se, est + q * se
@@ -235,6 +251,7 @@ class EMMGrid:
         out[name] = np.median(draws, axis=0)
         hdi = np.array([az.hdi(draws[:, j], hdi_prob=self.level) for j in range(draws.shape[1])])
         out["lower.HPD"], out["upper.HPD"] = hdi[:, 0], hdi[:, 1]
+        out.loc[~self.estimable(), [name, "lower.HPD", "upper.HPD"]] = np.nan
         return out
 
     def _families(self) -> list[np.ndarray]:
@@ -247,12 +264,15 @@ class EMMGrid:
     def _adjusted_p(self, t: np.ndarray, df: np.ndarray) -> np.ndarray:
         """emmeans' ``.adj.p.value`` for two-sided tests, within each ``by`` family."""
         p_unadj = 2.0 * stats.t.sf(np.abs(t), df)
-        out = np.empty_like(p_unadj)
+        out = np.full_like(p_unadj, np.nan)
         adjust = self.adjust
         if adjust == "tukey" and self.family_kind != "pairwise":
             adjust = "sidak"  # emmeans: Tukey is only for one set of pairwise comparisons
         for rows in self._families():
+            rows = rows[np.isfinite(t[rows])]  # non-estimable rows (NaN) are no tests
             k = rows.size
+            if k == 0:
+                continue
             p = p_unadj[rows]
             a = "none" if k == 1 else adjust
             if a == "tukey":
@@ -325,6 +345,11 @@ class EMMGrid:
                 cells.append([t.strip() for t in format_r_vector(v.to_numpy(dtype=float), 4)])
             else:
                 cells.append([str(x) for x in v])
+        # emmeans marks a mean or contrast that is not estimable "nonEst"
+        name = self._scale()[0]
+        if name in cols:
+            j = cols.index(name)
+            cells[j] = ["nonEst" if not e else c for c, e in zip(cells[j], self.estimable())]
         rows = [cols] + [list(r) for r in zip(*cells)]
         align = ["l" if not pd.api.types.is_numeric_dtype(tab[c].dtype) else "r" for c in cols]
         lines = [" " + line for line in text_table(rows, align)]
@@ -385,7 +410,7 @@ class EMMGrid:
         if key not in ADJUSTMENTS:
             raise HierlmError(f"adjust must be one of {', '.join(ADJUSTMENTS)}, not {adjust!r}")
         spec = [c for c in self.labels.columns if c not in self.by]
-        rows_L, rows_lab = [], []
+        rows_L, rows_lab, rows_full = [], [], []
         n_means = 0
         for rows in self._families():
             lab = self.labels.iloc[rows]
@@ -393,9 +418,12 @@ class EMMGrid:
             C, cnames = _contrast_coefficients(method, names, ref, self.type == "response" and self._ratio_scale())
             n_means = max(n_means, len(rows))
             rows_L.append(C @ self.L[rows])
+            if self.L_full is not None:
+                rows_full.append(C @ self.L_full[rows])
             byvals = {b: lab[b].iloc[0] for b in self.by}
             rows_lab += [{"contrast": c, **byvals} for c in cnames]
         return replace(self, L=np.vstack(rows_L), labels=pd.DataFrame(rows_lab), is_contrast=True, adjust=key,
+                       L_full=np.vstack(rows_full) if rows_full else None,
                        family_kind="pairwise" if method in ("pairwise", "revpairwise") else "",
                        n_means=n_means, ratio=self._ratio_scale() and isinstance(method, str) and method != "eff",
                        inference=replace(self.inference))
@@ -549,6 +577,13 @@ def emmeans(fit, specs, by=None, at: dict | None = None, type: str = "link", lme
         if isinstance(col.dtype, pd.CategoricalDtype):
             grid[v] = pd.Categorical(grid[v].astype(str), categories=col.cat.categories, ordered=col.cat.ordered)
     X = fit.model_rows(grid, [])[0]
+    d = fit.design
+    X_full, nonest = None, None
+    if len(d.x_keep) < len(d.x_builder.names):  # aliased columns dropped: some cells may not be estimable
+        X_full = d.x_builder.rebuild(fit._newdata_frame(grid, []))
+        _, sv, vt = np.linalg.svd(d.x_builder.matrix, full_matrices=True)
+        rank = int(np.sum(sv > sv[0] * max(d.x_builder.matrix.shape) * np.finfo(float).eps))
+        nonest = vt[rank:].T  # estimability's nonest.basis: the null space of the full X
     keys = spec + by
     key_cols = grid[keys].astype(str)
     # rows of the result: the spec (and by) combinations, first spec variable fastest, by groups outermost
@@ -557,14 +592,16 @@ def emmeans(fit, specs, by=None, at: dict | None = None, type: str = "link", lme
     codes = {v: {str(x): i for i, x in enumerate(values[v])} for v in keys}
     groups = groups.assign(**{f"_{v}": groups[v].map(codes[v]) for v in keys}).sort_values(
         [f"_{v}" for v in order_vars])
-    L, labels = [], []
+    L, labels, L_full = [], [], []
     for _, g in groups.iterrows():
         mask = np.ones(len(grid), dtype=bool)
         for v in keys:
             mask &= key_cols[v].to_numpy() == g[v]
         L.append(X[mask].mean(axis=0))
+        if X_full is not None:
+            L_full.append(X_full[mask].mean(axis=0))
         labels.append({v: g[v] for v in keys})
     averaged = [v for v in names if v not in keys and len(values[v]) > 1 and isinstance(frame[v].dtype,
                                                                                         pd.CategoricalDtype)]
     return EMMGrid(fit, np.array(L), pd.DataFrame(labels, columns=keys), by, inf, type=type, level=level,
-                   averaged_over=averaged)
+                   averaged_over=averaged, L_full=np.array(L_full) if X_full is not None else None, nonest=nonest)
