@@ -8,7 +8,8 @@ import pandas as pd
 
 HERE = Path(__file__).parent / "reference"
 _FACTORS = {"ham.csv": ["Consumer", "Product", "Information", "Gender"],
-            "cake.csv": ["replicate", "recipe"], "ChickWeight.csv": ["Chick", "Diet"]}
+            "cake.csv": ["replicate", "recipe"], "ChickWeight.csv": ["Chick", "Diet"],
+            "ChickWeight_gap.csv": ["Chick", "Diet", "early"]}
 
 
 @cache

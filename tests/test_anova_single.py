@@ -5,7 +5,8 @@ References (R 4.2.2, lme4 1.1-31, lmerTest 3.1-3, pbkrtest 0.5.2, car 3.1-1):
 - tests/reference/anova_single.json (anova_single.R): three REML models with factors and
   interactions (ham: Product * Information + Gender, balanced; cake: recipe * temperature with
   temperature ordered, i.e. polynomial contrasts, which lmerTest maps through treatment coding
-  for type III; ChickWeight: Diet * Time with random slopes, unbalanced) and one ML fit; types
+  for type III; ChickWeight: Diet * Time with random slopes, unbalanced; ChickWeight with a
+  missing cell, Diet * early, a rank-deficient X) and one ML fit; types
   I, II and III with Satterthwaite's and Kenward-Roger's df, drop1, lme4's table, the type III
   hypotheses and R's printed table.  Fit in R with tight optimizer tolerances.
 - tests/reference/anova_glmm.json (anova_glmm.R): car's types II and III on a Poisson model with
@@ -32,6 +33,9 @@ import hierlm
 from hierlm.errors import HierlmError
 from hierlm.inference import ftest
 from hierlm.lmm.results import LMMFit
+
+# lmerTest's message for the rank-deficient case (chick_gap), asserted in test_missing_cells_warn
+pytestmark = pytest.mark.filterwarnings("ignore:Missing cells")
 
 REF = json.loads((Path(__file__).parent / "reference" / "anova_single.json").read_text())
 GLMM = json.loads((Path(__file__).parent / "reference" / "anova_glmm.json").read_text())["cases"]
@@ -170,6 +174,14 @@ def test_f_equals_t_squared_for_one_df():
         if coef is not None:
             c = ftest.contest1d(fit, np.eye(fit.design.p)[[fit.design.xnames.index(coef)]])
             assert row["F value"] == pytest.approx(float(c["t value"].iloc[0]) ** 2, rel=1e-10)
+
+
+def test_missing_cells_warn():
+    """A cell the data lack (diet 4 is never weighed before day 10; lme4 drops the aliased
+    Diet4:earlyyes): lmerTest's message, as a warning; the tables themselves are checked with
+    every other case above (chick_gap)."""
+    with pytest.warns(UserWarning, match="Missing cells for: Diet4:earlyyes"):
+        hierlm.anova(own_fit("chick_gap"), type=3)
 
 
 def test_errors():

@@ -69,6 +69,16 @@ chick_r <- read.csv(file.path(rd, "ChickWeight.csv"))
 chick_r$Chick <- factor(chick_r$Chick)  # unordered (the original is ordered by final weight)
 chick_r$Diet <- factor(chick_r$Diet)
 
+# a missing cell: diet 4 never weighed before day 10 (lme4 drops the aliased Diet4:earlyyes)
+chick_gap <- chick_r
+chick_gap$early <- factor(ifelse(chick_gap$Time < 10, "yes", "no"), levels = c("no", "yes"))
+chick_gap <- chick_gap[!(chick_gap$Diet == "4" & chick_gap$early == "yes"), ]
+write.csv(chick_gap, file.path(rd, "ChickWeight_gap.csv"), row.names = FALSE)
+chick_gap <- read.csv(file.path(rd, "ChickWeight_gap.csv"))
+chick_gap$Chick <- factor(chick_gap$Chick)
+chick_gap$Diet <- factor(chick_gap$Diet)
+chick_gap$early <- factor(chick_gap$early, levels = c("no", "yes"))
+
 stopifnot(nrow(ham_r) == 648, nrow(cake_r) == 270, nrow(chick_r) == 578,
           identical(as.numeric(ham_r$Informed.liking), as.numeric(ham$Informed.liking)),
           identical(as.numeric(cake_r$angle), as.numeric(cake$angle)),
@@ -112,7 +122,9 @@ lmm_cases <- list(
   chick = list(data = "ChickWeight.csv", df = chick_r, REML = TRUE,
                formula = "weight ~ Diet * Time + (Time|Chick)"),
   chick_ml = list(data = "ChickWeight.csv", df = chick_r, REML = FALSE,
-                  formula = "weight ~ Diet * Time + (Time|Chick)")
+                  formula = "weight ~ Diet * Time + (Time|Chick)"),
+  chick_gap = list(data = "ChickWeight_gap.csv", df = chick_gap, REML = TRUE,
+                   formula = "weight ~ Diet * early + (1|Chick)")
 )
 
 res <- list(R_version = as.character(getRversion()),
