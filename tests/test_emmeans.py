@@ -169,7 +169,8 @@ def test_cells_the_data_lack_are_not_estimable():
     """With a cell missing (diet 4 never weighed early) lme4 drops the aliased coefficient; its
     mean is not estimable and emmeans reports it as nonEst (not a number computed with the
     dropped coefficient at 0).  The estimable means equal the ones of R's emmeans (printed by
-    R 4.2.2, emmeans 1.8.4-1: 96.8, 114.2, 131.9 with SE 6.03, 8.38, 8.38), and the contrasts
+    R 4.2.2, emmeans 1.8.4-1, tests/reference/emmeans_nonest.R: 96.8, 114.2, 131.9 with SE 6.03,
+    8.38, 8.38), and the contrasts
     with the missing diet are nonEst too."""
     import warnings
 
