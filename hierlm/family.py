@@ -116,6 +116,8 @@ class Distribution:
     free_params: tuple = ()
     #: the family fit first, whose means start the parameters' search
     base_family: str | None = None
+    #: the fit kinds (``Model.fit``'s methods) offered for this family
+    fits: tuple = ("laplace", "ml", "map", "nuts")
 
     def __init__(self):
         #: extra parameters, as shown by ``Family``'s repr (negative binomial: theta)
@@ -145,12 +147,12 @@ class Distribution:
         return bool(np.all(np.isfinite(mu)) and np.all(mu > 0))
 
     def simulate(self, mu, wt, ntrials, rng, sigma):
-        raise NotImplementedError
+        raise FamilyError(f"simulating a {self.name} response from the means alone is not available")
 
     def cdf_bounds(self, y, mu, ntrials, sigma):
         """``(F(y-), F(y))`` of each observation at its fitted mean (equal for a continuous
         family): what randomized quantile residuals draw between."""
-        raise NotImplementedError
+        raise FamilyError(f"the {self.name} distribution function at the fitted means is not available")
 
     def check(self, y, user_wt, design, rows, lhs):
         """Validate the response; return ``(y, wt, ntrials)`` (see :func:`check_response`)."""
@@ -160,6 +162,7 @@ class Distribution:
 
 class _Gaussian(Distribution):
     name, links, has_dispersion = "gaussian", ("identity",), True
+    fits = ("reml", "ml", "map", "nuts")
 
     def variance(self, mu):
         return np.ones_like(np.asarray(mu, dtype=float))
@@ -374,6 +377,7 @@ class _Gamma(Distribution):
     its ``aic`` takes the dispersion as ``deviance / sum(wt)``, as R's."""
 
     name, links, has_dispersion = "gamma", ("inverse", "log", "identity"), True
+    fits = ("laplace", "ml", "nuts")  # MAP: the Laplace-marginal posterior has no place for the scale yet
 
     def variance(self, mu):
         return mu * mu
@@ -411,21 +415,22 @@ class _Gamma(Distribution):
         return y, user_wt, np.ones(y.shape[0])
 
 
-class _Student(Distribution):
+class _Student(_Gaussian):
     """Student-t errors around the mean (brms's ``student``): location mu, scale sigma and
     degrees of freedom nu, a robust linear mixed model.  Bayesian fits only (NUTS), as in
-    brms: lme4 has no such family."""
+    brms: lme4 has no such family.  The mean, its variance function and residuals are the
+    Gaussian's; what needs nu (simulation, the distribution function) comes from the
+    posterior draws (``posterior_predict``)."""
 
-    name, links, has_dispersion = "student", ("identity",), True
+    name = "student"
+    fits = ("nuts",)  # brms's student family; lme4 has none
 
-    def variance(self, mu):
-        return np.ones_like(np.asarray(mu, dtype=float))
+    def simulate(self, mu, wt, ntrials, rng, sigma):
+        raise FamilyError("a Student-t response needs nu, which only the posterior draws have: use "
+                          "fit.posterior_predict()")
 
-    def dev_resid(self, y, mu, wt):
-        return wt * (y - mu) ** 2
-
-    def valid_mu(self, mu) -> bool:
-        return bool(np.all(np.isfinite(mu)))
+    def cdf_bounds(self, y, mu, ntrials, sigma):
+        raise FamilyError("the Student-t distribution function needs nu, which only the posterior draws have")
 
     def check(self, y, user_wt, design, rows, lhs):
         if design.weights is not None:
@@ -435,8 +440,9 @@ class _Student(Distribution):
 
 DISTRIBUTIONS = {d.name: d for d in (_Gaussian, _Binomial, _Poisson, _NegativeBinomial, _Gamma, _Student)}
 #: other spellings of the family names (R's and glmmTMB's)
-ALIASES = {"student_t": "student", "studentt": "student", "t": "student", "nbinom2": "negbinomial", "negative.binomial": "negbinomial", "negative_binomial": "negbinomial",
-           "nb": "negbinomial", "neg_binomial": "negbinomial"}
+ALIASES = {"student_t": "student", "studentt": "student", "t": "student", "nbinom2": "negbinomial",
+           "negative.binomial": "negbinomial", "negative_binomial": "negbinomial", "nb": "negbinomial",
+           "neg_binomial": "negbinomial"}
 
 
 class Family:

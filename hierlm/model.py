@@ -258,12 +258,11 @@ class Model:
             raise HierlmError(f"a model on a dask DataFrame is fit by 'reml' or 'ml' (from its Gram blocks, the "
                               f"rows staying on the cluster), not {method!r}; for {method!r} fit a pandas "
                               "DataFrame (ddf.compute(), or a sample of it)")
-        if self.family.name == "student" and key != "nuts":
-            raise HierlmError(f"a Student-t model is fit by NUTS only (brms's student family; lme4 has none), "
-                              f"not {method!r}: use fit('nuts')")
-        if key == "map" and self.family.name not in ("gaussian", "binomial", "poisson", "negbinomial"):
-            raise HierlmError(f"MAP fits of a {self.family.name} model are not available yet; sample the posterior "
-                              "with fit('nuts'), or fit by maximum likelihood: fit('laplace')")
+        offered = self.family.dist.fits  # each family's own list (hierlm.family.Distribution.fits)
+        # 'laplace' on a Gaussian model and 'reml' on a GLMM get their own advice below
+        if key not in offered and not (gaussian and key == "laplace") and not (key == "reml" and "laplace" in offered):
+            raise HierlmError(f"{method!r} is not offered for a {self.family.name} model; use one of "
+                              f"{', '.join(map(repr, offered))}")
         if key == "nuts":
             return fit_nuts(self.design, self.family, self.priors, control, **where)
         if key == "map":

@@ -210,8 +210,10 @@ def test_map_of_the_negative_binomial():
 
 def test_student_is_bayesian_only_and_its_priors():
     m = hierlm.Model(STUDENT["formula"], hierlm.datasets.load("sleepstudy"), family="student")
-    with pytest.raises(HierlmError, match="a Student-t model is fit by NUTS only"):
+    with pytest.raises(HierlmError, match="'laplace' is not offered for a student model; use one of 'nuts'"):
         m.fit()
+    with pytest.raises(HierlmError, match="'map' is not offered for a student model"):
+        m.fit("map")
     assert str(m.priors.nu) == "Gamma(alpha=2, beta=0.1)"
     assert m.priors.sigma is not None and "nu" in m.priors.targets()
     m.set_prior("nu", hierlm.priors.Gamma(2.0, 0.5))
@@ -225,7 +227,7 @@ def test_what_is_not_offered_yet_says_so():
     with pytest.raises(HierlmError, match="ICC and R2 of gamma models are not available yet"):
         g.icc()
     m = hierlm.Model("Reaction ~ Days + (1|Subject)", hierlm.datasets.load("sleepstudy"), family="Gamma")
-    with pytest.raises(HierlmError, match="MAP fits of a gamma model are not available yet"):
+    with pytest.raises(HierlmError, match="'map' is not offered for a gamma model; use one of 'laplace', 'ml'"):
         m.fit("map")
 
 
