@@ -20,7 +20,6 @@ beta and vcov: 1e-10; from our GLMM fits, whose beta agree with lme4's to ~5e-5,
 """
 
 import json
-import warnings
 from functools import cache
 from pathlib import Path
 
@@ -199,15 +198,3 @@ def test_errors():
         hierlm.drop1(g)
     with pytest.raises(HierlmError, match="needs a fit"):
         hierlm.anova()
-
-
-def test_type1_sums_to_the_model():
-    """Sequential (type I) sums of squares of lme4's table add up to the squared norm of
-    R_X beta over the non-intercept columns: a check of the decomposition independent of R."""
-    fit = fit_at_theta("chick")
-    V = fit.vcov.to_numpy() / fit.sigma**2
-    RX = np.linalg.cholesky(np.linalg.inv(V)).T
-    total = np.sum((RX @ fit.fixef.to_numpy())[1:] ** 2)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        assert hierlm.anova(fit, ddf="lme4")["Sum Sq"].sum() == pytest.approx(total, rel=1e-12)
