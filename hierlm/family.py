@@ -118,6 +118,17 @@ class Distribution:
     base_family: str | None = None
     #: the fit kinds (``Model.fit``'s methods) offered for this family
     fits: tuple = ("laplace", "ml", "map", "nuts")
+    #: the posterior variables (besides the mean) its likelihood reads
+    posterior_params: tuple = ()
+
+    def draw_logpdf(self, y, mean, trials, wt, **params):
+        """Log-likelihood of each observation given posterior draws of the mean (and of
+        :attr:`posterior_params`, broadcast against it), as the PyMC model defines it."""
+        raise FamilyError(f"the {self.name} log-likelihood of posterior draws is not available")
+
+    def draw_rvs(self, mean, trials, wt, rng, **params):
+        """A new response for each posterior draw (brms's ``posterior_predict``)."""
+        raise FamilyError(f"posterior predictions of a {self.name} model are not available")
 
     def __init__(self):
         #: extra parameters, as shown by ``Family``'s repr (negative binomial: theta)
@@ -173,6 +184,8 @@ class _Gaussian(Distribution):
     def valid_mu(self, mu) -> bool:
         return bool(np.all(np.isfinite(mu)))
 
+    posterior_params = ("sigma",)
+
     def simulate(self, mu, wt, ntrials, rng, sigma):
         return mu + sigma / np.sqrt(wt) * rng.standard_normal(np.shape(mu))
 
@@ -181,6 +194,14 @@ class _Gaussian(Distribution):
 
         f = stats.norm.cdf(y, mu, sigma)
         return f, f
+
+    def draw_logpdf(self, y, mean, trials, wt, sigma):
+        from scipy import stats
+
+        return stats.norm.logpdf(y, mean, sigma / np.sqrt(wt))  # prior weights: residual SD sigma / sqrt(w)
+
+    def draw_rvs(self, mean, trials, wt, rng, sigma):
+        return mean + sigma / np.sqrt(wt) * rng.standard_normal(np.shape(mean))
 
     def check(self, y, user_wt, design, rows, lhs):
         # a zero weight is a row with infinite residual variance: lme4's deviance is then -Inf
@@ -232,6 +253,14 @@ class _Binomial(Distribution):
         n = np.round(np.asarray(ntrials, dtype=float))
         k = np.round(y * n)
         return stats.binom.cdf(k - 1, n, mu), stats.binom.cdf(k, n, mu)
+
+    def draw_logpdf(self, y, mean, trials, wt):  # y: successes out of trials, as the PyMC model observes
+        from scipy import stats
+
+        return stats.binom.logpmf(y, trials, mean)
+
+    def draw_rvs(self, mean, trials, wt, rng):
+        return rng.binomial(trials, mean).astype(float)
 
     def check(self, y, user_wt, design, rows, lhs):
         n = y.shape[0]
@@ -303,6 +332,14 @@ class _Poisson(Distribution):
         k = np.round(y)
         return stats.poisson.cdf(k - 1, mu), stats.poisson.cdf(k, mu)
 
+    def draw_logpdf(self, y, mean, trials, wt):
+        from scipy import stats
+
+        return stats.poisson.logpmf(y, mean)
+
+    def draw_rvs(self, mean, trials, wt, rng):
+        return rng.poisson(mean).astype(float)
+
     def check(self, y, user_wt, design, rows, lhs):
         _check_counts(y, rows, lhs, "Poisson")
         return y, user_wt, np.ones(y.shape[0])
@@ -367,6 +404,16 @@ class _NegativeBinomial(Distribution):
         k, p = np.round(y), self.theta / (self.theta + mu)
         return stats.nbinom.cdf(k - 1, self.theta, p), stats.nbinom.cdf(k, self.theta, p)
 
+    posterior_params = ("shape",)
+
+    def draw_logpdf(self, y, mean, trials, wt, shape):
+        from scipy import stats
+
+        return stats.nbinom.logpmf(y, shape, shape / (shape + mean))
+
+    def draw_rvs(self, mean, trials, wt, rng, shape):
+        return rng.negative_binomial(shape, shape / (shape + mean)).astype(float)
+
     def check(self, y, user_wt, design, rows, lhs):
         _check_counts(y, rows, lhs, "negative binomial")
         return y, user_wt, np.ones(y.shape[0])
@@ -407,6 +454,16 @@ class _Gamma(Distribution):
         f = stats.gamma.cdf(y, shape, scale=mu / shape)
         return f, f
 
+    posterior_params = ("shape",)
+
+    def draw_logpdf(self, y, mean, trials, wt, shape):
+        from scipy import stats
+
+        return stats.gamma.logpdf(y, shape, scale=mean / shape)
+
+    def draw_rvs(self, mean, trials, wt, rng, shape):
+        return rng.gamma(shape, mean / shape)
+
     def check(self, y, user_wt, design, rows, lhs):
         bad = np.flatnonzero(~(y > 0))
         if bad.size:
@@ -424,6 +481,15 @@ class _Student(_Gaussian):
 
     name = "student"
     fits = ("nuts",)  # brms's student family; lme4 has none
+    posterior_params = ("sigma", "nu")
+
+    def draw_logpdf(self, y, mean, trials, wt, sigma, nu):
+        from scipy import stats
+
+        return stats.t.logpdf(y, nu, mean, sigma)
+
+    def draw_rvs(self, mean, trials, wt, rng, sigma, nu):
+        return mean + sigma * rng.standard_t(nu, size=np.shape(mean))
 
     def simulate(self, mu, wt, ntrials, rng, sigma):
         raise FamilyError("a Student-t response needs nu, which only the posterior draws have: use "

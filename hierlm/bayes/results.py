@@ -358,9 +358,9 @@ class BayesFit(MixedFit):
         return xr.Dataset(out, coords=coords)
 
     def _pointwise_loglik(self, post):
-        """Conditional log-likelihood of each observation for each draw (for LOO)."""
+        """Conditional log-likelihood of each observation for each draw (for LOO): the
+        family's :meth:`~hierlm.family.Distribution.draw_logpdf`."""
         import xarray as xr
-        from scipy import stats
 
         d = self.design
         beta = post["fixef"].to_numpy()
@@ -368,31 +368,13 @@ class BayesFit(MixedFit):
         for t, r in zip(self.terms, d.remats):
             b = post[f"ranef_{t}"].to_numpy()  # (c, d, levels, p)
             mu += np.einsum("cdnp,np->cdn", b[:, :, r.codes, :], r.Xt)
-        if not self.family.is_gaussian:
-            obs = self._obs
-            if obs["offset"] is not None:
-                mu += obs["offset"]
-            mean = self.family.linkinv(mu)
-            if self.family.name == "binomial":
-                ll = stats.binom.logpmf(obs["y"], obs["trials"], mean)
-            elif self.family.name == "negbinomial":
-                k = post["shape"].to_numpy()[:, :, None]
-                ll = stats.nbinom.logpmf(obs["y"], k, k / (k + mean))
-            elif self.family.name == "gamma":
-                k = post["shape"].to_numpy()[:, :, None]
-                ll = stats.gamma.logpdf(obs["y"], k, scale=mean / k)
-            elif self.family.name == "student":
-                nu, sig = post["nu"].to_numpy()[:, :, None], post["sigma"].to_numpy()[:, :, None]
-                ll = stats.t.logpdf(obs["y"], nu, mean, sig)
-            else:
-                ll = stats.poisson.logpmf(obs["y"], mean)
-            return xr.DataArray(ll, dims=["chain", "draw", "obs_id"])
-        if d.offset is not None:
-            mu += d.offset
-        sig = post["sigma"].to_numpy()[:, :, None]
-        if d.weights is not None:  # prior weights: residual SD sigma / sqrt(w)
-            sig = sig / np.sqrt(d.weights)
-        ll = stats.norm.logpdf(d.y[None, None, :], mu, sig)
+        obs = self._obs if self._obs is not None else {"y": d.y, "trials": None, "offset": d.offset}
+        if obs["offset"] is not None:
+            mu += obs["offset"]
+        wt = np.ones(d.n) if d.weights is None else d.weights
+        dist = self.family.dist
+        params = {v: post[v].to_numpy()[:, :, None] for v in dist.posterior_params}
+        ll = dist.draw_logpdf(obs["y"], self.family.linkinv(mu), obs["trials"], wt, **params)
         return xr.DataArray(ll, dims=["chain", "draw", "obs_id"])
 
     def _mean_covs(self) -> list[np.ndarray]:
@@ -567,32 +549,27 @@ class BayesFit(MixedFit):
                           seed=None) -> np.ndarray:
         """Draws from the posterior predictive distribution, ``(chains x
         draws, rows)`` (brms's ``posterior_predict``): a new response for each
-        posterior draw, around :meth:`posterior_epred` (Gaussian noise with
-        that draw's sigma; binomial successes out of the observed trials,
-        or Bernoulli 0/1 for new rows, as ``idata.observed_data`` holds them;
-        Poisson counts).  Arguments as :meth:`posterior_linpred`."""
+        posterior draw, around :meth:`posterior_epred`, from the family's
+        :meth:`~hierlm.family.Distribution.draw_rvs` (Gaussian noise with that
+        draw's sigma, over sqrt(w) on the fitted rows of a weighted model;
+        binomial successes out of the observed trials, or Bernoulli 0/1 for
+        new rows, as ``idata.observed_data`` holds them; counts; ...).
+        Arguments as :meth:`posterior_linpred`."""
         rng = np.random.default_rng(seed)
         mu = self.posterior_epred(newdata, re_form, allow_new_levels, rng)
-        fam = self.family.name
-        if self.family.is_gaussian:
-            return mu + self.draws("sigma").reshape(-1, 1) * rng.standard_normal(mu.shape)
-        if fam == "poisson":
-            return rng.poisson(mu).astype(float)
-        if fam == "negbinomial":
-            k = self.draws("shape").reshape(-1, 1)
-            return rng.negative_binomial(k, k / (k + mu)).astype(float)
-        if fam == "gamma":
-            k = self.draws("shape").reshape(-1, 1)
-            return rng.gamma(k, mu / k)
-        if fam == "student":
-            nu, sig = self.draws("nu").reshape(-1, 1), self.draws("sigma").reshape(-1, 1)
-            return mu + sig * rng.standard_t(nu, size=mu.shape)
-        trials = self._obs["trials"] if newdata is None else np.ones(mu.shape[1], dtype=np.int64)
-        if newdata is not None and not np.all(self._obs["trials"] == 1):
-            raise HierlmError("posterior_predict for new rows of a binomial model with several trials per row "
-                              "needs their numbers of trials, which newdata does not carry; use "
-                              "posterior_epred for the probabilities")
-        return rng.binomial(trials, mu).astype(float)
+        trials = None
+        if self.family.name == "binomial":
+            if newdata is not None and not np.all(self._obs["trials"] == 1):
+                raise HierlmError("posterior_predict for new rows of a binomial model with several trials per "
+                                  "row needs their numbers of trials, which newdata does not carry; use "
+                                  "posterior_epred for the probabilities")
+            trials = self._obs["trials"] if newdata is None else np.ones(mu.shape[1], dtype=np.int64)
+        d = self.design
+        # prior weights apply to the fitted rows; a new row has weight 1
+        wt = d.weights if newdata is None and d.weights is not None else np.ones(mu.shape[1])
+        dist = self.family.dist
+        params = {v: self.draws(v).reshape(-1, 1) for v in dist.posterior_params}
+        return dist.draw_rvs(mu, trials, wt, rng, **params)
 
     def loo(self, **kw):
         """ArviZ LOO-CV (conditional on the random effects' draws)."""
