@@ -14,8 +14,7 @@ from scipy import stats
 from ..errors import HierlmError
 from ..lmm import LMMFit
 from .ftest import single_anova
-from ..rformat import format_r_vector, text_table
-from .table import AnovaTable
+from .table import AnovaTable, ModelSelectionTable
 
 REFIT_MESSAGE = "refitting model(s) with ML (instead of REML)"
 
@@ -173,31 +172,6 @@ def aicc(fit) -> float:
 
 
 CRITERIA = ("AICc", "AIC", "BIC", "loo")
-
-
-class ModelSelectionTable(pd.DataFrame):
-    """compare()'s table: a DataFrame that prints as AICcmodavg's ``print.aictab``
-    (the heading, then ``K``, the criterion, its delta, weight, ``Cum.Wt`` and ``LL``
-    rounded to 2 decimals), never truncated; ``.to_frame()`` gives every column."""
-
-    @property
-    def _constructor(self):
-        return ModelSelectionTable
-
-    def __str__(self) -> str:
-        crit = str(self.columns[1])
-        cols = ["K", crit, f"Delta_{crit}", f"{crit}Wt", "Cum.Wt", "LL"]
-        cells = [[t.strip() for t in format_r_vector(np.round(self[c].to_numpy(dtype=float), 2), 7)]
-                 for c in cols]
-        rows = [["", *cols]] + [[str(i), *r] for i, r in zip(self.index, zip(*cells))]
-        return "\n".join(["", f"Model selection based on {crit}:", ""]
-                         + text_table(rows, ["l"] + ["r"] * len(cols)) + [""])
-
-    __repr__ = __str__
-
-    def to_frame(self) -> pd.DataFrame:
-        """The table as a plain DataFrame (every column, numbers)."""
-        return pd.DataFrame(self)
 
 
 def compare(models, criterion: str = "AICc") -> pd.DataFrame:

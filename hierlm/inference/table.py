@@ -1,4 +1,5 @@
-"""Tables of tests that print as R prints an ``anova`` object."""
+"""Tables that print as R prints them (an ``anova`` object, a numeric matrix, AICcmodavg's
+``aictab``), never truncated, each a DataFrame with ``.to_frame()``."""
 
 from __future__ import annotations
 
@@ -11,7 +12,23 @@ import pandas as pd
 from ..rformat import format_pval, format_r_vector, starred_table, text_table, zapsmall
 
 
-class AnovaTable(pd.DataFrame):
+class RPrintedTable(pd.DataFrame):
+    """A DataFrame whose ``str``/``repr`` is R's printed table (subclasses define ``__str__``);
+    ``.to_frame()`` gives the plain DataFrame (numbers, every column)."""
+
+    @property
+    def _constructor(self):
+        return type(self)
+
+    def __repr__(self) -> str:
+        return self.__str__()
+
+    def to_frame(self) -> pd.DataFrame:
+        """The table as a plain DataFrame (numbers, not text)."""
+        return pd.DataFrame(self)
+
+
+class AnovaTable(RPrintedTable):
     """A DataFrame of tests that prints as R's ``print.anova``, heading lines first.
 
     Used for lme4's likelihood-ratio tables, lmerTest's F tests, ``drop1``
@@ -20,10 +37,6 @@ class AnovaTable(pd.DataFrame):
     """
 
     _metadata: ClassVar[list[str]] = ["heading", "hypotheses"]
-
-    @property
-    def _constructor(self):
-        return AnovaTable
 
     def __str__(self) -> str:
         """As R's ``print.anova`` (``printCoefmat`` with 5 digits): test
@@ -69,21 +82,11 @@ class AnovaTable(pd.DataFrame):
         lines = starred_table(cols, [str(i) for i in self.index], rows, pv)
         return "\n".join(list(getattr(self, "heading", None) or []) + lines)
 
-    __repr__ = __str__
 
-    def to_frame(self) -> pd.DataFrame:
-        """The table as a plain DataFrame (numbers, not text)."""
-        return pd.DataFrame(self)
-
-
-class RTable(pd.DataFrame):
+class RTable(RPrintedTable):
     """A DataFrame of numbers that prints as R prints a numeric matrix (``confint``'s):
     each column formatted together to 7 significant digits (R's ``format``), row
-    names left-aligned, never truncated; ``.to_frame()`` gives the plain DataFrame."""
-
-    @property
-    def _constructor(self):
-        return RTable
+    names left-aligned."""
 
     def __str__(self) -> str:
         cols = [str(c) for c in self.columns]
@@ -92,8 +95,17 @@ class RTable(pd.DataFrame):
         rows = [["", *cols]] + [[str(i), *r] for i, r in zip(self.index, zip(*cells))]
         return "\n".join(text_table(rows, ["l"] + ["r"] * len(cols)))
 
-    __repr__ = __str__
 
-    def to_frame(self) -> pd.DataFrame:
-        """The table as a plain DataFrame."""
-        return pd.DataFrame(self)
+class ModelSelectionTable(RPrintedTable):
+    """compare()'s table, printed as AICcmodavg's ``print.aictab``: the heading, then ``K``,
+    the criterion, its delta, weight, ``Cum.Wt`` and ``LL`` rounded to 2 decimals
+    (``.to_frame()`` has every column)."""
+
+    def __str__(self) -> str:
+        crit = str(self.columns[1])
+        cols = ["K", crit, f"Delta_{crit}", f"{crit}Wt", "Cum.Wt", "LL"]
+        cells = [[t.strip() for t in format_r_vector(np.round(self[c].to_numpy(dtype=float), 2), 7)]
+                 for c in cols]
+        rows = [["", *cols]] + [[str(i), *r] for i, r in zip(self.index, zip(*cells))]
+        return "\n".join(["", f"Model selection based on {crit}:", ""]
+                         + text_table(rows, ["l"] + ["r"] * len(cols)) + [""])
