@@ -118,10 +118,10 @@ def distribution_variance(fit, sigma: np.ndarray) -> np.ndarray:
         return np.full(sigma.shape, np.log1p(1.0 / lam))
     if fam.name == "poisson" and fam.link == "sqrt":
         return np.full(sigma.shape, 0.25)
-    if fam.name in ("negbinomial", "gamma"):
+    if fam.name in ("negbinomial", "gamma", "student"):
         raise HierlmError(
-            f"ICC and R2 of {fam.name} models are not available yet (performance's lognormal "
-            "approximation of their distribution-specific variance is not implemented); they are available "
+            f"ICC and R2 of {fam.name} models are not available yet (their distribution-specific variance "
+            "is not implemented); they are available "
             "for Gaussian models, the logit, probit and cloglog binomial links and the log and sqrt Poisson links")
     raise HierlmError(
         f"no distribution-specific variance for the {fam.name} family with the {fam.link} link "
