@@ -13,6 +13,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.collections import PathCollection  # noqa: E402
 from matplotlib.patches import Ellipse, FancyArrowPatch  # noqa: E402
@@ -293,6 +294,27 @@ def test_facets_nested_group_includes_parent_effect():
         fit.plot("facets", group=group, x=parent)
 
 
+@pytest.fixture(scope="module")
+def chicks():
+    # Diet varies between chicks (constant within each): the design of issue 16
+    cw = hierlm.datasets.load("ChickWeight")
+    return cw, hierlm.lmer("weight ~ Time * Diet + (Time | Chick)", cw)
+
+
+def test_facets_use_each_groups_between_group_factor(chicks):
+    cw, fit = chicks
+    fig = fit.plot("facets", levels=["1", "46"])  # chick 1 on diet 1, chick 46 on diet 4
+    for ax, chick, diet in zip(fig.axes, ["1", "46"], ["1", "4"]):
+        assert ax.get_title() == f"{chick} (n=12, Diet {diet})"
+        (cond,) = by_gid(ax, "conditional-line")
+        (pop,) = by_gid(ax, "population-line")
+        new = pd.DataFrame({"Time": cond.get_xdata(), "Chick": chick, "Diet": diet})
+        np.testing.assert_allclose(cond.get_ydata(), fit.predict(new), rtol=1e-10)
+        np.testing.assert_allclose(pop.get_ydata(), fit.predict(new, re_form="NA"), rtol=1e-10)
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "population (marginal, at the Chick's Diet)" in labels
+
+
 # ---- predictions ---------------------------------------------------------------
 def test_predictions_reml(reml, sleep_data):
     fig = reml.plot("predictions", levels=["308", "335"])
@@ -321,6 +343,37 @@ def test_predictions_default_levels_and_crossed(reml, pen):
     ax = fig.axes[0]
     assert ax.get_xlabel() == "sample"
     assert [t.get_text() for t in ax.get_xticklabels()] == list("ABCDEF")
+
+
+def test_predictions_conditional_curves_use_the_groups_diet(chicks):
+    cw, fit = chicks
+    ax = fit.plot("predictions", levels=["46"]).axes[0]
+    (cond,) = by_gid(ax, "conditional-line")
+    new = pd.DataFrame({"Time": cond.get_xdata(), "Chick": "46", "Diet": "4"})
+    np.testing.assert_allclose(cond.get_ydata(), fit.predict(new), rtol=1e-10)
+    labels = legend_texts(ax)
+    assert "Chick 46 (conditional, Diet 4)" in labels
+    # the one population curve says where Diet is held
+    assert any(t.startswith("population (marginal over Chick; at Diet 1)") for t in labels)
+
+
+def test_predictions_by_draws_one_marginal_curve_per_level(chicks):
+    cw, fit = chicks
+    ax = fit.plot("predictions", by="Diet").axes[0]
+    curves = by_gid(ax, "population-Diet-line")
+    assert len(curves) == 4 and len(by_gid(ax, "population-Diet-band")) == 4
+    assert not by_gid(ax, "conditional-line")
+    for line, diet in zip(curves, ["1", "2", "3", "4"]):
+        assert line.get_label() == f"Diet {diet} (marginal over Chick)"
+        new = pd.DataFrame({"Time": line.get_xdata(), "Chick": "1", "Diet": diet})
+        np.testing.assert_allclose(line.get_ydata(), fit.predict(new, re_form="NA"), rtol=1e-10)
+    assert len({line.get_color() for line in curves}) == 4
+    ax = fit.plot("predictions", by="Diet", levels=["46"]).axes[0]
+    assert len(by_gid(ax, "conditional-line")) == 1
+    with pytest.raises(plots.PlotError, match="it is the x axis"):
+        fit.plot("predictions", by="Time")
+    with pytest.raises(plots.PlotError, match=r"not a factor of the model's fixed part; use one of \['Diet'\]"):
+        fit.plot("predictions", by="Chick")
 
 
 def test_map_fit_plots(sleep_data):

@@ -181,12 +181,43 @@ def _grid_frame(fit, m: int, overrides: dict) -> pd.DataFrame:
     return pd.DataFrame(data)
 
 
-def _level_values(fit, group: str, level_pos: int) -> dict:
-    """The factor values (of each column forming ``group``) of one level."""
+def _group_level_columns(fit, group: str) -> list[str]:
+    """Covariates constant within every level of ``group`` (a piglet's
+    treatment, a chick's diet): a group's curves must use its own values of
+    them, not the most frequent level."""
+    d = fit.design
+    r = next(r for r in d.remats if r.group == group)
+    frame = d.prepared.frame
+    own = set(r.term.factors) | {d.formula.response}
+    out = []
+    for c in frame.columns:
+        if c in own:
+            continue
+        codes = pd.factorize(frame[c])[0]
+        per_level = pd.Series(codes).groupby(r.codes).nunique()
+        if (per_level <= 1).all():
+            out.append(c)
+    return out
+
+
+def _fixed_columns(fit) -> set:
+    """Data columns the fixed part of the model uses."""
+    d = fit.design
+    cols = set(d.prepared.frame.columns)
+    return {name for name, _ in d.formula.fixed_terms.variables() if name in cols}
+
+
+def _level_values(fit, group: str, level_pos: int, between: list[str] | None = None) -> dict:
+    """The values of one level of ``group``: the columns forming it and the
+    covariates constant within it (``between``, default
+    :func:`_group_level_columns`)."""
     d = fit.design
     r = next(r for r in d.remats if r.group == group)
     row = int(np.flatnonzero(r.codes == level_pos)[0])
-    return {f: d.prepared.frame[f].iloc[row] for f in r.term.factors}
+    if between is None:
+        between = _group_level_columns(fit, group)
+    cols = list(dict.fromkeys(list(r.term.factors) + list(between)))
+    return {f: d.prepared.frame[f].iloc[row] for f in cols}
 
 
 def _new_rows(fit, frame: pd.DataFrame, keep: list[int]):

@@ -15,9 +15,11 @@ from ._common import (
     _check_x,
     _ci_label,
     _default_x,
+    _fixed_columns,
     _grid_frame,
     _group_columns,
     _group_factors,
+    _group_level_columns,
     _groups,
     _is_numeric,
     _is_posterior,
@@ -28,6 +30,7 @@ from ._common import (
     _pyplot,
     _resolve_group,
     _response_name,
+    _template,
     _term_names,
     _x_terms,
     _z,
@@ -177,10 +180,13 @@ def facets(fit, x: str | None = None, group: str | None = None, *, levels=None, 
     In each panel: the group's data, its conditional fitted line (fixed
     effects plus the group's random effects) and the population line (fixed
     effects only).  A factor ``x`` gives points joined by lines; without
-    ``x`` the data are a strip and the fits horizontal lines.  Other
-    covariates are held at their means (factors at their most frequent
-    level); when ``x`` is itself a grouping factor, its random effects are
-    part of both lines.
+    ``x`` the data are a strip and the fits horizontal lines.  Covariates
+    constant within each group (a piglet's treatment, a chick's diet) take
+    the group's own values in both lines, so the population line is the
+    marginal line of that group's treatment (named in the panel's title);
+    other covariates are held at their means (factors at their most
+    frequent level).  When ``x`` is itself a grouping factor, its random
+    effects are part of both lines.
 
     Parameters
     ----------
@@ -245,15 +251,23 @@ def facets(fit, x: str | None = None, group: str | None = None, *, levels=None, 
     pos_of = {v: i for i, v in enumerate(grid)} if not numeric and xcol is not None else None
     gx = grid if numeric else np.arange(len(grid), dtype=float)
     G = len(grid)
-    pop = _to_response(fit, _linear_only(fit, _grid_frame(fit, G, {} if x is None else {x: list(grid)}), xk))
-    # every panel's conditional line in one prediction call
+    # covariates constant within a group (a piglet's treatment) take the
+    # group's own values in both of its lines; the population line is then
+    # the marginal line of the group's treatment
+    between = [c for c in _group_level_columns(fit, group) if c != x]
+    # every panel's lines in two prediction calls
     over: dict = {}
     for lev in chosen:
-        for c, v in _level_values(fit, group, lev).items():
+        for c, v in _level_values(fit, group, lev, between).items():
             over.setdefault(c, []).extend([v] * G)
         if x is not None:
             over.setdefault(x, []).extend(grid)
-    conds = _to_response(fit, _linear_only(fit, _grid_frame(fit, m * G, over), keep_cond)).reshape(m, G)
+    frame_all = _grid_frame(fit, m * G, over)
+    conds = _to_response(fit, _linear_only(fit, frame_all, keep_cond)).reshape(m, G)
+    pops = _to_response(fit, _linear_only(fit, frame_all, xk)).reshape(m, G)
+    fixed_between = [c for c in between if c in _fixed_columns(fit)]
+    pop_label = "population (marginal)" if not fixed_between else \
+        f"population (marginal, at the {group}'s {', '.join(fixed_between)})"
     yobs = _observed(fit)
     rng = np.random.default_rng(1)
     for p, lev in enumerate(chosen):
@@ -265,7 +279,7 @@ def facets(fit, x: str | None = None, group: str | None = None, *, levels=None, 
             px = np.array([pos_of[v] for v in xcol.iloc[rows]], dtype=float)
         else:
             px = rng.uniform(-0.25, 0.25, rows.size)
-        cond = conds[p]
+        cond, pop = conds[p], pops[p]
         ax.scatter(px, yobs[rows], s=10, color="0.25", alpha=0.8, gid="facet-data",
                    label="data (observed proportion)" if is_glmm(fit) and fit.family.name == "binomial" else "data")
         line = dict(marker="" if numeric or x is None else "o", ms=3)
@@ -273,13 +287,14 @@ def facets(fit, x: str | None = None, group: str | None = None, *, levels=None, 
             ax.plot([-0.4, 0.4], [cond[0]] * 2, color=PARTIAL_COLOR, lw=1.8, gid="conditional-line",
                     label=f"{group} fit (conditional)")
             ax.plot([-0.4, 0.4], [pop[0]] * 2, color=POP_COLOR, ls="--", lw=1.2, gid="population-line",
-                    label="population (marginal)")
+                    label=pop_label)
         else:
             ax.plot(gx, cond, color=PARTIAL_COLOR, lw=1.8, gid="conditional-line",
                     label=f"{group} fit (conditional)", **line)
             ax.plot(gx, pop, color=POP_COLOR, ls="--", lw=1.2, gid="population-line",
-                    label="population (marginal)", **line)
-        ax.set_title(f"{all_levels[lev]} (n={rows.size})", fontsize=8, pad=2)
+                    label=pop_label, **line)
+        tag = "".join(f", {c} {over[c][p * G]}" for c in fixed_between)
+        ax.set_title(f"{all_levels[lev]} (n={rows.size}{tag})", fontsize=8, pad=2)
         ax.tick_params(labelsize=7)
         if p % ncols == 0:
             ax.set_ylabel(_y_name(fit), fontsize=8)
@@ -304,8 +319,9 @@ def facets(fit, x: str | None = None, group: str | None = None, *, levels=None, 
 # ---------------------------------------------------------------------------
 # predictions
 # ---------------------------------------------------------------------------
-def predictions(fit, x: str | None = None, group: str | None = None, *, levels=None, interval: float = 0.95,
-                predictive: bool = False, n_points: int = 50, data: bool = True, ax=None, figsize=None):
+def predictions(fit, x: str | None = None, group: str | None = None, *, by: str | None = None, levels=None,
+                interval: float = 0.95, predictive: bool = False, n_points: int = 50, data: bool = True, ax=None,
+                figsize=None):
     """Predictions over a covariate with intervals: population and groups.
 
     The population (marginal) curve uses the fixed effects only; each
@@ -321,10 +337,16 @@ def predictions(fit, x: str | None = None, group: str | None = None, *, levels=N
         Covariate on the x axis (see :func:`facets` for the default).
     group : str, optional
         Grouping factor of the conditional curves; default the first.
+    by : str, optional
+        A factor of the fixed part (a treatment): one population curve, with
+        its band, per level, colour-coded, instead of one curve at the most
+        frequent level.  Conditional curves are then drawn only for the
+        ``levels`` given.
     levels : list, optional
         Levels to draw conditional curves for; default three: the lowest,
         middle and highest predicted at the middle of ``x``.  ``[]`` draws the
-        population curve only.
+        population curve only.  Each group's curve uses its own values of
+        the covariates constant within it (its treatment).
     interval : float
     predictive : bool
         Prediction intervals for new observations (adds the residual
@@ -366,11 +388,15 @@ def predictions(fit, x: str | None = None, group: str | None = None, *, levels=N
     all_levels = list(r.levels)
     xk = _x_terms(fit, x)
     keep_cond = sorted(set(_group_terms(fit, group)) | set(xk))
+    between = [c for c in _group_level_columns(fit, group) if c != x]
+    by_levels = _by_levels(fit, by, x, group)
+    if by is not None and levels is None:
+        levels = []
     if levels is None:
         mid = grid[len(grid) // 2]
         rows = []
         for lev in range(len(all_levels)):
-            rows.append({**_level_values(fit, group, lev), x: mid})
+            rows.append({**_level_values(fit, group, lev, between), x: mid})
         over = {c: [row[c] for row in rows] for c in rows[0]}
         at_mid = _linear_only(fit, _grid_frame(fit, len(rows), over), keep_cond)
         o = np.argsort(at_mid, kind="stable")
@@ -389,16 +415,26 @@ def predictions(fit, x: str | None = None, group: str | None = None, *, levels=N
         px = xcol.to_numpy(dtype=float) if numeric else np.array([grid.index(v) for v in xcol], dtype=float)
         jitter = 0 if numeric else np.random.default_rng(2).uniform(-0.12, 0.12, px.size)
         ax.scatter(px + jitter, yobs, s=8, color="0.75", zorder=1, gid="data", label="data")
-    ncurve = 1 + len(chosen)
+    npop = len(by_levels) if by is not None else 1
+    ncurve = npop + len(chosen)
     width = 0.6 / max(ncurve, 1)
-    mean, lo, hi = _predict_band(fit, _grid_frame(fit, len(grid), {x: list(grid)}), xk, interval, predictive)
-    mean, lo, hi = (_to_response(fit, v) for v in (mean, lo, hi))
-    _draw_band(ax, gx, mean, lo, hi, numeric, POP_COLOR, f"population (marginal over {group}), {ci} {kind} interval",
-               "population", -width * (ncurve - 1) / 2)
     cmap = _pyplot().get_cmap("tab10")
+    held = _held_label(fit, x, by)
+    for c in range(npop):
+        over = {x: list(grid)}
+        label = f"population (marginal over {group}{held}), {ci} {kind} interval"
+        color, gid = POP_COLOR, "population"
+        if by is not None:
+            over[by] = [by_levels[c]] * len(grid)
+            label = f"{by} {by_levels[c]} (marginal over {group})"
+            color, gid = cmap(c % 10), f"population-{by}"
+        mean, lo, hi = _predict_band(fit, _grid_frame(fit, len(grid), over), xk, interval, predictive)
+        mean, lo, hi = (_to_response(fit, v) for v in (mean, lo, hi))
+        _draw_band(ax, gx, mean, lo, hi, numeric, color, label, gid, -width * (ncurve - 1) / 2 + width * c,
+                   dashed=by is None, alpha=0.12 if npop > 1 else None)
     for c, lev in enumerate(chosen):
-        color = cmap((c + 1) % 10)
-        over = dict(_level_values(fit, group, lev))
+        color = cmap((c + npop) % 10)
+        over = dict(_level_values(fit, group, lev, between))
         over[x] = list(grid)
         mean, lo, hi = _predict_band(fit, _grid_frame(fit, len(grid), over), keep_cond, interval, predictive)
         mean, lo, hi = (_to_response(fit, v) for v in (mean, lo, hi))
@@ -406,28 +442,61 @@ def predictions(fit, x: str | None = None, group: str | None = None, *, levels=N
             rows = np.flatnonzero(r.codes == lev)
             px = xcol.to_numpy(dtype=float)[rows] if numeric else np.array(
                 [grid.index(v) for v in xcol.iloc[rows]], dtype=float)
-            offset = -width * (ncurve - 1) / 2 + width * (c + 1)
+            offset = -width * (ncurve - 1) / 2 + width * (c + npop)
             ax.scatter(px + (0 if numeric else offset), yobs[rows], s=14, color=color, zorder=2, gid="group-data")
-        _draw_band(ax, gx, mean, lo, hi, numeric, color, f"{group} {all_levels[lev]} (conditional)", "conditional",
-                   -width * (ncurve - 1) / 2 + width * (c + 1))
+        tag = "".join(f", {b} {over[b]}" for b in between if b in _fixed_columns(fit))
+        _draw_band(ax, gx, mean, lo, hi, numeric, color, f"{group} {all_levels[lev]} (conditional{tag})",
+                   "conditional", -width * (ncurve - 1) / 2 + width * (c + npop))
     if not numeric:
         ax.set_xticks(np.arange(len(grid)))
         ax.set_xticklabels([str(v) for v in grid])
     ax.set_xlabel(x)
     ax.set_ylabel(_y_name(fit) + (" (response scale)" if glmm else ""))
-    ax.set_title(f"Predicted {_y_name(fit)} over {x} ({type(fit).__name__}): population and "
-                 f"{len(chosen)} {group} level(s)", fontsize=10)
+    what = f"by {by}" if by is not None else "population"
+    tail = f" and {len(chosen)} {group} level(s)" if chosen else ""
+    ax.set_title(f"Predicted {_y_name(fit)} over {x}: {what}{tail}", fontsize=10)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     ax.grid(alpha=0.3)
     return fig
 
 
-def _draw_band(ax, gx, mean, lo, hi, numeric, color, label, gid, offset):
+def _by_levels(fit, by: str | None, x: str, group: str) -> list:
+    """The levels of ``by`` (a factor of the fixed part), in their order."""
+    if by is None:
+        return []
+    frame = fit.design.prepared.frame
+    fixed = _fixed_columns(fit)
+    if by not in fixed or _is_numeric(frame[by]) or by == x:
+        usable = sorted(c for c in fixed if not _is_numeric(frame[c]) and c != x)
+        why = "it is the x axis" if by == x else ("it is numeric" if by in fixed else
+                                                 "it is not a factor of the model's fixed part")
+        raise PlotError(f"predictions: cannot draw one curve per level of by={by!r}: {why}; "
+                        f"use one of {usable}" if usable else
+                        f"predictions: cannot draw one curve per level of by={by!r}: {why}; the fixed part "
+                        "has no other factor")
+    col = frame[by]
+    present = set(col)
+    cats = col.cat.categories if isinstance(col.dtype, pd.CategoricalDtype) else pd.unique(col)
+    return [v for v in cats if v in present]
+
+
+def _held_label(fit, x: str, by: str | None) -> str:
+    """``"; treatm A, weight 1.2"``: where the other fixed-part covariates are held."""
+    base = _template(fit)
+    held = [c for c in sorted(_fixed_columns(fit)) if c not in (x, by)]
+    parts = [f"{c} {base[c]:.3g}" if isinstance(base[c], float) else f"{c} {base[c]}" for c in held]
+    return "; at " + ", ".join(parts) if parts else ""
+
+
+def _draw_band(ax, gx, mean, lo, hi, numeric, color, label, gid, offset, dashed=None, alpha=None):
     if numeric:
-        ax.fill_between(gx, lo, hi, color=color, alpha=0.15 if color != POP_COLOR else 0.12, lw=0,
-                        gid=f"{gid}-band")
-        ax.plot(gx, mean, color=color, lw=2 if gid == "population" else 1.5,
-                ls="--" if gid == "population" else "-", gid=f"{gid}-line", label=label)
+        if alpha is None:
+            alpha = 0.15 if color != POP_COLOR else 0.12
+        ax.fill_between(gx, lo, hi, color=color, alpha=alpha, lw=0, gid=f"{gid}-band")
+        if dashed is None:
+            dashed = gid == "population"
+        ax.plot(gx, mean, color=color, lw=2 if gid.startswith("population") else 1.5,
+                ls="--" if dashed else "-", gid=f"{gid}-line", label=label)
     else:
         ax.errorbar(gx + offset, mean, yerr=[mean - lo, hi - mean], fmt="o", color=color, ms=5, capsize=2,
                     lw=1.3, label=label, gid=f"{gid}-line")
