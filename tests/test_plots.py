@@ -302,7 +302,7 @@ def chicks():
 
 
 def test_facets_use_each_groups_between_group_factor(chicks):
-    cw, fit = chicks
+    _, fit = chicks
     fig = fit.plot("facets", levels=["1", "46"])  # chick 1 on diet 1, chick 46 on diet 4
     for ax, chick, diet in zip(fig.axes, ["1", "46"], ["1", "4"]):
         assert ax.get_title() == f"{chick} (n=12, Diet {diet})"
@@ -346,7 +346,7 @@ def test_predictions_default_levels_and_crossed(reml, pen):
 
 
 def test_predictions_conditional_curves_use_the_groups_diet(chicks):
-    cw, fit = chicks
+    _, fit = chicks
     ax = fit.plot("predictions", levels=["46"]).axes[0]
     (cond,) = by_gid(ax, "conditional-line")
     new = pd.DataFrame({"Time": cond.get_xdata(), "Chick": "46", "Diet": "4"})
@@ -358,7 +358,7 @@ def test_predictions_conditional_curves_use_the_groups_diet(chicks):
 
 
 def test_predictions_by_draws_one_marginal_curve_per_level(chicks):
-    cw, fit = chicks
+    _, fit = chicks
     ax = fit.plot("predictions", by="Diet").axes[0]
     curves = by_gid(ax, "population-Diet-line")
     assert len(curves) == 4 and len(by_gid(ax, "population-Diet-band")) == 4
