@@ -367,8 +367,25 @@ def build_pymc_model(design, priors: PriorSet, plan: MarginalPlan, family: Famil
             beta = _fixed_effects(design, priors)
             scales = [_term_scale(t, r, priors) for t, r in zip(terms, design.remats)]
             eta = pt.as_tensor_variable(design.X) @ beta
-            for k, (t, r) in enumerate(zip(terms, design.remats)):
-                eta = eta + term_contribution(_sampled_ranef(t, r, *scales[k], design.n), r)
+            parent = nested_parents(design)
+            totals: dict = {}  # term -> its effects plus its ancestors' (centered terms and their parents)
+            for k in parents_first(parent, len(terms)):
+                t, r = terms[k], design.remats[k]
+                if k in parent:
+                    j, up = parent[k]
+                    c = pm.Normal(f"c_{t}", totals[j][up], scales[k][0][0], dims=f"{r.group}__level")
+                    totals[k] = c
+                    pm.Deterministic(f"ranef_{t}", (c - totals[j][up])[:, None],
+                                     dims=(f"{r.group}__level", f"{t}__term"))
+                    continue
+                b = _sampled_ranef(t, r, *scales[k], design.n)
+                if k in {j for j, _ in parent.values()}:
+                    totals[k] = b[:, 0]
+                else:
+                    eta = eta + term_contribution(b, r)
+            # a chain's effects enter the predictor once, through its last term
+            for k in set(parent) - {j for j, _ in parent.values()}:
+                eta = eta + totals[k][design.remats[k].codes]
             if obs["offset"] is not None:
                 eta = eta + obs["offset"]
             shape = sigma = nu = None
@@ -424,6 +441,71 @@ def _sampled_ranef(t, r, sd, chol, n):
     z = pm.Normal(f"z_{t}", 0.0, 1.0, dims=dims)
     b = z * sd if chol is None else z @ chol.T
     return pm.Deterministic(f"ranef_{t}", b, dims=dims)
+
+
+def nested_parents(design) -> dict[int, tuple[int, np.ndarray]]:
+    """Random intercepts sampled centered on the term they nest in.
+
+    When each level of one random intercept's grouping factor lies within a
+    single level of another's (broods within locations) and most parent
+    levels hold a single child level, the two effects of such a level enter
+    the model only as their sum, and their SDs trade off along a ridge that
+    the non-centered form (b = sd z) mixes along slowly.  Hierarchical
+    centering (Gelfand, Sahu & Carlin 1995) samples the sum instead:
+    ``c_child ~ Normal(c_parent[parent(level)], sd_child)``.  Measured on
+    grouseticks ``(1|BROOD) + (1|INDEX) + (1|LOCATION)`` (a median of one
+    brood per location; 4 chains x 1000 after 1000, several seeds):
+    the minimum bulk ESS of the SDs went from 90-141 to about 200-300 and
+    divergences from 1-16 to 0; R-hat of ``sd_LOCATION`` stays at 1.01-1.02.
+
+    Returns
+    -------
+    dict
+        child term -> (parent term, the parent's level of each child level),
+        the parent the nearest one (most levels) where several qualify; a
+        parent has at most one centered child.
+    """
+    remats = design.remats
+    intercepts = [k for k, r in enumerate(remats) if r.p == 1 and r.cnames == ["(Intercept)"]
+                  and np.all(r.Xt == 1.0)]
+    out = {}
+    for k in intercepts:
+        best = None
+        for j in intercepts:
+            rj, rk = remats[j], remats[k]
+            if j == k or rj.nlevels >= rk.nlevels:
+                continue
+            up = np.full(rk.nlevels, -1, dtype=np.int64)
+            up[rk.codes] = rj.codes
+            # nested: every row of a child level has the same parent level
+            if np.all(up[rk.codes] == rj.codes) and (best is None or rj.nlevels > remats[best[0]].nlevels):
+                best = (j, up)
+        # centered only where most parent levels hold a single child level:
+        # with several children per parent the sum is told apart from its
+        # parts, and the centered form of weakly informed children (cbpp's
+        # observation-level effects within herds, about 4 per herd) has a
+        # funnel: its SD's ESS halved and 14 divergences appeared
+        if best is not None and np.median(np.bincount(best[1], minlength=remats[best[0]].nlevels)) > 1:
+            best = None
+        if best is not None:
+            out[k] = best
+    # a parent carries one centered child (two would add its effects twice):
+    # the child with the fewest levels, the others stay on their own
+    taken: dict[int, int] = {}
+    for k in sorted(out, key=lambda k: remats[k].nlevels):
+        j = out[k][0]
+        if j in taken:
+            del out[k]
+        else:
+            taken[j] = k
+    return out
+
+
+def parents_first(parent: dict, nterms: int) -> list[int]:
+    """Term indices with every parent before its children."""
+    def depth(k):
+        return 0 if k not in parent else 1 + depth(parent[k][0])
+    return sorted(range(nterms), key=depth)
 
 
 def _joint_cholesky(scales):

@@ -22,7 +22,7 @@ from ..optimize import Convergence, warn_all
 from ..params import theta_of_covariances
 from .backend import (
     MarginalPlan, build_pymc_model, collapsed_stats, dense_stats, draw_collapsed, draw_ranef, draw_ranef_dense,
-    glmm_observations, plan_marginalization, sufficient_stats,
+    glmm_observations, nested_parents, parents_first, plan_marginalization, sufficient_stats,
 )
 from .marginal import ENGINE_MAX_REST, EnginePosterior, engine_supported
 from .sample import check_counts, choose_sampler, run_engine_nuts, run_nuts
@@ -138,7 +138,7 @@ def fit_nuts(design, family, priors, options: dict | None = None, *, model=None,
         idata, seconds = run_nuts(pm_model, sampler, o["draws"], o["tune"], o["chains"], o["random_seed"],
                                   o["progressbar"], o["target_accept"] or PYMC_TARGET_ACCEPT,
                                   cheap_gradient=plan.kind in ("per_level", "dense"), initial_points=init,
-                                  jitter=("z_",))
+                                  jitter=("z_", "c_"))
     fit = BayesFit(design, family, priors, idata, sampler=sampler, plan=plan, seconds=seconds,
                    random_seed=o["random_seed"], log_likelihood=o["log_likelihood"], model=model,
                    data_name=data_name)
@@ -189,6 +189,15 @@ def glmm_start(design, family, priors, pm_model) -> dict:
             L = np.array([[sd[0], 0.0], [sd[1] * rho, sd[1] * np.sqrt(1 - rho**2)]])
         if f"z_{t}" in names:
             init[f"z_{t}"] = np.clip(np.linalg.solve(L, np.asarray(b, dtype=float).T).T, -4.0, 4.0)
+    # hierarchically centered terms: the sums of the modes down their chain
+    parent = nested_parents(d)
+    terms = priors.term_names()
+    total: dict = {}
+    for k in parents_first(parent, len(terms)):
+        bk = np.asarray(lap.b[k], dtype=float)[:, 0]
+        total[k] = bk + total[parent[k][0]][parent[k][1]] if k in parent else bk
+        if f"c_{terms[k]}" in names:
+            init[f"c_{terms[k]}"] = total[k]
     return init
 
 
