@@ -99,8 +99,9 @@ def main(argv: list[str] | None = None) -> int:
                        help=f"a CSV file or a bundled dataset ({', '.join(datasets.names())})")
     p_fit.add_argument("--ml", action="store_true", help="maximum likelihood instead of REML")
     p_fit.add_argument("--family", default="gaussian",
-                       help="gaussian (default), binomial, poisson, negbinomial or Gamma: the last four are fit "
-                            "by the Laplace approximation, as lme4's glmer / glmer.nb")
+                       help="gaussian (default), binomial, poisson, negbinomial, Gamma or beta: the last five "
+                            "are fit by the Laplace approximation, as lme4's glmer / glmer.nb (beta: as "
+                            "glmmTMB's beta_family)")
     p_fit.add_argument("--link", default=None, help="link of the family (default its canonical one)")
     p_fit.add_argument("--nuts", action="store_true",
                        help="sample the posterior by NUTS (default priors) instead of REML")

@@ -165,6 +165,23 @@ class Distribution:
         family): what randomized quantile residuals draw between."""
         raise FamilyError(f"the {self.name} distribution function at the fitted means is not available")
 
+    #: ``dev_resid`` gives R's squared deviance residuals (False: only -2 log f, up to a constant)
+    deviance_residuals = True
+    #: the fixed effects' covariance from the Hessian over (theta, beta, log parameters)
+    #: jointly, as glmmTMB (True), or at the estimated parameters, as glmer.nb (False)
+    joint_hessian = False
+
+    def working(self, y, mu, mu_eta, wt):
+        """PIRLS's working weights ``wt mu_eta^2 / V(mu)`` and residuals ``(y - mu) / mu_eta``
+        (R's IRLS): the score and expected information of an exponential family."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return wt * mu_eta * mu_eta / self.variance(mu), (y - mu) / mu_eta
+
+    def observed_weights(self, y, mu, mu_eta, d2mu, wt):
+        """Weights of the Laplace approximation's Hessian when they are not PIRLS's
+        (None: lme4's, the expected information)."""
+        return None
+
     def check(self, y, user_wt, design, rows, lhs):
         """Validate the response; return ``(y, wt, ntrials)`` (see :func:`check_response`)."""
         n = y.shape[0]
@@ -472,6 +489,108 @@ class _Gamma(Distribution):
         return y, user_wt, np.ones(y.shape[0])
 
 
+class _Beta(Distribution):
+    """Beta with mean mu and precision phi: ``y ~ Beta(mu phi, (1 - mu) phi)``, variance
+    ``mu (1 - mu) / (1 + phi)`` (glmmTMB's ``beta_family()``, brms's ``Beta``).
+
+    Unlike the exponential families above, the mean's score is not ``(y - mu) / V(mu)``:
+    it is ``phi (y* - mu*)`` with ``y* = logit(y)`` and ``mu* = digamma(mu phi) -
+    digamma((1 - mu) phi)`` (Ferrari & Cribari-Neto 2004), so PIRLS takes its working
+    weights and residuals from :meth:`working` (Fisher scoring on the beta likelihood),
+    and the Laplace approximation uses the observed information of the random effects
+    (:meth:`observed_weights`), as glmmTMB's (TMB's) does.
+    """
+
+    name, links = "beta", ("logit", "probit", "cloglog")
+    free_params, base_family = ("phi",), "beta"
+    fits = ("laplace", "ml")
+    joint_hessian = True  # the reference is glmmTMB
+    #: deviance residuals are not defined here (no closed-form saturated model):
+    #: ``dev_resid`` is -2 log-density, which PIRLS and the Laplace deviance need
+    deviance_residuals = False
+
+    def __init__(self, phi: float = 1.0):
+        phi = float(phi)
+        if not np.isfinite(phi) or phi <= 0:
+            raise FamilyError(f"the beta precision phi must be a positive number, not {phi!r}")
+        self.phi = phi
+        self.params = {"phi": phi}
+
+    def variance(self, mu):
+        return mu * (1.0 - mu) / (1.0 + self.phi)
+
+    def _logpdf(self, y, mu):
+        a, b = mu * self.phi, (1.0 - mu) * self.phi
+        return (special.gammaln(self.phi) - special.gammaln(a) - special.gammaln(b)
+                + (a - 1.0) * np.log(y) + (b - 1.0) * np.log1p(-y))
+
+    def dev_resid(self, y, mu, wt):
+        return -2.0 * wt * self._logpdf(y, mu)
+
+    def aic(self, y, ntrials, mu, wt, const) -> float:
+        return float(-2.0 * (wt * self._logpdf(y, mu)).sum())
+
+    def mustart(self, y, wt, ntrials):
+        return np.asarray(y, dtype=float)
+
+    def valid_mu(self, mu) -> bool:
+        return bool(np.all(np.isfinite(mu)) and np.all((mu > 0) & (mu < 1)))
+
+    def working(self, y, mu, mu_eta, wt):
+        """PIRLS's working weights and residuals: the expected information of eta and
+        the score over it, ``w = wt phi^2 (psi'(mu phi) + psi'((1 - mu) phi)) mu_eta^2``,
+        ``res = wt phi (y* - mu*) mu_eta / w``."""
+        phi = self.phi
+        a, b = mu * phi, (1.0 - mu) * phi
+        info_mu = phi * phi * (special.polygamma(1, a) + special.polygamma(1, b))
+        w = wt * info_mu * mu_eta * mu_eta
+        score = wt * phi * (np.log(y) - np.log1p(-y) - special.digamma(a) + special.digamma(b)) * mu_eta
+        return w, score / w
+
+    def observed_weights(self, y, mu, mu_eta, d2mu, wt):
+        """``-d^2 log f / d eta^2`` of each row: the expected information less the
+        score times the link's curvature (zero in expectation)."""
+        phi = self.phi
+        a, b = mu * phi, (1.0 - mu) * phi
+        info_mu = phi * phi * (special.polygamma(1, a) + special.polygamma(1, b))
+        dl_dmu = phi * (np.log(y) - np.log1p(-y) - special.digamma(a) + special.digamma(b))
+        return wt * (info_mu * mu_eta * mu_eta - dl_dmu * d2mu)
+
+    def start_params(self, y, mu, wt) -> dict:
+        """The precision's maximum likelihood given the means."""
+        from scipy import optimize
+
+        def nll(log_phi):
+            return -float((wt * _Beta(float(np.exp(log_phi)))._logpdf(y, mu)).sum())
+
+        res = optimize.minimize_scalar(nll, bounds=(np.log(1e-3), np.log(1e6)), method="bounded",
+                                       options={"xatol": 1e-8})
+        return {"phi": float(np.exp(res.x))}
+
+    def simulate(self, mu, wt, ntrials, rng, sigma):
+        mu = np.asarray(mu, dtype=float)
+        return rng.beta(mu * self.phi, (1.0 - mu) * self.phi)
+
+    def cdf_bounds(self, y, mu, ntrials, sigma):
+        from scipy import stats
+
+        f = stats.beta.cdf(y, mu * self.phi, (1.0 - mu) * self.phi)
+        return f, f
+
+    def check(self, y, user_wt, design, rows, lhs):
+        bad = np.flatnonzero(~((y > 0) & (y < 1)))
+        if bad.size:
+            edge = np.isin(y[bad], (0.0, 1.0))
+            what = ("exactly 0 or 1" if edge.all() else "outside (0, 1)")
+            raise DataError(
+                f"the beta response {lhs!r} must lie strictly between 0 and 1; it is {what} in "
+                f"{where_rows(rows, bad)}. For exact 0s and 1s: squeeze the response, "
+                "(y * (n - 1) + 0.5) / n with n the number of rows (Smithson & Verkuilen 2006), or use a "
+                "zero-one-inflated beta model (brms's zero_one_inflated_beta); for counts out of a total "
+                "use family='binomial' with cbind(successes, failures)")
+        return y, user_wt, np.ones(y.shape[0])
+
+
 class _Student(_Gaussian):
     """Student-t errors around the mean (brms's ``student``): location mu, scale sigma and
     degrees of freedom nu, a robust linear mixed model.  Bayesian fits only (NUTS), as in
@@ -504,11 +623,12 @@ class _Student(_Gaussian):
         return y, user_wt, np.ones(y.shape[0])
 
 
-DISTRIBUTIONS = {d.name: d for d in (_Gaussian, _Binomial, _Poisson, _NegativeBinomial, _Gamma, _Student)}
+DISTRIBUTIONS = {d.name: d for d in (_Gaussian, _Binomial, _Poisson, _NegativeBinomial, _Gamma, _Beta,
+                                        _Student)}
 #: other spellings of the family names (R's and glmmTMB's)
 ALIASES = {"student_t": "student", "studentt": "student", "t": "student", "nbinom2": "negbinomial",
            "negative.binomial": "negbinomial", "negative_binomial": "negbinomial", "nb": "negbinomial",
-           "neg_binomial": "negbinomial"}
+           "neg_binomial": "negbinomial", "beta_family": "beta"}
 
 
 class Family:
@@ -517,12 +637,13 @@ class Family:
 
     Parameters
     ----------
-    name : {"gaussian", "binomial", "poisson", "negbinomial", "gamma"}
-        R's spellings are accepted too (``Gamma``, ``nbinom2``).
+    name : {"gaussian", "binomial", "poisson", "negbinomial", "gamma", "beta", "student"}
+        R's spellings are accepted too (``Gamma``, ``nbinom2``, ``beta_family``).
     link : str, optional
-        Default: the canonical link (``identity``, ``logit``, ``log``, ``log``, ``inverse``).
+        Default: the canonical link (``identity``, ``logit``, ``log``, ``log``, ``inverse``,
+        ``logit``, ``identity``).
     **params
-        The family's parameters (``theta`` of the negative binomial).
+        The family's parameters (``theta`` of the negative binomial, ``phi`` of the beta).
 
     Attributes
     ----------
@@ -598,6 +719,21 @@ class Family:
         """Squared deviance residuals (R's ``family()$dev.resids``)."""
         with np.errstate(divide="ignore", invalid="ignore"):
             return self.dist.dev_resid(y, mu, wt)
+
+    def working(self, y, mu, mu_eta, wt):
+        """PIRLS's working weights and working residuals at the means ``mu``."""
+        return self.dist.working(y, mu, mu_eta, wt)
+
+    def observed_weights(self, y, eta, wt):
+        """Observed-information weights of the Laplace approximation at the linear
+        predictor ``eta`` (with offset), or None where the family uses PIRLS's."""
+        mu, d = self.linkinv(eta), self.mu_eta(eta)
+        if self.link == "logit":
+            d2 = d * (1.0 - 2.0 * mu)
+        else:  # the link's second derivative by central differences (error ~1e-8 relative)
+            h = 1e-4 * (1.0 + np.abs(eta))
+            d2 = (self.mu_eta(eta + h) - self.mu_eta(eta - h)) / (2.0 * h)
+        return self.dist.observed_weights(y, mu, d, d2, wt)
 
     def aic_constant(self, y: np.ndarray, ntrials: np.ndarray, wt: np.ndarray) -> np.ndarray:
         """The part of each row's ``aic`` term that does not depend on mu."""

@@ -31,7 +31,7 @@ import pandas as pd
 from .design.data import as_r_vector, r_numbers
 from .design.remat import group_labels, term_names
 from .errors import DataError, FormulaError, HierlmError
-from .family import Family, check_response
+from .family import Family, FamilyError, check_response
 from .formula.parse import parse_formula
 from .formula.terms import parse_expression
 from .optimize import Convergence  # noqa: F401  (the type of fit.convergence)
@@ -374,7 +374,8 @@ class MixedFit:
         type : {"response", "pearson", "deviance", "working"}, optional
             ``y - mu``; ``(y - mu) sqrt(wt / V(mu))``; signed square roots of
             the deviance residuals; ``(y - mu) / (d mu / d eta)``.  Default
-            ``"deviance"`` for binomial and Poisson, as lme4 for Gaussian
+            ``"deviance"`` for binomial and Poisson (``"response"`` for the
+            beta family, which has no deviance residuals), as lme4 for Gaussian
             fits: ``"response"`` for REML and ``"deviance"`` for ML fits (for
             Gaussian fits "response" and "working" are ``y - mu``, "pearson"
             and "deviance" ``sqrt(w) (y - mu)`` with the prior weights w: the
@@ -383,11 +384,16 @@ class MixedFit:
             Divide by sigma (lme4's ``scaled = TRUE``; sigma is 1 for
             binomial and Poisson).
         """
+        dev_ok = self.family.dist.deviance_residuals
         if type is None:
             reml = getattr(self, "reml", False)
-            type = "response" if self.family.is_gaussian and reml else "deviance"  # noqa: A001
+            type = "response" if (self.family.is_gaussian and reml) or not dev_ok else "deviance"  # noqa: A001
         if type not in RESIDUAL_TYPES:
             raise HierlmError(f"type must be one of {', '.join(repr(t) for t in RESIDUAL_TYPES)}, not {type!r}")
+        if type == "deviance" and not dev_ok:
+            raise FamilyError(f"deviance residuals are not defined for the {self.family.name} family (as in "
+                              "glmmTMB): use type='pearson' or 'response', or the randomized quantile residuals "
+                              "of fit.plot('diagnostics')")
         y, wt, _ = self.response
         fam, eta = self.family, self.eta
         mu = fam.linkinv(eta)

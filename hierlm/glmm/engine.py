@@ -324,4 +324,24 @@ def optimize_with_family_params(design, family: Family, nAGQ: int, control: dict
                       ConvergenceWarning, stacklevel=4)
     final = optimize_glmm(design, family.with_params(**{name: value}), nAGQ, dict(control, start=dict(last)))
     final.info.feval_family = len(evals)
+    if dist.joint_hessian and final.info.hessian is not None:
+        # glmmTMB's standard errors: the Hessian over (theta, beta, log parameter) jointly,
+        # so that the fixed effects' covariance carries the parameter's uncertainty (the
+        # lme4-style Hessian at a fixed parameter gave beta SEs up to 0.35% smaller)
+        system, pars = final.system, np.concatenate([final.theta, final.beta])
+        fitted_family = system.family
+
+        def deviance(xs):
+            out = []
+            for x in xs:
+                system.set_family(family.with_params(**{name: float(np.exp(x[-1]))}))
+                out.append(final.devfun.stage2(x[:-1], state=final.mode))
+            return np.array(out)
+
+        try:
+            _, H = deriv12(deviance, np.append(pars, np.log(value)))
+        finally:
+            system.set_family(fitted_family)
+            final.devfun.mode(final.theta, final.beta, state=final.mode)
+        final.info.hessian = H
     return final

@@ -52,7 +52,7 @@ uses the weights of the last step's start, as lme4 does; after a step below
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy.linalg import lapack, solve_triangular
@@ -306,11 +306,23 @@ class PirlsSystem:
         e = eta + self.offset
         mu = fam.linkinv(e)
         d = fam.mu_eta(e)
-        var = fam.variance(mu)
         with np.errstate(divide="ignore", invalid="ignore"):
-            w = self.wt * d * d / var
-            res = (self.y - mu) / d
+            w, res = fam.working(self.y, mu, d, self.wt)
         return mu, w, res
+
+    def observed(self, mode: Mode) -> Mode:
+        """``mode`` with its factor at the observed information of the random
+        effects, for a family whose Laplace approximation uses it (beta, as
+        glmmTMB); the mode itself unchanged."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            w = self.family.observed_weights(self.y, mode.eta + self.offset, self.wt)
+        if w is None:
+            return mode
+        f = self.factor(mode.scaled, w)
+        if f is None:
+            raise PirlsError("the observed information of the random effects is not positive definite at the "
+                             "conditional modes")
+        return replace(mode, factor=f)
 
     def dev_resid(self, mu: np.ndarray) -> np.ndarray:
         return self.family.dev_resid(self.y, mu, self.wt)
@@ -374,7 +386,7 @@ class PirlsSystem:
             pdev = float(self.dev_resid(mu_new).sum() + u_new @ u_new)
             if lme4 and np.isfinite(pdev) and abs((pdev_old - pdev) / pdev) < tol_pwrss:
                 # lme4's criterion, checked before any step halving
-                return Mode(sc.theta, b_new, u_new, eta_new, mu_new, f, sc, pdev, it)
+                return self.observed(Mode(sc.theta, b_new, u_new, eta_new, mu_new, f, sc, pdev, it))
             # (an increase at rounding level is no reason to halve: it would stall the iteration)
             slack = 0.0 if lme4 else 1e-10 * abs(pdev_old)
             if (not np.isfinite(pdev) or pdev > pdev_old + slack) and u_old is not None:
@@ -397,7 +409,7 @@ class PirlsSystem:
                 done = True
             eta, u_old, beta_old, pdev_old = eta_new, u_new, b_new, pdev
             if done:
-                return Mode(sc.theta, b_new, u_new, eta_new, mu_new, f, sc, pdev, it)
+                return self.observed(Mode(sc.theta, b_new, u_new, eta_new, mu_new, f, sc, pdev, it))
         raise PirlsError(f"PIRLS did not converge in {maxit} iterations")
 
     def _split(self, u: np.ndarray, beta: np.ndarray | None):

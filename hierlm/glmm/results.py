@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import HierlmError
-from ..family import make_family
+from ..family import FamilyError, make_family
 from ..fit import LikelihoodFit
 from ..optimize import one_blas_thread, warn_all
 from .engine import GLMMOptimum, check_glmm_control, optimize_glmm, optimize_with_family_params
@@ -131,7 +131,10 @@ class GLMMFit(LikelihoodFit):
     def deviance(self) -> float:
         """Sum of squared deviance residuals at the conditional modes (lme4's
         ``deviance()`` for GLMMs; not ``-2 logLik``, which the summary shows
-        under "deviance")."""
+        under "deviance").  Not defined for the beta family."""
+        if not self.family.dist.deviance_residuals:
+            raise FamilyError(f"the {self.family.name} family has no deviance (no saturated model), as in "
+                              "glmmTMB: use -2 * fit.loglik")
         return float(self.system.dev_resid(self.mode.mu).sum())
 
     @property
@@ -157,7 +160,8 @@ class GLMMFit(LikelihoodFit):
 
         As lme4's ``vcov`` for ``glmer`` fits: ``2 H^{-1}`` restricted to
         beta, with H the finite-difference Hessian of the deviance over
-        (theta, beta) at the optimum (``use.hessian = TRUE``), falling back
+        (theta, beta) at the optimum (``use.hessian = TRUE``; for the beta
+        family over the log precision too, as glmmTMB), falling back
         to ``(R_X' R_X)^{-1}`` of the PIRLS system when the Hessian is not
         available (nAGQ = 0, ``calc_derivs=False``) or not positive definite.
         """
@@ -167,7 +171,8 @@ class GLMMFit(LikelihoodFit):
         use = self.control.get("use_hessian")
         if H is not None and use is not False:
             try:
-                Vh = np.linalg.inv(H)[k:, k:]
+                p = self.design.p  # (a family parameter may follow beta: the beta block only)
+                Vh = np.linalg.inv(H)[k:k + p, k:k + p]
                 Vh = Vh + Vh.T
                 if np.all(np.isfinite(Vh)) and np.linalg.eigvalsh(Vh).min() > 0:
                     V = Vh

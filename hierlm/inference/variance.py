@@ -118,7 +118,7 @@ def distribution_variance(fit, sigma: np.ndarray) -> np.ndarray:
         return np.full(sigma.shape, np.log1p(1.0 / lam))
     if fam.name == "poisson" and fam.link == "sqrt":
         return np.full(sigma.shape, 0.25)
-    if fam.name in ("negbinomial", "gamma", "student"):
+    if fam.name in ("negbinomial", "gamma", "beta", "student"):
         raise HierlmError(
             f"ICC and R2 of {fam.name} models are not available yet (their distribution-specific variance "
             "is not implemented); they are available "
