@@ -120,6 +120,9 @@ class Distribution:
     fits: tuple = ("laplace", "ml", "map", "nuts")
     #: the posterior variables (besides the mean) its likelihood reads
     posterior_params: tuple = ()
+    #: the name of its one family parameter in Bayesian fits, with brms's Gamma(0.01, 0.01)
+    #: prior (the negative binomial's and Gamma's ``shape``, the beta's ``phi``); None: none
+    param_prior: str | None = None
 
     def draw_logpdf(self, y, mean, trials, wt, **params):
         """Log-likelihood of each observation given posterior draws of the mean (and of
@@ -422,6 +425,7 @@ class _NegativeBinomial(Distribution):
         return stats.nbinom.cdf(k - 1, self.theta, p), stats.nbinom.cdf(k, self.theta, p)
 
     posterior_params = ("shape",)
+    param_prior = "shape"
 
     def draw_logpdf(self, y, mean, trials, wt, shape):
         from scipy import stats
@@ -472,6 +476,7 @@ class _Gamma(Distribution):
         return f, f
 
     posterior_params = ("shape",)
+    param_prior = "shape"
 
     def draw_logpdf(self, y, mean, trials, wt, shape):
         from scipy import stats
@@ -503,7 +508,8 @@ class _Beta(Distribution):
 
     name, links = "beta", ("logit", "probit", "cloglog")
     free_params, base_family = ("phi",), "beta"
-    fits = ("laplace", "ml")
+    posterior_params = ("phi",)
+    param_prior = "phi"
     joint_hessian = True  # the reference is glmmTMB
     #: deviance residuals are not defined here (no closed-form saturated model):
     #: ``dev_resid`` is -2 log-density, which PIRLS and the Laplace deviance need
@@ -570,6 +576,14 @@ class _Beta(Distribution):
     def simulate(self, mu, wt, ntrials, rng, sigma):
         mu = np.asarray(mu, dtype=float)
         return rng.beta(mu * self.phi, (1.0 - mu) * self.phi)
+
+    def draw_logpdf(self, y, mean, trials, wt, phi):
+        from scipy import stats
+
+        return stats.beta.logpdf(y, mean * phi, (1.0 - mean) * phi)
+
+    def draw_rvs(self, mean, trials, wt, rng, phi):
+        return rng.beta(mean * phi, (1.0 - mean) * phi)
 
     def cdf_bounds(self, y, mu, ntrials, sigma):
         from scipy import stats

@@ -25,7 +25,8 @@ Set them with :meth:`hierlm.Model.set_prior`, e.g.
 ``model.set_prior("Days", Normal(0, 10))``; targets are ``"fixed"`` (all
 coefficients but the intercept), a coefficient name, ``"sd"`` (all SDs),
 ``"sd|Subject"`` (one grouping factor's SDs), ``"lkj"``, ``"sigma"``,
-``"shape"`` (the negative binomial's and the Gamma family's shape), ``"nu"``
+``"shape"`` (the negative binomial's and the Gamma family's shape), ``"phi"`` (the
+beta family's precision), ``"nu"``
 (a Student-t model's degrees of freedom, brms's default Gamma(2, 0.1); its
 other defaults are the Gaussian model's).
 This module does not import PyMC; the backend turns priors into PyMC
@@ -37,7 +38,8 @@ intercept Student-t(3, 0, 2.5 sqrt(1 + sum_j (mean(x_j) / sd(x_j))^2)) (brms's
 student_t(3, 0, 2.5), widened for uncentered predictors as above), each slope
 Normal(0, 2.5 / sd(x_j)) (rstanarm's autoscaling for GLMs), each SD
 half-Student-t(3, 0, 2.5); there is no ``sigma``.  Negative binomial and
-Gamma models add brms's Gamma(0.01, 0.01) on their shape.
+Gamma models add brms's Gamma(0.01, 0.01) on their shape, beta models the same on
+their precision phi.
 """
 
 from __future__ import annotations
@@ -206,7 +208,7 @@ class PriorSet:
         self.sd: dict[str, Prior] = {g: HalfStudentT(3, s) for g in self.term_names()}
         self.lkj = LKJ(1.0)
         self.sigma = HalfStudentT(3, s)
-        self.shape = None
+        self.family_param = None
         if self.family.name == "student":
             self.nu = Gamma(2.0, 0.1)  # brms's default for the degrees of freedom of its student family
     def _glmm_defaults(self) -> None:
@@ -226,8 +228,8 @@ class PriorSet:
         self.sd = {g: HalfStudentT(3, 2.5) for g in self.term_names()}
         self.lkj = LKJ(1.0)
         self.sigma = None  # binomial and Poisson have no residual SD
-        # the negative binomial's and the Gamma family's shape: brms's gamma(0.01, 0.01)
-        self.shape = Gamma(0.01, 0.01) if self.family.name in ("negbinomial", "gamma") else None
+        # the negative binomial's and the Gamma family's shape, the beta's phi: brms's gamma(0.01, 0.01)
+        self.family_param = Gamma(0.01, 0.01) if self.family.dist.param_prior else None
 
     def term_names(self) -> list[str]:
         """lme4's group names per term (``Subject``, ``Subject.1`` for a second term)."""
@@ -238,7 +240,8 @@ class PriorSet:
         groups = list(dict.fromkeys(r.group for r in self.design.remats))
         return (["fixed"] + list(self.design.xnames) + ["sd"] + [f"sd|{g}" for g in groups]
                 + [f"sd|{t}" for t in self.term_names() if t not in groups] + ["lkj"]
-                + (["sigma"] if self.sigma is not None else []) + (["shape"] if self.shape is not None else [])
+                + (["sigma"] if self.sigma is not None else [])
+                + ([self.family.dist.param_prior] if self.family_param is not None else [])
                 + (["nu"] if self.nu is not None else []))
 
     def set(self, target: str, prior) -> None:
@@ -255,11 +258,11 @@ class PriorSet:
             return
         if not isinstance(prior, Prior):
             raise PriorError(f"a prior must be made by hierlm.priors (Normal, HalfStudentT, ...), not {prior!r}")
-        if target in ("shape", "nu"):
+        if target in (self.family.dist.param_prior, "nu"):
             if not prior.positive:
                 raise PriorError(f"{target} is positive: use Gamma, Exponential, HalfNormal, HalfStudentT or "
                                  f"HalfCauchy, not {prior.family}")
-            setattr(self, target, prior)
+            setattr(self, "nu" if target == "nu" else "family_param", prior)
             return
         if target in ("sigma", "sd") or target.startswith("sd|"):
             if not (prior.positive or prior.family == "Flat"):
@@ -291,8 +294,8 @@ class PriorSet:
                 rows.append(("cor", t, str(self.lkj)))
         if self.sigma is not None:
             rows.append(("sigma", "Residual", str(self.sigma)))
-        if self.shape is not None:
-            rows.append(("shape", self.family.name, str(self.shape)))
+        if self.family_param is not None:
+            rows.append((self.family.dist.param_prior, self.family.name, str(self.family_param)))
         if self.nu is not None:
             rows.append(("nu", "degrees of freedom", str(self.nu)))
         return pd.DataFrame(rows, columns=["class", "parameter", "prior"])

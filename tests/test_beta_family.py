@@ -130,8 +130,54 @@ def test_residuals_and_what_is_not_defined():
         fit.icc()
     text = str(fit.summary())
     assert "Family: beta  ( logit )" in text
-    with pytest.raises(HierlmError, match="nuts"):
-        hierlm.Model(FORMULA, _data("written"), family="beta").fit("nuts")
+
+
+def test_map_with_flat_priors_is_the_laplace_fit():
+    # phi is one more coordinate of the MAP (its log): flat priors give glmmTMB's estimate
+    lap = _fit("written")
+    m = hierlm.Model(FORMULA, _data("written"), family="beta")
+    flat = m.fit("map", priors="flat")
+    np.testing.assert_allclose(flat.fixef, lap.fixef, rtol=1e-4, atol=1e-5)
+    assert flat.family.params["phi"] == pytest.approx(lap.family.params["phi"], rel=1e-4)
+    assert np.sqrt(flat.varcorr["vcov"].iloc[0]) == pytest.approx(np.sqrt(lap.varcorr["vcov"].iloc[0]), rel=1e-3)
+    assert "Family parameter phi (mode, approximate posterior SD)" in str(m.fit("map").summary())
+
+
+BRMS = json.loads((HERE / "beta_brms.json").read_text())["cases"]["gcse_written_beta"]
+BRMS_NAMES = {"b_Intercept": "fixef[(Intercept)]", "b_genderM": "fixef[genderM]",
+              "sd_school__Intercept": "sd_school[(Intercept)]", "phi": "phi"}
+
+
+def test_nuts_agrees_with_brms():
+    """NUTS (4 chains x 1000 draws after 1000 tuning, brms's defaults) with the priors that
+    tests/reference/beta_brms.R gave brms: every posterior mean within 3 Monte Carlo SEs of
+    the difference plus 2% of the posterior SD; no divergences; R-hat <= 1.01."""
+    import arviz as az
+
+    m = hierlm.Model(FORMULA, _data("written"), family="beta")
+    assert m.priors.targets()[-1] == "phi"
+    post = m.fit("nuts", random_seed=11, progressbar=False)
+    assert post.divergences == 0
+    assert post.diagnostics["r_hat"].max() <= 1.01
+    for name, mean, sd, mcse in zip(BRMS["variables"], BRMS["mean"], BRMS["sd"], BRMS["mcse_mean"]):
+        var, _, idx = BRMS_NAMES[name].partition("[")
+        x = post.idata.posterior[var]
+        if idx:
+            dims = [d for d in x.dims if d not in ("chain", "draw")]
+            x = x.sel({dims[0]: idx.rstrip("]")})
+        our_mcse = float(az.mcse(x.to_dataset(name="v"), method="mean")["v"])
+        tol = 3 * np.hypot(mcse, our_mcse) + 0.02 * sd
+        assert abs(float(x.mean()) - mean) < tol, (name, float(x.mean()), mean, tol)
+    assert "Family Specific Parameters:" in str(post.summary())
+    # posterior predictions are beta proportions; the pointwise log-likelihood is scipy's beta
+    pp = post.posterior_predict()
+    assert pp.min() > 0 and pp.max() < 1
+    ll = post.idata.log_likelihood["y"].to_numpy()
+    phi = post.idata.posterior["phi"].to_numpy()
+    mu = post.posterior_epred()
+    y = _data("written").y.to_numpy()
+    np.testing.assert_allclose(ll[0, 0], stats.beta.logpdf(y, mu[0] * phi[0, 0], (1 - mu[0]) * phi[0, 0]),
+                               rtol=1e-8)
 
 
 def test_names():

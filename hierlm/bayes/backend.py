@@ -246,10 +246,11 @@ def plan_marginalization(design, priors: PriorSet, marginalize: bool | None, fam
 
 
 def glmm_observations(design, family) -> dict:
-    """What the binomial or Poisson likelihood of a NUTS fit observes.
+    """What the likelihood of a non-Gaussian NUTS fit observes.
 
-    Returns ``{"y": counts (successes or events), "trials": trials per row
-    (binomial) or None, "offset": offset or None}``.  Prior weights are not
+    Returns ``{"y": counts (successes or events; the response itself for a
+    continuous family), "trials": trials per row (binomial) or None,
+    "offset": offset or None}``.  Prior weights are not
     part of a sampled likelihood (they would make it a pseudo-likelihood), so
     only those that are numbers of trials (a proportion with ``weights=``)
     are accepted.
@@ -257,11 +258,12 @@ def glmm_observations(design, family) -> dict:
     y, wt, ntrials = check_response(design, family)
     user_wt = None if design.weights is None else np.asarray(design.weights, dtype=float)
     offset = None if design.offset is None else np.asarray(design.offset, dtype=float)
-    if family.name in ("poisson", "negbinomial", "gamma", "student"):
+    if family.name != "binomial":
         if user_wt is not None and not np.allclose(user_wt, 1.0):
             raise HierlmError(f"NUTS for a {family.name} model does not take prior weights (weights=); "
                               "fit by fit('laplace'), or model rates with offset(log(exposure))")
-        yy = y if family.name in ("gamma", "student") else np.round(y).astype(np.int64)
+        # counts stay counts; continuous responses (Gamma, beta, Student-t) as they are
+        yy = np.round(y).astype(np.int64) if family.name in ("poisson", "negbinomial") else y
         return {"y": yy, "trials": None, "offset": offset}
     if design.counts is not None:
         if user_wt is not None and not np.allclose(user_wt, 1.0):
@@ -307,8 +309,9 @@ def inverse_link(link: str, eta):
 
 def _glmm_likelihood(eta, family, obs: dict, shape=None, sigma=None, nu=None):
     """The observed node ``y`` for linear predictor ``eta``: binomial, Bernoulli, Poisson,
-    negative binomial (mean mu, shape ``shape``: variance mu + mu^2 / shape) or Gamma
-    (mean mu, shape ``shape``: variance mu^2 / shape), as brms parameterizes them."""
+    negative binomial (mean mu, shape ``shape``: variance mu + mu^2 / shape), Gamma
+    (mean mu, shape ``shape``: variance mu^2 / shape) or beta (mean mu, precision ``shape``,
+    brms's phi), as brms parameterizes them."""
     import pymc as pm
 
     if family.name == "negbinomial":
@@ -317,6 +320,9 @@ def _glmm_likelihood(eta, family, obs: dict, shape=None, sigma=None, nu=None):
     if family.name == "gamma":
         mu = inverse_link(family.link, eta)
         return pm.Gamma("y", alpha=shape, beta=shape / mu, observed=obs["y"], dims="obs_id")
+    if family.name == "beta":  # mean mu, precision phi (brms's Beta)
+        mu = inverse_link(family.link, eta)
+        return pm.Beta("y", alpha=mu * shape, beta=(1.0 - mu) * shape, observed=obs["y"], dims="obs_id")
     if family.name == "student":
         return pm.StudentT("y", nu=nu, mu=eta, sigma=sigma, observed=obs["y"], dims="obs_id")
 
@@ -389,8 +395,8 @@ def build_pymc_model(design, priors: PriorSet, plan: MarginalPlan, family: Famil
             if obs["offset"] is not None:
                 eta = eta + obs["offset"]
             shape = sigma = nu = None
-            if priors.shape is not None:
-                shape = pm_dist(priors.shape, "shape")
+            if priors.family_param is not None:  # the shape, or the beta's phi
+                shape = pm_dist(priors.family_param, family.dist.param_prior)
                 if family.has_dispersion:  # glmer's sigma of a Gamma model: the dispersion's root
                     pm.Deterministic("sigma", 1.0 / pm.math.sqrt(shape))
             if family.name == "student":  # a robust linear mixed model: scale and degrees of freedom

@@ -177,7 +177,7 @@ class GLMMMarginalPosterior(MarginalPosterior):
     ``priors=None`` the mode is glmer's Laplace estimate.  The unconstrained
     vector is (beta, log SDs, free correlation parameters): no sigma; a
     family parameter (the negative binomial's shape) adds its log, last, with
-    its prior (``priors.shape``).
+    its prior (``priors.family_param``).
     """
 
     has_sigma = False
@@ -203,20 +203,20 @@ class GLMMMarginalPosterior(MarginalPosterior):
         return list(np.exp(phi[self.size - len(self.extra):])) if self.extra else []
 
     def extra_names(self) -> list:
-        return ["shape"] if self.extra else []
+        return [self.family.dist.param_prior] if self.extra else []
 
     def __call__(self, phi: np.ndarray) -> float:
         self.set_params(phi)
         val = super().__call__(phi)
         if self.extra and val < 1e300 and self.priors is not None:
             log_k = float(phi[-1])
-            val -= float(self.priors.shape.logpdf(np.exp(log_k))) + log_k  # prior and log-Jacobian
+            val -= float(self.priors.family_param.logpdf(np.exp(log_k))) + log_k  # prior and log-Jacobian
         return val
 
     def start(self, fit) -> np.ndarray:
         phi = super().start(fit)  # an empty slot at the end for the family parameter
         if self.extra:
-            phi[-1] = np.log(fit.family.params["theta"])
+            phi[-1] = np.log(fit.family.params[self.extra[0]])
         return phi
 
     def loglik(self, theta, beta, sigma=1.0):

@@ -189,6 +189,10 @@ def glmm_start(design, family, priors, pm_model) -> dict:
             L = np.array([[sd[0], 0.0], [sd[1] * rho, sd[1] * np.sqrt(1 - rho**2)]])
         if f"z_{t}" in names:
             init[f"z_{t}"] = np.clip(np.linalg.solve(L, np.asarray(b, dtype=float).T).T, -4.0, 4.0)
+    # the family's parameter (shape, phi) at its Laplace estimate
+    for value in lap.family.params.values():
+        if family.dist.param_prior in names:
+            init[family.dist.param_prior] = np.asarray(value, dtype=float)
     # hierarchically centered terms: the sums of the modes down their chain
     parent = nested_parents(d)
     terms = priors.term_names()
@@ -265,7 +269,7 @@ class BayesFit(MixedFit):
         rng = np.random.default_rng(None if random_seed is None else int(random_seed) + 7919)
         if self.marginalized:
             post = self._draw_integrated(post, rng)
-        keep = ["fixef", "sigma", "shape", "nu"] + [v for t in self.terms for v in (f"sd_{t}", f"corr_{t}", f"ranef_{t}")]
+        keep = ["fixef", "sigma", "shape", "phi", "nu"] + [v for t in self.terms for v in (f"sd_{t}", f"corr_{t}", f"ranef_{t}")]
         post = post[[v for v in keep if v in post]]
         groups = {"posterior": post}
         if "sample_stats" in idata.groups():
@@ -398,7 +402,7 @@ class BayesFit(MixedFit):
     # ---- diagnostics -----------------------------------------------------------
     def _summary_vars(self) -> list[str]:
         post = self.idata.posterior
-        return (["fixef"] + [v for v in ("sigma", "shape", "nu") if v in post]
+        return (["fixef"] + [v for v in ("sigma", "shape", "phi", "nu") if v in post]
                 + [v for t in self.terms for v in (f"sd_{t}", f"corr_{t}") if v in post])
 
     @cached_property

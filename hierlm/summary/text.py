@@ -121,6 +121,20 @@ def _posterior_rows(fit) -> tuple[list[list[str]], list[list[str]]]:
     return re_rows, fe_rows
 
 
+def _family_param_rows(fit) -> list[list[str]]:
+    """brms's "Family Specific Parameters" rows (shape, phi, nu): [] when none."""
+    dg = fit.diagnostics
+    names = [n for n in ("shape", "phi", "nu") if n in dg.index]
+    if not names:
+        return []
+    rows = [["", "Estimate", "Est.Error", "l-95% CI", "u-95% CI", "Rhat", "Bulk_ESS", "Tail_ESS"]]
+    for name in names:
+        row = dg.loc[name]
+        rows.append([name] + [f"{row[k]:.4g}" for k in ("mean", "sd", "2.5%", "97.5%")]
+                    + [f"{row['r_hat']:.3f}", f"{row['ess_bulk']:.0f}", f"{row['ess_tail']:.0f}"])
+    return rows
+
+
 def _title(text: str, cls: str = "glmerMod", width: int = 80) -> list[str]:
     """lme4's ``.prt.methTit``: a title too long for the width is wrapped
     (``strwrap``, indent 2) and the class follows without quotes."""
@@ -203,6 +217,9 @@ def posterior_lines(fit) -> list[str]:
     lines += [" " + x for x in text_table(re_rows, ["l", "l", "r", "r", "r", "r", "r", "r"])]
     lines += [groups_line(fit), "", "Fixed effects:"]
     lines += text_table(fe_rows, ["l"] + ["r"] * 7)
+    extra = _family_param_rows(fit)
+    if extra:
+        lines += ["", "Family Specific Parameters:"] + text_table(extra, ["l"] + ["r"] * 7)
     dg = fit.diagnostics
     what = "nothing compiled" if fit.plan.kind == "engine" else "compilation included"
     lines += ["", f"Sampling: {fit.seconds:.1f} s ({what}), {fit.divergences} divergent "
@@ -245,6 +262,10 @@ def map_lines(fit) -> list[str]:
     lines += [" " + x for x in text_table(rows, ["l", "l", "r", "r", "l"])]
     lines += [groups_line(fit), "", "Fixed effects:"]
     lines += coefmat_lines(fit.coef_table())
+    name = fit.family.dist.param_prior
+    if name is not None and name in se.index:  # the family's parameter (shape, phi) at the mode
+        (value,) = fit.family.params.values()
+        lines += ["", f"Family parameter {name} (mode, approximate posterior SD): {value:.4g} ({se[name]:.3g})"]
     lines += convergence_lines(fit)
     return lines
 
