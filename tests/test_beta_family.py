@@ -86,6 +86,14 @@ def test_pirls_weights_are_the_beta_likelihoods():
     np.testing.assert_allclose(fam.dev_resid(y, mu, wt), -2 * stats.beta.logpdf(y, mu * 7.5, (1 - mu) * 7.5))
 
 
+def test_trigamma_agrees_with_scipy():
+    from hierlm.family import trigamma
+
+    x = np.concatenate([np.logspace(-6, 5, 20000), np.linspace(0.01, 60.0, 20000)])
+    np.testing.assert_allclose(trigamma(x), special.polygamma(1, x), rtol=5e-15)
+    assert np.isnan(trigamma(np.array([0.0, -1.0, np.nan]))).all()
+
+
 def test_simulate_then_refit_recovers_the_parameters():
     rng = np.random.default_rng(11)
     groups, per = 60, 25

@@ -313,6 +313,8 @@ def optimize_with_family_params(design, family: Family, nAGQ: int, control: dict
         evals.append((log_p, opt.fval))
         return opt.fval
 
+    if dist.joint_params:
+        return _optimize_jointly(design, family, nAGQ, control, base, name, start)
     lo, hi = np.log(start) - PARAM_INTERVAL, np.log(start) + PARAM_INTERVAL
     res = optimize.minimize_scalar(profiled, bounds=(lo, hi), method="bounded", options={"xatol": 1e-7})
     value = float(np.exp(res.x))
@@ -324,14 +326,48 @@ def optimize_with_family_params(design, family: Family, nAGQ: int, control: dict
                       ConvergenceWarning, stacklevel=4)
     final = optimize_glmm(design, family.with_params(**{name: value}), nAGQ, dict(control, start=dict(last)))
     final.info.feval_family = len(evals)
-    if dist.joint_hessian and final.info.hessian is not None:
-        # glmmTMB's standard errors: the Hessian over (theta, beta, log parameter) jointly,
-        # so that the fixed effects' covariance carries the parameter's uncertainty (the
-        # lme4-style Hessian at a fixed parameter gave beta SEs up to 0.35% smaller)
+    return final
+
+
+def _optimize_jointly(design, family: Family, nAGQ: int, control: dict, base: GLMMOptimum, name: str,
+                      start: float) -> GLMMOptimum:
+    """glmmTMB's estimate of a family parameter: the Laplace deviance minimized over
+    (theta, beta, log parameter) together (BOBYQA), from the base fit's theta and beta and
+    the parameter's start; then the fit at the optimum for lme4's checks, and the Hessian
+    over all three, so that the fixed effects' covariance carries the parameter's
+    uncertainty (the Hessian at a fixed parameter gave beta SEs up to 0.35% smaller).
+
+    Each evaluation is one PIRLS at the given values, against a full fit per value when the
+    parameter is profiled (glmer.nb's way): 1 s instead of 9 s for a beta model of 1703 rows.
+    """
+    k, p = design.ntheta, design.p
+    system, dev = base.system, base.devfun
+
+    def deviance(x: np.ndarray) -> float:
+        system.set_family(family.with_params(**{name: float(np.exp(x[-1]))}))
+        return dev.stage2(x[:-1])
+
+    _, w, _ = system.moments(base.mode.eta)
+    beta_sd = np.sqrt(np.diag(system.unscaled_vcov(base.mode, w)))
+    x0 = np.concatenate([base.theta, base.beta, [np.log(start)]])
+    lower = np.concatenate([np.concatenate([r.theta_lower() for r in design.remats]), np.full(p + 1, -np.inf)])
+    step = 0.2 * np.concatenate([np.full(k, 0.1), np.minimum(beta_sd, 10.0), [0.5]])
+    xtol = np.concatenate([np.full(k, control["xtol_abs"]), control["xtol_abs"] * np.minimum(1.0, beta_sd),
+                           [control["xtol_abs"]]])
+    res = bobyqa(deviance, x0, lower, step=step, xtol_abs=xtol, ftol_abs=control["ftol_abs"],
+                 maxeval=control["maxeval"])
+    if not np.isfinite(res.fun):
+        raise PirlsError(f"PIRLS failed at every value of the {family.name} parameter {name} the optimizer tried")
+    value = float(np.exp(res.x[-1]))
+    final = optimize_glmm(design, family.with_params(**{name: value}), nAGQ,
+                          dict(control, nAGQ0initStep=False,
+                               start={"theta": res.x[:k], "fixef": res.x[k:k + p]}))
+    final.info.feval_family = dev.feval
+    if final.info.hessian is not None:
         system, pars = final.system, np.concatenate([final.theta, final.beta])
         fitted_family = system.family
 
-        def deviance(xs):
+        def deviances(xs):
             out = []
             for x in xs:
                 system.set_family(family.with_params(**{name: float(np.exp(x[-1]))}))
@@ -339,7 +375,7 @@ def optimize_with_family_params(design, family: Family, nAGQ: int, control: dict
             return np.array(out)
 
         try:
-            _, H = deriv12(deviance, np.append(pars, np.log(value)))
+            _, H = deriv12(deviances, np.append(pars, np.log(value)))
         finally:
             system.set_family(fitted_family)
             final.devfun.mode(final.theta, final.beta, state=final.mode)
