@@ -70,6 +70,9 @@ class MixedFit:
     is_posterior = False
 
     # ---- basic quantities -------------------------------------------------
+    #: how the fit was made, in the words a title uses ("REML", "Laplace", "MAP", "NUTS")
+    fit_label = "fit"
+
     @property
     def formula(self) -> str:
         return self.design.formula.text

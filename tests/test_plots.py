@@ -102,7 +102,8 @@ def test_shrinkage_2d_sleepstudy(reml, sleep_data):
     # complete pooling: one regression ignoring subjects
     ols = np.polyfit(sleep_data["Days"], sleep_data["Reaction"], 1)[::-1]
     np.testing.assert_allclose(offsets(ax, "complete-pooling")[0], ols)
-    assert ax.get_xlabel() == "(Intercept) per Subject" and ax.get_ylabel() == "Days per Subject"
+    assert ax.get_xlabel() == "intercept per Subject" and ax.get_ylabel() == "slope of Days per Subject"
+    assert "(REML)" in ax.get_title() and "LMMFit" not in ax.get_title()
     labels = legend_texts(ax)
     assert any(t.startswith("no pooling") for t in labels) and any(t.startswith("partial pooling") for t in labels)
     assert any("complete pooling" in t for t in labels) and any("95% contour" in t for t in labels)

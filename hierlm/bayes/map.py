@@ -345,6 +345,8 @@ class MAPFit(MixedFit):
         Log posterior density at the mode (unconstrained scale).
     """
 
+    fit_label = "MAP"
+
     kind = "map"
 
     def __init__(self, post, phi, cov_phi, *, flat: bool, convergence: Convergence, nfev: int, family,

@@ -229,6 +229,8 @@ class BayesFit(MixedFit):
         Wall time of compilation and sampling.
     """
 
+    fit_label = "NUTS posterior"
+
     kind = "posterior"
     is_posterior = True
 

@@ -238,6 +238,10 @@ class GLMMFit(LikelihoodFit):
                               family=self.family.name)
 
     # ---- printing -----------------------------------------------------------
+    @property
+    def fit_label(self) -> str:
+        return "Laplace" if self.nAGQ == 1 else f"nAGQ = {self.nAGQ}"
+
     def method_name(self) -> str:
         if self.nAGQ == 0:
             return "Laplace Approximation, nAGQ = 0"

@@ -52,6 +52,10 @@ class LMMFit(LikelihoodFit):
     kind = "lmm"
     family = GAUSSIAN
 
+    @property
+    def fit_label(self) -> str:
+        return "REML" if self.reml else "ML"
+
     def __init__(self, devfun: ProfiledDeviance, theta: np.ndarray, reml: bool, optinfo: OptInfo, *,
                  model=None, data_name: str | None = None):
         self.model = model

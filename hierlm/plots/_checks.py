@@ -148,5 +148,5 @@ def diagnostics(fit, covariate=None, *, smoother: bool = True, label_n: int = 3,
         ax.set_xlabel(str(c))
         ax.set_ylabel("Pearson residual")
         ax.set_title(f"Residuals vs {c}", fontsize=10)
-    fig.suptitle(f"Diagnostics of {fit.formula} ({type(fit).__name__})", fontsize=11)
+    fig.suptitle(f"Diagnostics of {fit.formula} ({fit.fit_label})", fontsize=11)
     return fig

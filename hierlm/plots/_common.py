@@ -57,9 +57,9 @@ def available(fit) -> list[str]:
 
 def _need_posterior(fit, kind: str) -> None:
     if not _is_posterior(fit):
-        name = type(fit).__name__
         raise PlotError(
-            f"the {kind!r} plot needs a posterior fit (fit('nuts')); {name} has no posterior draws. "
+            f"the {kind!r} plot needs a posterior fit (fit('nuts')); a {fit.fit_label} fit has no posterior "
+            "draws. "
             f"Plots available for this fit: {', '.join(available(fit))}"
         )
 

@@ -16,6 +16,7 @@ from ._common import (
     _check_interval,
     _ci_label,
     _group_columns,
+    _is_numeric,
     _is_posterior,
     _new_figure,
     _resolve_group,
@@ -287,13 +288,23 @@ def _nopool_label(missing) -> str:
     return f"no pooling: each group's own fit{extra}"
 
 
+def _coef_words(fit, name: str) -> str:
+    """A coefficient as teachers say it: "intercept", "slope of Days", "coefficient of treatB"."""
+    if name == "(Intercept)":
+        return "intercept"
+    frame = fit.design.prepared.frame
+    if name in frame.columns and _is_numeric(frame[name]):
+        return f"slope of {name}"
+    return f"coefficient of {name}"
+
+
 def _axis_name(fit, pool, name: str, intercept_only: bool) -> str:
     """Axis label of one coefficient; GLMMs say the link scale."""
     if not pool.glmm:
-        return f"{name} per {pool.group}"
+        return f"{_coef_words(fit, name)} per {pool.group}"
     if intercept_only:
         return f"{fit.family.link}({mean_name(fit)}) per {pool.group} ({link_label(fit)})"
-    return f"{name} per {pool.group} ({link_label(fit)})"
+    return f"{_coef_words(fit, name)} per {pool.group} ({link_label(fit)})"
 
 
 def _shrinkage_1d(fit, pool: _Pooling, j: int, intervals: bool, interval: float, sort, missing, ax, figsize):
@@ -338,9 +349,9 @@ def _shrinkage_1d(fit, pool: _Pooling, j: int, intervals: bool, interval: float,
         ax.set_xlabel(_axis_name(fit, pool, name, name == "(Intercept)" and len(pool.names) == 1))
     else:
         what = "mean of " + _response_name(fit) if (name == "(Intercept)" and len(pool.names) == 1
-                                                    and len(fit.fixef) == 1) else name
+                                                    and len(fit.fixef) == 1) else _coef_words(fit, name)
         ax.set_xlabel(f"{what} per {pool.group}")
-    ax.set_title(f"Shrinkage of {pool.group} estimates ({type(fit).__name__})\n"
+    ax.set_title(f"Shrinkage of {pool.group} estimates ({fit.fit_label})\n"
                  "arrows: each group's own fit → the model's estimate; small groups move furthest", fontsize=10)
     _shrinkage_legend(ax, pool.n)
     ax.grid(axis="x", alpha=0.3)
@@ -392,7 +403,7 @@ def _shrinkage_2d(fit, pool: _Pooling, idx, intervals, interval, ellipses, annot
                         fontsize=7, color=PARTIAL_COLOR)
     ax.set_xlabel(_axis_name(fit, pool, pool.names[i], False))
     ax.set_ylabel(_axis_name(fit, pool, pool.names[j], False))
-    ax.set_title(f"Shrinkage of {pool.group} coefficients ({type(fit).__name__})\n"
+    ax.set_title(f"Shrinkage of {pool.group} coefficients ({fit.fit_label})\n"
                  "arrows: each group's own fit → the model's estimate", fontsize=10)
     _shrinkage_legend(ax, pool.n)
     ax.grid(alpha=0.3)
