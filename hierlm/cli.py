@@ -13,7 +13,8 @@ from .model import Model
 
 DEMO_FORMULA = "Reaction ~ Days + (Days | Subject)"
 # hierlm.plots.KINDS, without importing it (and numpy) before arguments are parsed
-PLOT_KINDS = ("shrinkage", "caterpillar", "diagnostics", "facets", "predictions", "forest", "ppc", "trace", "rank")
+PLOT_KINDS = ("shrinkage", "caterpillar", "qqcaterpillar", "diagnostics", "facets", "predictions", "forest", "ppc",
+              "trace", "rank")
 POSTERIOR_KINDS = ("forest", "ppc", "trace", "rank")
 
 

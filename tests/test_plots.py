@@ -198,6 +198,61 @@ def test_caterpillar_reml(reml):
     np.testing.assert_allclose(widths, 2 * 1.959964 * re["condsd"]["(Intercept)"].loc[order].to_numpy(), rtol=1e-5)
 
 
+def test_caterpillar_extremes_top_and_highlight(reml):
+    import matplotlib.colors as mcolors
+
+    re = reml.ranef(condvar=True)["Subject"]
+    est, sd = re["condval"]["(Intercept)"], re["condsd"]["(Intercept)"]
+    fig = reml.plot("caterpillar", terms="(Intercept)", extremes=3)
+    ax = fig.axes[0]
+    pts = offsets(ax, "caterpillar-point")[:, 0]
+    s = np.sort(est.to_numpy())
+    np.testing.assert_allclose(pts, np.concatenate([s[:3], s[-3:]]))
+    assert ax.get_title() == "Subject: (Intercept) (6 of 18 levels)"
+    assert len(by_gid(ax, "caterpillar-gap")) == 1
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels == list(est.sort_values().index[:3]) + list(est.sort_values().index[-3:])
+    # top: the largest |effects|, still in sorted order
+    pts = offsets(reml.plot("caterpillar", terms="(Intercept)", top=4).axes[0], "caterpillar-point")[:, 0]
+    np.testing.assert_allclose(pts, np.sort(est.to_numpy()[np.argsort(np.abs(est.to_numpy()))[-4:]]))
+    # highlighted: the levels whose 95% interval excludes 0, and only those
+    fig = reml.plot("caterpillar", terms="(Intercept)")
+    ax = fig.axes[0]
+    (sc,) = by_gid(ax, "caterpillar-point")
+    hot = np.all(np.isclose(sc.get_facecolors(), mcolors.to_rgba(plots._common.HIGHLIGHT_COLOR)), axis=1)
+    order = [t.get_text() for t in ax.get_yticklabels()]
+    expected = (np.abs(est.loc[order]) > 1.959964 * sd.loc[order]).to_numpy()
+    assert hot.any() and not hot.all()
+    np.testing.assert_array_equal(hot, expected)
+    assert f"interval excludes 0: {expected.sum()} level(s)" in legend_texts(ax)
+    (sc,) = by_gid(reml.plot("caterpillar", terms="(Intercept)", highlight=False).axes[0], "caterpillar-point")
+    assert len({tuple(c) for c in sc.get_facecolors()}) == 1
+    with pytest.raises(plots.PlotError, match="top= or extremes=, not both"):
+        reml.plot("caterpillar", top=2, extremes=2)
+    with pytest.raises(plots.PlotError, match="positive whole number"):
+        reml.plot("caterpillar", top=0)
+
+
+def test_qqcaterpillar_against_normal_quantiles(reml, pen):
+    from scipy import stats
+
+    fig = reml.plot("qqcaterpillar")
+    re = reml.ranef(condvar=True)["Subject"]
+    q = stats.norm.ppf((np.arange(1, 19) - 0.5) / 18)  # R's ppoints(18)
+    for ax, term, sd in zip(fig.axes, ["(Intercept)", "Days"], reml.varcorr["sdcor"].iloc[:2]):
+        pts = offsets(ax, "qqcaterpillar-point")
+        np.testing.assert_allclose(pts[:, 0], np.sort(re["condval"][term].to_numpy()))
+        np.testing.assert_allclose(pts[:, 1], q)
+        (line,) = by_gid(ax, "qqcaterpillar-line")
+        np.testing.assert_allclose(line.get_xdata(), np.array([q[0], q[-1]]) * sd)
+        assert ax.get_title() == f"Subject: {term} (18 levels)"
+    # six or fewer levels: ppoints' 3/8 rule
+    ax = pen.plot("qqcaterpillar", group="sample").axes[0]
+    np.testing.assert_allclose(offsets(ax, "qqcaterpillar-point")[:, 1],
+                               stats.norm.ppf((np.arange(1, 7) - 3 / 8) / (6 + 1 - 3 / 4)))
+    assert "qqcaterpillar" in plots.KINDS
+
+
 def test_caterpillar_crossed(pen):
     fig = pen.plot("caterpillar")
     assert [ax.get_title() for ax in fig.axes] == ["plate: (Intercept)", "sample: (Intercept)"]
@@ -391,14 +446,14 @@ def test_map_fit_plots(sleep_data):
 def test_posterior_plots_refuse_reml(reml, kind):
     with pytest.raises(plots.PlotError, match=r"needs a posterior fit \(fit\('nuts'\)\)") as info:
         reml.plot(kind)
-    assert "shrinkage, caterpillar, diagnostics, facets, predictions" in str(info.value)
+    assert "shrinkage, caterpillar, qqcaterpillar, diagnostics, facets, predictions" in str(info.value)
     assert isinstance(info.value, ValueError)
 
 
 def test_unknown_kind(reml):
     with pytest.raises(plots.PlotError, match=r"unknown plot kind 'funnel'; valid kinds: shrinkage, .*rank"):
         reml.plot("funnel")
-    assert plots.available(reml) == ["shrinkage", "caterpillar", "diagnostics", "facets", "predictions"]
+    assert plots.available(reml) == ["shrinkage", "caterpillar", "qqcaterpillar", "diagnostics", "facets", "predictions"]
     from hierlm.cli import PLOT_KINDS
     from hierlm.cli import POSTERIOR_KINDS as CLI_POSTERIOR
     assert PLOT_KINDS == plots.KINDS and CLI_POSTERIOR == plots.POSTERIOR_KINDS  # the CLI's copy is current

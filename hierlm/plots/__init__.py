@@ -7,6 +7,7 @@ Every function takes a fit (REML, ML, MAP or NUTS) and returns the
 =================  =============================================================
 ``shrinkage``      no pooling -> partial pooling arrows per group (1-D or 2-D)
 ``caterpillar``    conditional modes (or posterior means) with 95% intervals
+``qqcaterpillar``  the same against normal quantiles (many levels, normality)
 ``diagnostics``    residuals vs fitted, QQ plots, scale-location, random effects
 ``facets``         data and fitted lines per group, with the population line
 ``predictions``    marginal and conditional predictions with intervals
@@ -30,14 +31,15 @@ from __future__ import annotations
 
 from ._checks import diagnostics
 from ._common import KINDS, POSTERIOR_KINDS, PlotError, available
-from ._effects import caterpillar, facets, predictions
+from ._effects import caterpillar, facets, predictions, qqcaterpillar
 from ._lmlist import lmlist
 from ._pooling import pooling_estimates, shrinkage
 from ._posterior import forest, posterior_predictive, ppc, prior_predictive, rank, trace
 
 __all__ = [
     "KINDS", "POSTERIOR_KINDS", "PlotError", "available", "caterpillar", "diagnostics", "facets", "forest",
-    "lmlist", "plot", "pooling_estimates", "posterior_predictive", "ppc", "predictions", "prior_predictive", "rank", "shrinkage",
+    "lmlist", "plot", "pooling_estimates", "posterior_predictive", "ppc", "predictions", "prior_predictive",
+    "qqcaterpillar", "rank", "shrinkage",
     "trace",
 ]
 
@@ -50,11 +52,12 @@ def plot(fit, kind: str, **kw):
 
     ``kw`` go to the function of that name.  Returns the Figure.
     """
-    funcs = {"shrinkage": shrinkage, "caterpillar": caterpillar, "diagnostics": diagnostics, "facets": facets,
+    funcs = {"shrinkage": shrinkage, "caterpillar": caterpillar, "qqcaterpillar": qqcaterpillar,
+             "diagnostics": diagnostics, "facets": facets,
              "predictions": predictions, "forest": forest, "ppc": ppc, "trace": trace, "rank": rank}
     if kind not in funcs:
         raise PlotError(f"unknown plot kind {kind!r}; valid kinds: {', '.join(KINDS)} "
                         f"(for this fit: {', '.join(available(fit))})")
-    if kind != "caterpillar":  # the others draw the data or its residuals
+    if kind not in ("caterpillar", "qqcaterpillar"):  # the others draw the data or its residuals
         fit.require_rows(f"the {kind!r} plot")
     return funcs[kind](fit, **kw)

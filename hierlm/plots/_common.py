@@ -13,12 +13,13 @@ from ..errors import HierlmError
 #: plots that need posterior draws (a NUTS fit)
 POSTERIOR_KINDS = ("forest", "ppc", "trace", "rank")
 #: every plot ``fit.plot(kind)`` knows, in the order the docs show them
-KINDS = ("shrinkage", "caterpillar", "diagnostics", "facets", "predictions") + POSTERIOR_KINDS
+KINDS = ("shrinkage", "caterpillar", "qqcaterpillar", "diagnostics", "facets", "predictions") + POSTERIOR_KINDS
 
 # colours of the three kinds of estimate, the same in every plot
 NOPOOL_COLOR = "#d95f02"
 PARTIAL_COLOR = "#1f5fa8"
 POP_COLOR = "black"
+HIGHLIGHT_COLOR = "#c2185b"  # a level whose interval excludes 0
 
 
 class PlotError(HierlmError):

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ._common import (
+    HIGHLIGHT_COLOR,
     PARTIAL_COLOR,
     POP_COLOR,
     PlotError,
@@ -72,13 +73,122 @@ def _ranef_limits(fit, group: str, interval: float):
     return est, est - z * sd, est + z * sd
 
 
+def _ranef_panels(fit, group, terms, what: str) -> list[tuple[str, list[str]]]:
+    """(grouping factor, its random-effect columns to draw) per panel group."""
+    groups = _groups(fit) if group is None else [_resolve_group(fit, group, what)]
+    panels = []
+    for g in groups:
+        names = [c for _, _, c in _group_columns(fit, g)]
+        want = names if terms is None else ([terms] if isinstance(terms, str) else list(terms))
+        bad = [t for t in want if t not in names]
+        if bad and group is not None:
+            raise PlotError(f"{what}: {bad[0]!r} is not a random effect of {g!r}; its terms are {names}")
+        want = [t for t in want if t in names]
+        if want:
+            panels.append((g, want))
+    if not panels:
+        raise PlotError(f"{what}: no grouping factor has the term(s) {terms!r}")
+    return panels
+
+
+def qqcaterpillar(fit, group: str | None = None, terms=None, *, interval: float = 0.95, highlight: bool = True,
+                  label: int = 3, figsize=None):
+    """QQ caterpillar: each level's random effect with its interval against
+    the standard normal quantile of its rank (MixedModelsMakie's
+    ``qqcaterpillar``).
+
+    The model assumes the effects are normal: then the points lie near a
+    straight line through the origin whose slope is the term's SD; heavy
+    tails or outlying levels bend away from it.  Unlike the caterpillar
+    plot it stays readable with hundreds of levels.
+
+    Parameters
+    ----------
+    fit : LMMFit, GLMMFit, MAPFit or BayesFit
+    group : str, optional
+        Grouping factor; default every one.
+    terms : str or list of str, optional
+        Columns of the group's random effects to draw (default all).
+    interval : float
+    highlight : bool
+        Colour the levels whose interval excludes 0.
+    label : int
+        Name the ``label`` lowest and highest levels (0: none).
+    figsize : tuple, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One panel per (group, term); the points are a scatter with gid
+        ``"qqcaterpillar-point"``, the reference line ``"qqcaterpillar-line"``.
+    """
+    from scipy import stats
+
+    interval = _check_interval(interval)
+    panels = _ranef_panels(fit, group, terms, "qqcaterpillar")
+    npanel = sum(len(w) for _, w in panels)
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, npanel, figsize=figsize or (max(4.6, 3.8 * npanel + 0.6), 4.4),
+                             layout="constrained", squeeze=False)
+    axes = list(axes[0])
+    what = "posterior mean" if _is_posterior(fit) else "conditional mode"
+    sds = fit.varcorr
+    a = 0
+    for g, want in panels:
+        cols = _group_columns(fit, g)
+        names = [c for _, _, c in cols]
+        est, lo, hi = _ranef_limits(fit, g, interval)
+        levels = fit.design.remats[cols[0][0]].levels
+        L = len(levels)
+        aa = 3.0 / 8.0 if L <= 10 else 0.5  # R's ppoints
+        q = stats.norm.ppf((np.arange(1, L + 1) - aa) / (L + 1 - 2 * aa))
+        for t in want:
+            ax = axes[a]
+            j = names.index(t)
+            order = np.argsort(est[:, j], kind="stable")
+            e, l_, h = est[order, j], lo[order, j], hi[order, j]
+            off = (l_ > 0) | (h < 0) if highlight else np.zeros(L, dtype=bool)
+            bars = ax.errorbar(e, q, xerr=[e - l_, h - e], fmt="none", ecolor="0.6", lw=0.8,
+                               gid="qqcaterpillar-interval")
+            bars[2][0].set_color(np.where(off, HIGHLIGHT_COLOR, "0.6"))
+            ax.scatter(e, q, s=12, color=np.where(off, HIGHLIGHT_COLOR, PARTIAL_COLOR), zorder=3,
+                       gid="qqcaterpillar-point")
+            k, jj, _ = cols[j]
+            term = fit.term_names[k]
+            row = sds[(sds["group"] == term) & (sds["var1"] == t) & sds["var2"].isna()]
+            sd = float(row["sdcor"].iloc[0]) if len(row) else np.nan
+            if np.isfinite(sd) and sd > 0:
+                zz = np.array([q[0], q[-1]])
+                ax.plot(zz * sd, zz, color=POP_COLOR, lw=1, ls="--", gid="qqcaterpillar-line",
+                        label=f"normal with the estimated SD ({sd:.3g})")
+            for i in list(range(min(label, L))) + list(range(max(L - label, min(label, L)), L)):
+                ax.annotate(str(levels[order[i]]), (e[i], q[i]), fontsize=7, xytext=(4, 0),
+                            textcoords="offset points", va="center")
+            if off.any():
+                ax.scatter([], [], s=12, color=HIGHLIGHT_COLOR, label=f"interval excludes 0: {off.sum()} level(s)")
+            ax.axvline(0, color="0.3", lw=0.8, ls=":")
+            ax.set_title(f"{g}: {t} ({L} levels)", fontsize=10)
+            ax.set_xlabel(f"{what} ({_ci_label(interval)} interval)"
+                          + (f"\n{link_label(fit)}" if is_glmm(fit) else ""))
+            if a == 0:
+                ax.set_ylabel("standard normal quantile")
+            ax.legend(loc="upper left", fontsize=8, frameon=False)
+            ax.grid(alpha=0.3)
+            a += 1
+    return fig
+
+
 def caterpillar(fit, group: str | None = None, terms=None, *, interval: float = 0.95, sort: bool = True,
+                top: int | None = None, extremes: int | None = None, highlight: bool = True,
                 ax=None, figsize=None):
     """Caterpillar plot: each level's random effect with its interval, sorted.
 
     The conditional modes with ``interval`` intervals from the conditional
     SDs (lme4's ``dotplot(ranef(m, condVar = TRUE))``) for REML/ML/MAP fits;
     posterior means and equal-tailed posterior intervals for NUTS fits.
+    Levels whose interval excludes 0 are highlighted (as merTools'
+    ``plotREsim``).  With many levels, ``top=`` or ``extremes=`` keep the
+    plot readable.
 
     Parameters
     ----------
@@ -91,6 +201,14 @@ def caterpillar(fit, group: str | None = None, terms=None, *, interval: float = 
     sort : bool
         Order levels by the first term's estimate (the same order in the
         group's other panels, as lme4 does).
+    top : int, optional
+        Draw only the ``top`` levels with the largest absolute estimate of
+        the first term drawn.
+    extremes : int, optional
+        Draw only the ``extremes`` lowest and ``extremes`` highest levels
+        (by the first term), with a dotted line where the others were left out.
+    highlight : bool
+        Colour the levels whose interval excludes 0.
     ax : matplotlib.axes.Axes, optional
         Only when one panel is drawn.
     figsize : tuple, optional
@@ -99,26 +217,20 @@ def caterpillar(fit, group: str | None = None, terms=None, *, interval: float = 
     -------
     matplotlib.figure.Figure
         One panel per (group, term); the points are a scatter with gid
-        ``"caterpillar-point"``.
+        ``"caterpillar-point"``, highlighted ones in another colour.
     """
     interval = _check_interval(interval)
-    groups = _groups(fit) if group is None else [_resolve_group(fit, group, "caterpillar")]
-    panels = []
-    for g in groups:
-        names = [c for _, _, c in _group_columns(fit, g)]
-        want = names if terms is None else ([terms] if isinstance(terms, str) else list(terms))
-        bad = [t for t in want if t not in names]
-        if bad and group is not None:
-            raise PlotError(f"caterpillar: {bad[0]!r} is not a random effect of {g!r}; its terms are {names}")
-        want = [t for t in want if t in names]
-        if want:
-            panels.append((g, want))
-    if not panels:
-        raise PlotError(f"caterpillar: no grouping factor has the term(s) {terms!r}")
+    panels = _ranef_panels(fit, group, terms, "caterpillar")
+    if top is not None and extremes is not None:
+        raise PlotError("caterpillar: give top= or extremes=, not both")
+    for name, v in (("top", top), ("extremes", extremes)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1):
+            raise PlotError(f"caterpillar: {name}= must be a positive whole number of levels, not {v!r}")
     npanel = sum(len(w) for _, w in panels)
     if ax is not None and npanel != 1:
         raise PlotError(f"caterpillar: ax= needs exactly one panel, but {npanel} are drawn; pick group= and terms=")
-    maxL = max(fit.ngroups[g] for g, _ in panels)
+    cap = top if top is not None else (2 * extremes if extremes is not None else None)
+    maxL = max(fit.ngroups[g] if cap is None else min(cap, fit.ngroups[g]) for g, _ in panels)
     plt = _pyplot()
     if ax is None:
         if figsize is None:
@@ -133,18 +245,40 @@ def caterpillar(fit, group: str | None = None, terms=None, *, interval: float = 
         names = [c for _, _, c in _group_columns(fit, g)]
         est, lo, hi = _ranef_limits(fit, g, interval)
         levels = fit.design.remats[_group_columns(fit, g)[0][0]].levels
-        L = len(levels)
-        order = np.argsort(est[:, names.index(want[0])], kind="stable") if sort else np.arange(L)
+        first = est[:, names.index(want[0])]
+        order = np.argsort(first, kind="stable") if sort else np.arange(len(levels))
+        gap = None
+        if extremes is not None and 2 * extremes < len(order):
+            by_est = np.argsort(first, kind="stable")
+            keep = set(by_est[:extremes]) | set(by_est[-extremes:])
+            order = np.array([i for i in order if i in keep])
+            if sort:
+                gap = extremes - 0.5
+        elif top is not None and top < len(order):
+            keep = set(np.argsort(np.abs(first), kind="stable")[-top:])
+            order = np.array([i for i in order if i in keep])
+        L = len(order)
+        shown = "" if L == len(levels) else f" ({L} of {len(levels)} levels)"
         first_ax = axes[a]
         for t in want:
             axi = axes[a]
             j = names.index(t)
             y = np.arange(L)
             e, l_, h = est[order, j], lo[order, j], hi[order, j]
-            axi.errorbar(e, y, xerr=[e - l_, h - e], fmt="none", ecolor="0.45", lw=1, gid="caterpillar-interval")
-            axi.scatter(e, y, s=14, color=PARTIAL_COLOR, zorder=3, gid="caterpillar-point")
+            off = (l_ > 0) | (h < 0) if highlight else np.zeros(L, dtype=bool)
+            bars = axi.errorbar(e, y, xerr=[e - l_, h - e], fmt="none", ecolor="0.45", lw=1,
+                                gid="caterpillar-interval")
+            bars[2][0].set_color(np.where(off, HIGHLIGHT_COLOR, "0.45"))
+            axi.scatter(e, y, s=14, color=np.where(off, HIGHLIGHT_COLOR, PARTIAL_COLOR), zorder=3,
+                        gid="caterpillar-point")
+            if off.any():
+                axi.scatter([], [], s=14, color=HIGHLIGHT_COLOR, label=f"interval excludes 0: {off.sum()} level(s)")
+            if gap is not None:
+                axi.axhline(gap, color="0.5", lw=0.8, ls=":", gid="caterpillar-gap")
             axi.axvline(0, color="0.3", lw=0.8, ls="--")
-            axi.set_title(f"{g}: {t}", fontsize=10)
+            axi.set_title(f"{g}: {t}{shown}", fontsize=10)
+            if off.any():
+                axi.legend(loc="lower right", fontsize=8, frameon=False)
             axi.set_xlabel(f"{what} ({_ci_label(interval)} interval)"
                            + (f"\n{link_label(fit)}" if is_glmm(fit) else ""))
             axi.set_ylim(-0.7, L - 0.3)
