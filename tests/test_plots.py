@@ -175,6 +175,37 @@ def test_shrinkage_bad_input(reml, pen):
         reml.plot("shrinkage", terms="Hours")
 
 
+def test_shrinkage_clip_keeps_extreme_groups_at_the_edge(sleep_data):
+    # subject 309 keeps two days, the second 400 ms up: its own slope is far out
+    d = sleep_data[~((sleep_data.Subject.astype(str) == "309") & (sleep_data.Days > 1))].copy()
+    d.loc[d.Subject.astype(str) == "309", "Reaction"] += np.array([0.0, 400.0])
+    fit = hierlm.lmer(SLEEP, d)
+    ax = fit.plot("shrinkage", dim=1, terms="Days", clip=0.9).axes[0]
+    lo, hi = ax.get_xlim()
+    clipped = offsets(ax, "no-pooling-clipped")
+    assert len(clipped) >= 1 and np.all(np.isclose(clipped[:, 0], lo) | np.isclose(clipped[:, 0], hi))
+    inside = offsets(ax, "no-pooling")
+    assert len(inside) + len(clipped) == 18  # none dropped
+    assert np.all((inside[:, 0] > lo) & (inside[:, 0] < hi))
+    # every partial-pooling point stays inside the limits
+    par = offsets(ax, "partial-pooling")
+    assert np.all((par[:, 0] >= lo) & (par[:, 0] <= hi))
+    assert any(f"{len(clipped)} beyond the axis, drawn at its edge" in t for t in legend_texts(ax))
+    # without clip the extreme own slope sets the axis
+    ax0 = fit.plot("shrinkage", dim=1, terms="Days").axes[0]
+    assert ax0.get_xlim()[1] - ax0.get_xlim()[0] > 1.2 * (hi - lo)
+    # annotate=k labels the k groups that moved furthest; a list, those levels
+    ax2 = fit.plot("shrinkage", clip=0.9, annotate=2).axes[0]
+    labels = [t.get_text() for t in ax2.texts if t.get_gid() == "group-label"]
+    assert len(labels) == 2 and "309" in labels
+    ax3 = fit.plot("shrinkage", annotate=["308", "335"]).axes[0]
+    assert sorted(t.get_text() for t in ax3.texts if t.get_gid() == "group-label") == ["308", "335"]
+    with pytest.raises(plots.PlotError, match="clip must be a fraction"):
+        fit.plot("shrinkage", clip=95)
+    with pytest.raises(plots.PlotError, match="not in 'Subject'"):
+        fit.plot("shrinkage", annotate=["999"])
+
+
 # ---- caterpillar -----------------------------------------------------------
 def test_caterpillar_reml(reml):
     fig = reml.plot("caterpillar")

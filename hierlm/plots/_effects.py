@@ -153,7 +153,7 @@ def qqcaterpillar(fit, group: str | None = None, terms=None, *, interval: float 
             bars[2][0].set_color(np.where(off, HIGHLIGHT_COLOR, "0.6"))
             ax.scatter(e, q, s=12, color=np.where(off, HIGHLIGHT_COLOR, PARTIAL_COLOR), zorder=3,
                        gid="qqcaterpillar-point")
-            k, jj, _ = cols[j]
+            k, _, _ = cols[j]
             term = fit.term_names[k]
             row = sds[(sds["group"] == term) & (sds["var1"] == t) & sds["var2"].isna()]
             sd = float(row["sdcor"].iloc[0]) if len(row) else np.nan

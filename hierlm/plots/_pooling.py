@@ -176,7 +176,7 @@ def _shrinkage_legend(ax, n):
 
 def shrinkage(fit, group: str | None = None, terms=None, *, dim: int | None = None, interval: float = 0.95,
               intervals: bool | None = None, ellipses=(0.5, 0.95), sort: str | None = "no_pooling",
-              annotate: bool = False, ax=None, figsize=None):
+              annotate=False, clip: float | None = None, ax=None, figsize=None):
     """Shrinkage plot: each group's own estimate, the model's, and one regression.
 
     For one grouping factor, draws the no-pooling estimate of each group (its
@@ -214,8 +214,16 @@ def shrinkage(fit, group: str | None = None, terms=None, *, dim: int | None = No
         Probability contours of the population distribution (2-D).
     sort : {"no_pooling", "partial_pooling", "n", None}
         Order of the rows of the 1-D plot.
-    annotate : bool
-        Label the points with the group names (2-D).
+    annotate : bool, int or list
+        Label the partial-pooling points with the group names (2-D): True
+        all, an int k the k groups that moved furthest, a list those levels.
+    clip : float, optional
+        Axis limits that cover this central fraction of the groups' own
+        estimates (e.g. 0.95) and every partial-pooling point, so that one
+        extreme group (a ring with two observations whose own fit sits far
+        out) does not squash the rest.  Own estimates beyond the limits are
+        drawn at the edge as triangles pointing outwards, counted in the
+        legend, never dropped silently.
     ax : matplotlib.axes.Axes, optional
     figsize : tuple, optional
 
@@ -268,9 +276,40 @@ def shrinkage(fit, group: str | None = None, terms=None, *, dim: int | None = No
                       f"their own estimate is infinite on the {link_label(fit)}; they get no no-pooling point or "
                       "arrow (their partial-pooling point is drawn)", UserWarning, stacklevel=2)
     missing = (small, pool.separated)
+    if clip is not None and not (isinstance(clip, (float, int)) and not isinstance(clip, bool) and 0 < clip < 1):
+        raise PlotError(f"shrinkage: clip must be a fraction between 0 and 1 (e.g. 0.95), not {clip!r}")
     if dim == 1:
-        return _shrinkage_1d(fit, pool, idx[0], intervals, interval, sort, missing, ax, figsize)
-    return _shrinkage_2d(fit, pool, idx, intervals, interval, ellipses, annotate, missing, ax, figsize)
+        return _shrinkage_1d(fit, pool, idx[0], intervals, interval, sort, missing, clip, ax, figsize)
+    return _shrinkage_2d(fit, pool, idx, intervals, interval, ellipses, annotate, missing, clip, ax, figsize)
+
+
+def _clip_limits(own: np.ndarray, partial: np.ndarray, clip: float | None):
+    """Axis limits covering the central ``clip`` of the finite own estimates and
+    every partial-pooling estimate (None: no clipping)."""
+    if clip is None:
+        return None
+    ok = own[np.isfinite(own)]
+    if ok.size == 0:
+        return None
+    lo, hi = np.quantile(ok, [(1 - clip) / 2, (1 + clip) / 2])
+    lo, hi = min(lo, float(np.min(partial))), max(hi, float(np.max(partial)))
+    pad = 0.04 * (hi - lo if hi > lo else 1.0)
+    return lo - pad, hi + pad
+
+
+def _draw_clipped(ax, x, y, lim, axis: str, sizes) -> int:
+    """Move own estimates beyond ``lim`` (in place) to the edge and mark them
+    with outward triangles; return how many were moved."""
+    if lim is None:
+        return 0
+    v = x if axis == "x" else y
+    low, high = v < lim[0], v > lim[1]
+    for mask, edge, marker in ((low, lim[0], "<" if axis == "x" else "v"), (high, lim[1], ">" if axis == "x" else "^")):
+        if mask.any():
+            v[mask] = edge
+            ax.scatter(x[mask], y[mask], marker=marker, s=np.maximum(sizes[mask], 30), color=NOPOOL_COLOR,
+                       zorder=2.6, gid="no-pooling-clipped")
+    return int(low.sum() + high.sum())
 
 
 def _condvar_limits(fit, group, pool, interval):
@@ -280,9 +319,11 @@ def _condvar_limits(fit, group, pool, interval):
     return pool.partial - z * sd, pool.partial + z * sd
 
 
-def _nopool_label(missing) -> str:
+def _nopool_label(missing, clipped: int = 0) -> str:
     small, sep = missing if isinstance(missing, tuple) else (missing, 0)
     extra = f"; {small} group(s) too small, not drawn" if small else ""
+    if clipped:
+        extra += f"; {clipped} beyond the axis, drawn at its edge (triangles)"
     if sep:
         extra += f"; {sep} group(s) with all-0/all-1 outcomes (infinite), not drawn"
     return f"no pooling: each group's own fit{extra}"
@@ -307,7 +348,8 @@ def _axis_name(fit, pool, name: str, intercept_only: bool) -> str:
     return f"{_coef_words(fit, name)} per {pool.group} ({link_label(fit)})"
 
 
-def _shrinkage_1d(fit, pool: _Pooling, j: int, intervals: bool, interval: float, sort, missing, ax, figsize):
+def _shrinkage_1d(fit, pool: _Pooling, j: int, intervals: bool, interval: float, sort, missing, clip, ax,
+                  figsize):
     from matplotlib.patches import FancyArrowPatch
 
     L = len(pool.levels)
@@ -323,8 +365,12 @@ def _shrinkage_1d(fit, pool: _Pooling, j: int, intervals: bool, interval: float,
         figsize = (8.5, min(max(3.2, 0.24 * L + 1.6), 16))
     fig, ax = _new_figure(figsize, ax)
     ok = ~np.isnan(nop)
-    ax.scatter(nop[ok], ypos[ok], s=_sizes(pool.n)[ok], color=NOPOOL_COLOR, alpha=0.45, edgecolor=NOPOOL_COLOR,
-               zorder=2, gid="no-pooling", label=_nopool_label(missing))
+    lim = _clip_limits(nop, par, clip)
+    nop = nop.copy()
+    moved = _draw_clipped(ax, nop, ypos, lim, "x", _sizes(pool.n)) if lim is not None else 0
+    inside = ok & (nop > lim[0]) & (nop < lim[1]) if lim is not None else ok
+    ax.scatter(nop[inside], ypos[inside], s=_sizes(pool.n)[inside], color=NOPOOL_COLOR, alpha=0.45,
+               edgecolor=NOPOOL_COLOR, zorder=2, gid="no-pooling", label=_nopool_label(missing, moved))
     for i in np.flatnonzero(ok):
         ax.add_patch(FancyArrowPatch((nop[i], ypos[i]), (par[i], ypos[i]), arrowstyle="-|>", mutation_scale=9,
                                      color="0.3", lw=1.0, shrinkA=0, shrinkB=3, zorder=2.5, gid="shrinkage-arrow"))
@@ -344,6 +390,8 @@ def _shrinkage_1d(fit, pool: _Pooling, j: int, intervals: bool, interval: float,
     else:
         ax.set_yticks([])
     ax.set_ylim(-0.8, L - 0.2)
+    if lim is not None:
+        ax.set_xlim(*lim)
     ax.set_ylabel(f"{pool.group}" + (f", sorted by {sort.replace('_', ' ')}" if sort else ""))
     if pool.glmm:
         ax.set_xlabel(_axis_name(fit, pool, name, name == "(Intercept)" and len(pool.names) == 1))
@@ -358,6 +406,26 @@ def _shrinkage_1d(fit, pool: _Pooling, j: int, intervals: bool, interval: float,
     return fig
 
 
+def _annotated(pool: _Pooling, annotate, idx) -> list[int]:
+    """Which groups :func:`shrinkage` labels (see its ``annotate``)."""
+    if annotate is False or annotate is None:
+        return []
+    if annotate is True:
+        return list(range(len(pool.levels)))
+    if isinstance(annotate, (int, np.integer)):
+        # the groups that moved furthest, in units of each coefficient's spread
+        scale = np.nanstd(pool.partial[:, idx], axis=0)
+        scale[~(scale > 0)] = 1.0
+        dist = np.sqrt(np.nansum(((pool.nopool[:, idx] - pool.partial[:, idx]) / scale) ** 2, axis=1))
+        return list(np.argsort(-dist, kind="stable")[: int(annotate)])
+    levels = [str(v) for v in pool.levels]
+    want = [str(v) for v in annotate]
+    bad = [v for v in want if v not in levels]
+    if bad:
+        raise PlotError(f"shrinkage: annotate level(s) {bad[:5]} not in {pool.group!r}")
+    return [levels.index(v) for v in want]
+
+
 def _ellipse(mean, cov, level, **kw):
     from matplotlib.patches import Ellipse
     from scipy import stats
@@ -369,7 +437,7 @@ def _ellipse(mean, cov, level, **kw):
     return Ellipse(mean, 2 * r * math.sqrt(vals[1]), 2 * r * math.sqrt(vals[0]), angle=angle, **kw)
 
 
-def _shrinkage_2d(fit, pool: _Pooling, idx, intervals, interval, ellipses, annotate, missing, ax, figsize):
+def _shrinkage_2d(fit, pool: _Pooling, idx, intervals, interval, ellipses, annotate, missing, clip, ax, figsize):
     from matplotlib.patches import FancyArrowPatch
 
     i, j = idx
@@ -382,8 +450,22 @@ def _shrinkage_2d(fit, pool: _Pooling, idx, intervals, interval, ellipses, annot
         ax.add_patch(_ellipse(mean, cov, level, fill=False, color="0.45", lw=1.1, ls=styles[m % 4],
                               gid="population-ellipse", label=f"population N(fixef, Σ): {_ci_label(level)} contour"))
     ok = ~np.isnan(nop[:, 0])
-    ax.scatter(nop[ok, 0], nop[ok, 1], s=_sizes(pool.n)[ok], color=NOPOOL_COLOR, alpha=0.45,
-               edgecolor=NOPOOL_COLOR, zorder=2, gid="no-pooling", label=_nopool_label(missing))
+    limx, limy = _clip_limits(nop[:, 0], par[:, 0], clip), _clip_limits(nop[:, 1], par[:, 1], clip)
+    nop = nop.copy()
+    x, y = nop[:, 0], nop[:, 1]
+    out = np.zeros(len(x), dtype=bool)
+    for lim, v in ((limx, x), (limy, y)):
+        if lim is not None:
+            out |= ok & ((v < lim[0]) | (v > lim[1]))
+    sizes = _sizes(pool.n)
+    moved = int(out.sum())
+    if limx is not None:
+        _draw_clipped(ax, x, y, limx, "x", sizes)
+    if limy is not None:
+        _draw_clipped(ax, x, y, limy, "y", sizes)
+    inside = ok & ~out
+    ax.scatter(x[inside], y[inside], s=sizes[inside], color=NOPOOL_COLOR, alpha=0.45,
+               edgecolor=NOPOOL_COLOR, zorder=2, gid="no-pooling", label=_nopool_label(missing, moved))
     for k in np.flatnonzero(ok):
         ax.add_patch(FancyArrowPatch(tuple(nop[k]), tuple(par[k]), arrowstyle="-|>", mutation_scale=9, color="0.3",
                                      lw=1.0, shrinkA=0, shrinkB=3, zorder=2.5, gid="shrinkage-arrow"))
@@ -397,10 +479,13 @@ def _shrinkage_2d(fit, pool: _Pooling, idx, intervals, interval, ellipses, annot
                zorder=4, gid="complete-pooling", label="complete pooling: one regression, groups ignored")
     ax.scatter([mean[0]], [mean[1]], marker="P", s=90, color=POP_COLOR, zorder=4, gid="population-mean",
                label="population mean (fixed effects)")
-    if annotate:
-        for k in range(len(pool.levels)):
-            ax.annotate(str(pool.levels[k]), (par[k, 0], par[k, 1]), xytext=(3, 3), textcoords="offset points",
-                        fontsize=7, color=PARTIAL_COLOR)
+    for k in _annotated(pool, annotate, idx):
+        ax.annotate(str(pool.levels[k]), (par[k, 0], par[k, 1]), xytext=(3, 3), textcoords="offset points",
+                    fontsize=7, color=PARTIAL_COLOR, gid="group-label")
+    if limx is not None:
+        ax.set_xlim(*limx)
+    if limy is not None:
+        ax.set_ylim(*limy)
     ax.set_xlabel(_axis_name(fit, pool, pool.names[i], False))
     ax.set_ylabel(_axis_name(fit, pool, pool.names[j], False))
     ax.set_title(f"Shrinkage of {pool.group} coefficients ({fit.fit_label})\n"
