@@ -750,7 +750,10 @@ class MixedFit:
         return short_repr(self)
 
     def _repr_html_(self) -> str:
-        return self.summary()._repr_html_()
+        """What ``print(fit)`` shows, its tables as HTML tables (a notebook's display)."""
+        from .summary import short_summary
+
+        return short_summary(self)._repr_html_()
 
 
 class LikelihoodFit(MixedFit):

@@ -97,13 +97,63 @@ def zapsmall(x, digits: int) -> np.ndarray:
 SIGNIF_LEGEND = "Signif. codes:  0 \u2018***\u2019 0.001 \u2018**\u2019 0.01 \u2018*\u2019 0.05 \u2018.\u2019 0.1 \u2018 \u2019 1"
 
 
-def text_table(rows: list[list[str]], align: list[str]) -> list[str]:
+class TableLine(str):
+    """One printed line of a :func:`text_table`.  It is the text R prints, and it
+    keeps the table's cells (``cells``: every row, the first the header) so that a
+    notebook shows the same table as HTML (:func:`lines_html`)."""
+
+    cells: list[list[str]]
+    align: list[str]
+
+    def __new__(cls, text: str, cells: list[list[str]], align: list[str]):
+        obj = super().__new__(cls, text)
+        obj.cells, obj.align = cells, align
+        return obj
+
+
+def text_table(rows: list[list[str]], align: list[str], indent: str = "") -> list[str]:
+    """Columns padded to a common width (``align``: ``"l"`` or ``"r"`` per column), one
+    line per row, each a :class:`TableLine` that remembers the table."""
     widths = [max(len(r[j]) for r in rows) for j in range(len(rows[0]))]
     out = []
     for r in rows:
         cells = [c.ljust(w) if a == "l" else c.rjust(w) for c, w, a in zip(r, widths, align)]
-        out.append(" ".join(cells).rstrip())
+        out.append(TableLine(indent + " ".join(cells).rstrip(), rows, align))
     return out
+
+
+def lines_html(lines: list[str]) -> str:
+    """The printed lines as HTML: each table from :func:`text_table` a real ``<table>``
+    (header row, cells aligned as printed), the other lines preformatted text, in
+    the order printed, so that a notebook shows what ``print`` shows."""
+    import html
+
+    out: list[str] = []
+    text: list[str] = []
+
+    def flush_text():
+        if text:
+            out.append("<pre style='margin: 0.2em 0'>" + html.escape("\n".join(text)) + "</pre>")
+            text.clear()
+
+    seen = None
+    for line in lines:
+        if isinstance(line, TableLine):
+            if line.cells is seen:
+                continue
+            flush_text()
+            seen = line.cells
+            head, *body = line.cells
+            style = ["left" if a == "l" else "right" for a in line.align]
+            th = "".join(f"<th style='text-align: {s}'>{html.escape(c)}</th>" for c, s in zip(head, style))
+            trs = "".join("<tr>" + "".join(f"<td style='text-align: {s}; white-space: pre'>{html.escape(c)}</td>"
+                                           for c, s in zip(r, style)) + "</tr>" for r in body)
+            out.append(f"<table class='hierlm'><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table>")
+        else:
+            seen = None
+            text.append(str(line))
+    flush_text()
+    return "<div class='hierlm-output'>" + "".join(out) + "</div>"
 
 
 def starred_table(columns: list[str], names, cells: list[list[str]], pv: np.ndarray) -> list[str]:

@@ -356,7 +356,10 @@ def test_print_and_repr():
     assert "Fixed Effects:" in text and "BROOD" in text
     s = str(fit.summary())
     assert "z value Pr(>|z|)" in s
-    assert fit.summary()._repr_html_().startswith("<pre")
+    html = fit.summary()._repr_html_()
+    assert html.count("<table class='hierlm'>") >= 2  # random and fixed effects
+    assert "<th style='text-align: right'>Pr(&gt;|z|)</th>" in html
+    assert fit._repr_html_().count("<table class='hierlm'>") == 2  # print(fit): random effects, fixed effects
 
 
 def test_gaussian_only_helpers_refuse_glmm_fits():

@@ -136,7 +136,31 @@ def test_summary_layout_like_lme4(sleep_fit):
     assert "(Intercept)  251.405      6.825  36.838" in plain
     assert "Days -0.138" in text
     assert "-3.9536 -0.4634  0.0231  0.4634  5.1793 " in text
-    assert "<pre" in sleep_fit._repr_html_()
+    assert_html_shows_the_text(sleep_fit.summary()._repr_html_(), text)
+    # a notebook shows what print(fit) shows
+    assert_html_shows_the_text(sleep_fit._repr_html_(), repr(sleep_fit), tables=2)
+
+
+def assert_html_shows_the_text(html_text: str, printed: str, tables: int | None = None) -> None:
+    """Every table of the printed text is an HTML table with the same cells, and every
+    other printed line is in the HTML too: the notebook shows what print shows."""
+    import html as html_lib
+    import re
+
+    found = re.findall(r"<table class='hierlm'>(.*?)</table>", html_text)
+    assert found, "no HTML table"
+    if tables is not None:
+        assert len(found) == tables
+    rest = re.sub(r"<table class='hierlm'>.*?</table>", "", html_text)
+    pre = "\n".join(html_lib.unescape(t) for t in re.findall(r"<pre[^>]*>(.*?)</pre>", rest, flags=re.S))
+    words = set(printed.split())
+    for tab in found:
+        cells = [html_lib.unescape(c).strip() for c in re.findall(r"<t[hd](?: [^>]*)?>(.*?)</t[hd]>", tab)]
+        assert all(c == "" or all(w in words for w in c.split()) for c in cells), cells
+    printed_lines = [ln for ln in printed.splitlines() if ln.strip()]
+    in_tables = " ".join(html_lib.unescape(c) for tab in found for c in re.findall(r"<t[hd](?: [^>]*)?>(.*?)</t[hd]>", tab))
+    for ln in printed_lines:
+        assert ln in pre or all(w in in_tables for w in ln.split()), ln
 
 
 def test_summary_ml_header(sleepstudy):
@@ -209,3 +233,17 @@ def test_random_effects_header_as_lme4():
     sleep = hierlm.lmer("Reaction ~ Days + (Days | Subject)", hierlm.datasets.load("sleepstudy"))
     lines = str(sleep.summary()).splitlines()
     assert lines[lines.index("Random effects:") + 1].rstrip() == " Groups   Name        Variance Std.Dev. Corr"
+
+
+def test_notebook_html_is_the_printed_content(sleepstudy):
+    """_repr_html_ of every fit kind and of the anova / compare / emmeans tables: real
+    HTML tables with the printed cells, the other printed lines as text."""
+    m1 = hierlm.lmer(F, sleepstudy)
+    m0 = hierlm.lmer("Reaction ~ Days + (1|Subject)", sleepstudy)
+    model = hierlm.Model(F, sleepstudy)
+    chicks = hierlm.lmer("weight ~ Time + Diet + (1|Chick)", hierlm.datasets.load("ChickWeight"))
+    emm = hierlm.emmeans(chicks, "Diet")
+    for obj in (hierlm.anova(m1), hierlm.anova(m0, m1), hierlm.compare({"m0": m0, "m1": m1}), emm, emm.pairs(),
+                model.fit("map").summary(),
+                model.fit("nuts", draws=200, tune=200, chains=2, random_seed=1, progressbar=False).summary()):
+        assert_html_shows_the_text(obj._repr_html_(), str(obj))

@@ -37,7 +37,7 @@ from scipy import stats
 from ..errors import HierlmError
 from ..glmm import GLMMFit
 from ..lmm import LMMFit
-from ..rformat import format_r_vector, text_table, zapsmall
+from ..rformat import format_r_vector, lines_html, text_table, zapsmall
 from .ddf import KR_MAX_N, kenward_roger_df, kenward_roger_state, satterthwaite_df
 
 #: R's p.adjust methods -> statsmodels' multipletests names.
@@ -329,7 +329,8 @@ class EMMGrid:
         """The summary table (numbers)."""
         return self.summary()
 
-    def __str__(self) -> str:
+    def _rows(self) -> tuple[list[list[str]], list[str]]:
+        """The printed table's cells (header first) and column alignment, as emmeans prints."""
         tab = self.summary()
         cols = list(tab.columns)
         cells = []
@@ -352,8 +353,18 @@ class EMMGrid:
             cells[j] = ["nonEst" if not e else c for c, e in zip(cells[j], self.estimable())]
         rows = [cols] + [list(r) for r in zip(*cells)]
         align = ["l" if not pd.api.types.is_numeric_dtype(tab[c].dtype) else "r" for c in cols]
-        lines = [" " + line for line in text_table(rows, align)]
-        return "\n".join(lines + [""] + self._notes())
+        return rows, align
+
+    def _lines(self) -> list[str]:
+        rows, align = self._rows()
+        return text_table(rows, align, indent=" ") + [""] + self._notes()
+
+    def __str__(self) -> str:
+        return "\n".join(self._lines())
+
+    def _repr_html_(self) -> str:
+        """What ``print`` shows, its table as an HTML table."""
+        return lines_html(self._lines())
 
     __repr__ = __str__
 

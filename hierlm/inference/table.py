@@ -9,7 +9,7 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
-from ..rformat import format_pval, format_r_vector, starred_table, text_table, zapsmall
+from ..rformat import format_pval, format_r_vector, lines_html, starred_table, text_table, zapsmall
 
 
 class RPrintedTable(pd.DataFrame):
@@ -22,6 +22,16 @@ class RPrintedTable(pd.DataFrame):
 
     def __repr__(self) -> str:
         return self.__str__()
+
+    def __str__(self) -> str:
+        return "\n".join(self._lines())
+
+    def _repr_html_(self) -> str:
+        """What ``print`` shows, its table as an HTML table (not pandas' view of the numbers)."""
+        return lines_html(self._lines())
+
+    def _lines(self) -> list[str]:
+        raise NotImplementedError
 
     def to_frame(self) -> pd.DataFrame:
         """The table as a plain DataFrame (numbers, not text)."""
@@ -38,7 +48,7 @@ class AnovaTable(RPrintedTable):
 
     _metadata: ClassVar[list[str]] = ["heading", "hypotheses"]
 
-    def __str__(self) -> str:
+    def _lines(self) -> list[str]:
         """As R's ``print.anova`` (``printCoefmat`` with 5 digits): test
         statistics (``F value``, ``Chisq``, ...) rounded to 4 digits, ``Df``
         columns as they are, the others zapped (R's ``zapsmall``), each
@@ -80,7 +90,7 @@ class AnovaTable(RPrintedTable):
             cells.append(col)
         rows = [list(r) for r in zip(*cells)]
         lines = starred_table(cols, [str(i) for i in self.index], rows, pv)
-        return "\n".join(list(getattr(self, "heading", None) or []) + lines)
+        return list(getattr(self, "heading", None) or []) + lines
 
 
 class RTable(RPrintedTable):
@@ -88,12 +98,12 @@ class RTable(RPrintedTable):
     each column formatted together to 7 significant digits (R's ``format``), row
     names left-aligned."""
 
-    def __str__(self) -> str:
+    def _lines(self) -> list[str]:
         cols = [str(c) for c in self.columns]
         cells = [[t.strip() for t in format_r_vector(self[c].to_numpy(dtype=float), 7)] if len(self) else []
                  for c in self.columns]
         rows = [["", *cols]] + [[str(i), *r] for i, r in zip(self.index, zip(*cells))]
-        return "\n".join(text_table(rows, ["l"] + ["r"] * len(cols)))
+        return text_table(rows, ["l"] + ["r"] * len(cols))
 
 
 class ModelSelectionTable(RPrintedTable):
@@ -101,11 +111,11 @@ class ModelSelectionTable(RPrintedTable):
     the criterion, its delta, weight, ``Cum.Wt`` and ``LL`` rounded to 2 decimals
     (``.to_frame()`` has every column)."""
 
-    def __str__(self) -> str:
+    def _lines(self) -> list[str]:
         crit = str(self.columns[1])
         cols = ["K", crit, f"Delta_{crit}", f"{crit}Wt", "Cum.Wt", "LL"]
         cells = [[t.strip() for t in format_r_vector(np.round(self[c].to_numpy(dtype=float), 2), 7)]
                  for c in cols]
         rows = [["", *cols]] + [[str(i), *r] for i, r in zip(self.index, zip(*cells))]
-        return "\n".join(["", f"Model selection based on {crit}:", ""]
-                         + text_table(rows, ["l"] + ["r"] * len(cols)) + [""])
+        return (["", f"Model selection based on {crit}:", ""]
+                + text_table(rows, ["l"] + ["r"] * len(cols)) + [""])

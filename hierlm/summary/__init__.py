@@ -8,7 +8,7 @@ summary of each fit kind.
 
 from ..rformat import format_pval, format_r_vector, text_table
 from .format import coefmat_lines, format_r
-from .text import LMMSummary, Summary, short_repr, summarize
+from .text import LMMSummary, Summary, short_repr, short_summary, summarize
 
-__all__ = ["LMMSummary", "Summary", "coefmat_lines", "format_pval", "format_r", "format_r_vector", "short_repr",
+__all__ = ["LMMSummary", "Summary", "coefmat_lines", "format_pval", "format_r", "format_r_vector", "short_repr", "short_summary",
            "summarize", "text_table"]

@@ -75,7 +75,7 @@ def random_effects_table(fit) -> list[str]:
             ])
     if not with_corr:
         rows = [r[:4] for r in rows]
-    return [" " + line for line in text_table(rows, ["l"] * len(rows[0]))]
+    return text_table(rows, ["l"] * len(rows[0]), indent=" ")
 
 
 def _rjust(strings: list[str]) -> list[str]:

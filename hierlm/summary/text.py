@@ -9,13 +9,12 @@ summary ends with the fit's convergence messages, the same way.
 
 from __future__ import annotations
 
-import html
 import textwrap
 
 from ..errors import HierlmError
 from ..inference.ddf import check_ddf
 from ..inference.ddf import coef_table as ddf_table
-from ..rformat import text_table
+from ..rformat import lines_html, text_table
 from .format import (
     coefmat_lines, convergence_lines, fixed_corr_lines, format_r, groups_line, named_vector, quantile_line,
     random_effects_table,
@@ -77,7 +76,7 @@ def lmm_lines(fit, ddf: str = "none") -> list[str]:
     return lines
 
 
-def lmm_short(fit) -> str:
+def lmm_short(fit) -> list[str]:
     """lme4's ``print(fit)``: header, criterion, random effects, fixed effects."""
     lines = [f"{_method_title(fit)} ['lmerMod']", f"Formula: {fit.formula}"]
     if fit.reml:
@@ -90,7 +89,7 @@ def lmm_short(fit) -> str:
     lines.append("Fixed Effects:")
     fe = fit.fixef
     lines.extend(text_table([list(fe.index), format_r(fe.to_numpy(), 4)], ["r"] * len(fe)))
-    return "\n".join(lines)
+    return lines
 
 
 def _posterior_rows(fit) -> tuple[list[list[str]], list[list[str]]]:
@@ -172,7 +171,7 @@ def glmm_lines(fit) -> list[str]:
     return lines
 
 
-def glmm_short(fit) -> str:
+def glmm_short(fit) -> list[str]:
     """glmer's ``print(fit)``: header, criteria, random-effect SDs, fixed effects."""
     lines = _glmm_header(fit)
     vals = [fit.aic, fit.bic, fit.loglik, -2.0 * fit.loglik]
@@ -188,13 +187,13 @@ def glmm_short(fit) -> str:
         rows.append([row["group"] if row["group"] != last else "", str(row["var1"]), sds[k]])
         last = row["group"]
         k += 1
-    lines += [" " + x for x in text_table(rows, ["l", "l", "l"])]
+    lines += text_table(rows, ["l", "l", "l"], indent=" ")
     lines.append(groups_line(fit))
     lines.append("Fixed Effects:")
     fe = fit.fixef
     lines += text_table([list(fe.index), format_r(fe.to_numpy(), 4)], ["r"] * len(fe))
     lines += fit.convergence.messages
-    return "\n".join(lines)
+    return lines
 
 def _family_line(fit) -> list[str]:
     fam = fit.family
@@ -214,7 +213,7 @@ def posterior_lines(fit) -> list[str]:
         lines.append(f"   Data: {fit.data_name}")
     re_rows, fe_rows = _posterior_rows(fit)
     lines += ["", "Random effects (posterior mean, 95% interval):"]
-    lines += [" " + x for x in text_table(re_rows, ["l", "l", "r", "r", "r", "r", "r", "r"])]
+    lines += text_table(re_rows, ["l", "l", "r", "r", "r", "r", "r", "r"], indent=" ")
     lines += [groups_line(fit), "", "Fixed effects:"]
     lines += text_table(fe_rows, ["l"] + ["r"] * 7)
     extra = _family_param_rows(fit)
@@ -259,7 +258,7 @@ def map_lines(fit) -> list[str]:
             rows.append([t if j == 0 else "", c, f"{sd:.4g}", f"{se[f'sd_{t}[{c}]']:.3g}", " ".join(corr)])
     if not glmm:
         rows.append(["Residual", "", f"{fit.sigma:.4g}", f"{se['sigma']:.3g}", ""])
-    lines += [" " + x for x in text_table(rows, ["l", "l", "r", "r", "l"])]
+    lines += text_table(rows, ["l", "l", "r", "r", "l"], indent=" ")
     lines += [groups_line(fit), "", "Fixed effects:"]
     lines += coefmat_lines(fit.coef_table())
     name = fit.family.dist.param_prior
@@ -281,6 +280,7 @@ class Summary:
 
     def __init__(self, fit, lines: list[str]):
         self.fit = fit
+        self.lines = list(lines)
         self.text = "\n".join(lines)
 
     def __str__(self) -> str:
@@ -290,7 +290,8 @@ class Summary:
         return self.text
 
     def _repr_html_(self) -> str:
-        return f"<pre style='font-family: monospace'>{html.escape(self.text)}</pre>"
+        """The same content as the text, its tables as HTML tables."""
+        return lines_html(self.lines)
 
 
 class LMMSummary(Summary):
@@ -322,10 +323,16 @@ def summarize(fit, **kw) -> Summary:
     return Summary(fit, _LINES[fit.kind](fit))
 
 
-def short_repr(fit) -> str:
-    """lme4's ``print(fit)`` for REML/ML and Laplace fits; the summary for the others."""
+def short_summary(fit) -> Summary:
+    """lme4's ``print(fit)`` for REML/ML and Laplace fits; the summary for the others
+    (what ``print(fit)`` and a notebook show)."""
     if fit.kind == "lmm":
-        return lmm_short(fit)
+        return Summary(fit, lmm_short(fit))
     if fit.kind == "glmm":
-        return glmm_short(fit)
-    return str(summarize(fit))
+        return Summary(fit, glmm_short(fit))
+    return summarize(fit)
+
+
+def short_repr(fit) -> str:
+    """The text of :func:`short_summary`."""
+    return short_summary(fit).text
