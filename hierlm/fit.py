@@ -744,16 +744,18 @@ class MixedFit:
 
         return summarize(self, **kw)
 
-    def __repr__(self) -> str:
-        from .summary import short_repr
+    def _printed(self):
+        """What ``print(fit)`` shows (lme4's ``print`` of a fit), as a Summary."""
+        from .summary import short_summary
 
-        return short_repr(self)
+        return short_summary(self)
+
+    def __repr__(self) -> str:
+        return self._printed().text
 
     def _repr_html_(self) -> str:
         """What ``print(fit)`` shows, its tables as HTML tables (a notebook's display)."""
-        from .summary import short_summary
-
-        return short_summary(self)._repr_html_()
+        return self._printed()._repr_html_()
 
 
 class LikelihoodFit(MixedFit):
