@@ -1,15 +1,22 @@
-"""Command line: ``hierlm fit FORMULA --data NAME_OR_CSV [--ml] [--plot KIND --out PATH]`` and ``hierlm demo``."""
+"""Command line: ``hierlm fit FORMULA --data NAME_OR_CSV [--ml] [--plot KIND --out PATH]
+[--output text|json|csv]``, ``hierlm demo``, ``hierlm datasets`` and ``hierlm --version``."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import textwrap
+import time
 import warnings
 from pathlib import Path
 
-from . import datasets, plots
+import numpy as np
+
+from . import __version__, datasets, plots
 from .errors import FormulaError, HierlmError
 from .model import Model
+from .rformat import text_table
 
 DEMO_FORMULA = "Reaction ~ Days + (Days | Subject)"
 # hierlm.plots.KINDS, without importing it (and numpy) before arguments are parsed
@@ -44,8 +51,83 @@ def _fit_model(formula: str, data_name: str, ml: bool, nuts: dict | None = None,
     return model.fit("ml" if ml else "reml")
 
 
+def _estimates(fit) -> dict[str, float]:
+    """Fixed effects, SDs, correlations and sigma of a fit, by their printed names."""
+    out = {name: float(v) for name, v in fit.fixef.items()}
+    vc = fit.varcorr
+    for _, row in vc.iterrows():
+        if row["group"] == "Residual":
+            out["sigma"] = float(row["sdcor"])
+        elif row["var2"] is None or (isinstance(row["var2"], float) and np.isnan(row["var2"])):
+            out[f"sd {row['group']} {row['var1']}"] = float(row["sdcor"])
+        else:
+            out[f"cor {row['group']} {row['var1']},{row['var2']}"] = float(row["sdcor"])
+    return out
+
+
+def _demo(out: str | None) -> str:
+    """REML, MAP and NUTS on sleepstudy side by side, what partial pooling did, and the
+    shrinkage plot (the whole idea of the package in a few seconds)."""
+    start = time.perf_counter()
+    try:
+        import matplotlib  # noqa: F401
+        import nutpie  # noqa: F401
+    except ImportError as exc:
+        raise HierlmError(f"hierlm demo fits by NUTS and draws a plot, which need the Bayesian extras "
+                          f"({exc.name} is missing): pip install 'hierlm[bayes]', or pip install \".[bayes]\" "
+                          "in a clone") from None
+    data = datasets.load("sleepstudy")
+    model = Model(DEMO_FORMULA, data)
+    reml = model.fit("reml")
+    mode = model.fit("map")
+    post = model.fit("nuts", random_seed=1, progressbar=False)
+    est = [_estimates(f) for f in (reml, mode, post)]
+    dg = post.diagnostics
+    post_names = list(post.design.xnames) + [i for i in dg.index if i.startswith(("sd_", "corr_"))] + ["sigma"]
+    rows = [["", "REML", "MAP", "NUTS mean", "95% interval"]]
+    for name, pname in zip(est[0], post_names):
+        lo, hi = dg.loc[pname if pname == "sigma" or pname.startswith(("sd_", "corr_")) else f"fixef[{pname}]",
+                        ["2.5%", "97.5%"]]
+        rows.append([name] + [f"{e[name]:.4g}" for e in est] + [f"[{lo:.4g}, {hi:.4g}]"])
+    pool = plots.pooling_estimates(reml)
+    own, part = pool["no_pooling"]["Days"], pool["partial_pooling"]["Days"]
+    moved = (own - part).abs()
+    far = moved.idxmax()
+    paragraph = (
+        f"Partial pooling: each of the {len(own)} subjects has its own intercept and slope, but the model "
+        f"pulls them towards the population line ({reml.fixef['(Intercept)']:.1f} ms + "
+        f"{reml.fixef['Days']:.2f} ms a day). The subjects' own least-squares slopes range from "
+        f"{own.min():.1f} to {own.max():.1f} ms a day; the model's from {part.min():.1f} to {part.max():.1f}. "
+        f"Subject {far} moves furthest: its own slope {own[far]:.1f} becomes {part[far]:.1f}, because its "
+        "data alone are noisy and the other subjects say such slopes are rare. REML, MAP (the posterior "
+        "mode with the random effects integrated out) and NUTS (the whole posterior) agree here; the "
+        "posterior intervals also carry the uncertainty of the variance parameters.")
+    paths = _save_plots(reml, ["shrinkage"], out or "hierlm-demo-shrinkage.png", None, None)
+    seconds = time.perf_counter() - start
+    lines = [f"{DEMO_FORMULA} on the bundled sleepstudy data (180 rows, 18 subjects)", ""]
+    lines += text_table(rows, ["l", "r", "r", "r", "r"])
+    lines += ["", *textwrap.wrap(paragraph, 88), "", f"wrote {paths[0]} (the shrinkage plot)",
+              f"{seconds:.1f} s; the full lme4-style summary: hierlm fit \"{DEMO_FORMULA}\" --data sleepstudy"]
+    return "\n".join(lines)
+
+
 def _fit(formula: str, data_name: str, ml: bool) -> str:
     return str(_fit_model(formula, data_name, ml).summary())
+
+
+def _machine_output(fit, kind: str) -> str:
+    """``--output json``: the fit's numbers for scripts; ``csv``: broom.mixed's tidy table."""
+    tab = fit.tidy()
+    if kind == "csv":
+        return tab.to_csv(index=False).rstrip("\n")
+    doc = {"formula": fit.formula, "fit": fit.fit_label, "family": fit.family.name, "link": fit.family.link,
+           "nobs": int(fit.nobs), "ngroups": {k: int(v) for k, v in fit.ngroups.items()},
+           "converged": bool(fit.converged), "estimates": json.loads(tab.to_json(orient="records"))}
+    for name in ("loglik", "aic", "bic"):
+        value = getattr(fit, name, None)
+        if value is not None:
+            doc[name] = float(value)
+    return json.dumps(doc, indent=2)
 
 
 def _plot_paths(kinds: list[str], out: str | None) -> list[Path]:
@@ -104,6 +186,9 @@ def main(argv: list[str] | None = None) -> int:
                             "are fit by the Laplace approximation, as lme4's glmer / glmer.nb (beta: as "
                             "glmmTMB's beta_family)")
     p_fit.add_argument("--link", default=None, help="link of the family (default its canonical one)")
+    p_fit.add_argument("--output", choices=("text", "json", "csv"), default="text",
+                       help="text: the lme4-style summary (default); json: the fit's numbers for scripts; "
+                            "csv: broom.mixed's tidy table")
     p_fit.add_argument("--nuts", action="store_true",
                        help="sample the posterior by NUTS (default priors) instead of REML")
     p_fit.add_argument("--draws", type=int, default=1000, help="NUTS draws per chain (with --nuts)")
@@ -115,14 +200,18 @@ def main(argv: list[str] | None = None) -> int:
                        help="file for the plot (default KIND.png); with several --plot, a folder")
     p_fit.add_argument("--group", help="grouping factor for the plot (default the first)")
     p_fit.add_argument("--x", help="covariate for facets/predictions, or residuals vs it in diagnostics")
-    sub.add_parser("demo", help=f"fit {DEMO_FORMULA} to the bundled sleepstudy data")
+    parser.add_argument("--version", action="version", version=f"hierlm {__version__}")
+    p_demo = sub.add_parser("demo", help=f"REML, MAP and NUTS fits of {DEMO_FORMULA} to the bundled sleepstudy "
+                                         "data side by side, and the shrinkage plot")
+    p_demo.add_argument("--out", default=None, help="where to write the shrinkage plot "
+                                                    "(default hierlm-demo-shrinkage.png here)")
     sub.add_parser("datasets", help="list the bundled datasets")
     args = parser.parse_args(argv)
 
     warnings.showwarning = _show_warning
     try:
         if args.command == "demo":
-            print(_fit(DEMO_FORMULA, "sleepstudy", ml=False))
+            print(_demo(args.out))
         elif args.command == "datasets":
             print(datasets.list()[["rows", "description"]].to_string())
         else:
@@ -139,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
             nuts = ({"draws": args.draws, "tune": args.draws, "chains": args.chains, "random_seed": args.seed}
                     if args.nuts else None)
             fit = _fit_model(args.formula, args.data, args.ml, nuts, family=args.family, link=args.link)
-            print(fit.summary())
+            print(fit.summary() if args.output == "text" else _machine_output(fit, args.output))
             if args.plot:
                 for path in _save_plots(fit, args.plot, args.out, args.group, args.x):
                     print(f"wrote {path}")

@@ -723,6 +723,10 @@ class Family:
         self.canonical = link == cls.links[0]
         self.has_dispersion = cls.has_dispersion
 
+    def __reduce__(self):
+        # rebuilt from its name, link and parameters: the link functions are not pickled
+        return (_family_from, (self.name, self.link, self.params))
+
     @property
     def params(self) -> dict:
         """The family's parameters (``{"theta": ...}`` for the negative binomial)."""
@@ -819,6 +823,11 @@ class Family:
         sqrt(wt) * N(0, 1)`` for Gaussian, Gamma with shape ``wt / sigma^2``),
         as R's ``family()$simulate``."""
         return self.dist.simulate(mu, wt, ntrials, rng, sigma)
+
+
+def _family_from(name: str, link: str, params: dict) -> Family:
+    """:class:`Family` from its pickled state (``Family.__reduce__``)."""
+    return Family(name, link, **params)
 
 
 def make_family(family, link: str | None = None) -> Family:

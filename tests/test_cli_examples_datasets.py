@@ -1,10 +1,13 @@
 """Command line, runnable examples and bundled datasets."""
 
+import io
+import json
 import runpy
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -14,13 +17,44 @@ from hierlm.cli import main
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_demo_prints_lme4_summary(capsys):
-    assert main(["demo"]) == 0
+def test_demo_compares_reml_map_nuts_and_writes_the_plot(tmp_path, capsys):
+    png = tmp_path / "shrink.png"
+    assert main(["demo", "--out", str(png)]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("Linear mixed model fit by REML. t-tests use Satterthwaite's method [lmerModLmerTest]")
-    assert "Formula: Reaction ~ Days + (Days | Subject)" in out
-    assert "   Data: sleepstudy" in out
-    assert "REML criterion at convergence: 1743.6" in out
+    assert out.startswith("Reaction ~ Days + (Days | Subject) on the bundled sleepstudy data")
+    lines = out.splitlines()
+    assert lines[2].split() == ["REML", "MAP", "NUTS", "mean", "95%", "interval"]
+    reml = hierlm.lmer("Reaction ~ Days + (Days | Subject)", hierlm.datasets.load("sleepstudy"))
+    row = next(ln for ln in lines if ln.startswith("Days "))
+    assert float(row.split()[1]) == pytest.approx(reml.fixef["Days"], rel=1e-3)
+    row = next(ln for ln in lines if ln.startswith("sigma "))
+    assert float(row.split()[1]) == pytest.approx(reml.sigma, rel=1e-3)
+    assert "Partial pooling:" in out and "Subject " in out
+    assert f"wrote {png} (the shrinkage plot)" in out
+    assert png.stat().st_size > 10_000
+
+
+def test_version_and_machine_output(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0 and capsys.readouterr().out.strip() == f"hierlm {hierlm.__version__}"
+    f = "Reaction ~ Days + (Days | Subject)"
+    assert main(["fit", f, "--data", "sleepstudy", "--output", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    reml = hierlm.lmer(f, hierlm.datasets.load("sleepstudy"))
+    assert doc["fit"] == "REML" and doc["nobs"] == 180 and doc["ngroups"] == {"Subject": 18}
+    assert doc["loglik"] == pytest.approx(reml.loglik, rel=1e-9)
+    fixed = {r["term"]: r["estimate"] for r in doc["estimates"] if r["effect"] == "fixed"}
+    assert fixed["Days"] == pytest.approx(reml.fixef["Days"], rel=1e-9)
+    assert main(["fit", f, "--data", "sleepstudy", "--output", "csv"]) == 0
+    tab = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    ref = reml.tidy().reset_index(drop=True)
+    assert list(tab.columns) == list(ref.columns) and len(tab) == len(ref)
+    for c in ref.columns:
+        if pd.api.types.is_numeric_dtype(ref[c]):
+            np.testing.assert_allclose(tab[c].to_numpy(dtype=float), ref[c].to_numpy(dtype=float), rtol=1e-12)
+        else:  # CSV writes None as an empty cell
+            assert [None if pd.isna(v) else v for v in tab[c]] == [None if pd.isna(v) else v for v in ref[c]]
 
 
 def test_fit_bundled_ml(capsys):
@@ -64,9 +98,11 @@ def test_errors_are_one_line_exit_2(argv, fragment, capsys):
     assert err.count("\n") == 1 and "Traceback" not in err
 
 
-def test_console_script_runs():
-    out = subprocess.run([sys.executable, "-m", "hierlm.cli", "demo"], capture_output=True, text=True, check=True)
-    assert "Fixed effects:" in out.stdout
+def test_console_script_runs(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "hierlm.cli", "demo"], capture_output=True, text=True, check=True,
+                         cwd=tmp_path)
+    assert "NUTS mean" in out.stdout
+    assert (tmp_path / "hierlm-demo-shrinkage.png").exists()  # the default: here
 
 
 @pytest.mark.parametrize("script", sorted((ROOT / "examples").glob("*.py")), ids=lambda p: p.name)

@@ -88,6 +88,14 @@ def engine_supported(design, family, priors) -> bool:
     return rest <= ENGINE_MAX_REST and r1.q * rest <= ENGINE_MAX_ENTRIES
 
 
+def _kernels():
+    """The compiled density's module: numba and the kernels load with the first engine
+    posterior (or unpickling of one), not at import."""
+    from . import kernels
+
+    return kernels
+
+
 class EnginePosterior:
     """Log density and gradient of the marginal posterior (module docstring).
 
@@ -141,14 +149,19 @@ class EnginePosterior:
         self._eta = float(priors.lkj.params["eta"])
         self._terms = np.array([(r.p, r.nlevels, 0 if k == 0 else offs[k - 1], self.layout[k][0].start)
                                 for k, r in enumerate(design.remats)], dtype=np.int64)
-        # numba and the compiled density load with the first engine posterior, not at import
-        from . import kernels
-
-        self._k = kernels
+        kernels = self._k = _kernels()
         self._priors = np.array([kernels.pack_prior(priors.sigma)] + [kernels.pack_prior(priors.sd[t])
                                                                        for t in self.terms])
 
     # ---- parameters ----------------------------------------------------------
+
+    def __getstate__(self) -> dict:
+        # a fit is pickled without the kernels' module, which is loaded again on unpickling
+        return {k: v for k, v in self.__dict__.items() if k != "_k"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._k = _kernels()
     def natural(self, phi: np.ndarray):
         """phi -> (sigma, [sd_k], [L_k correlation Cholesky factors])."""
         sigma, sds, Ls = self.natural_many(np.asarray(phi, dtype=float)[None])
