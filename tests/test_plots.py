@@ -449,6 +449,10 @@ def test_predictions_by_draws_one_marginal_curve_per_level(chicks):
     ax = fit.plot("predictions", by="Diet").axes[0]
     curves = by_gid(ax, "population-Diet-line")
     assert len(curves) == 4 and len(by_gid(ax, "population-Diet-band")) == 4
+    # overlapping coloured bands: a light fill and their limits as thin lines of the band's colour
+    edges = by_gid(ax, "population-Diet-edge")
+    assert len(edges) == 8 and all(e.get_color() == c.get_color() for e, c in zip(edges[::2], curves))
+    assert all(b.get_alpha() <= 0.08 for b in by_gid(ax, "population-Diet-band"))
     assert not by_gid(ax, "conditional-line")
     for line, diet in zip(curves, ["1", "2", "3", "4"]):
         assert line.get_label() == f"Diet {diet} (marginal over Chick)"
@@ -534,6 +538,15 @@ def test_nuts_trace_rank_diagnostics_facets_predictions(nuts):
     assert "Trace plots" in fig._suptitle.get_text()
     fig = nuts.plot("rank", var_names=["sigma"])
     assert len(fig.axes) == 1
+    # one title size and one label size across the panels, no title wider than its panel
+    fig = nuts.plot("rank")
+    shown = [a for a in fig.axes if a.get_visible() and a.get_title()]
+    assert len(shown) == 6
+    assert {a.title.get_fontsize() for a in shown} == {9.0}
+    assert {t.get_fontsize() for a in shown for t in a.get_xticklabels() + [a.xaxis.label]} == {8.0}
+    fig.canvas.draw()
+    for a in shown:
+        assert a.title.get_window_extent().width <= 1.05 * a.get_window_extent().width
     assert len(nuts.plot("diagnostics").axes) == 5
     assert len(nuts.plot("facets").axes) == 18
     ax = nuts.plot("predictions", predictive=True, levels=["308"]).axes[0]

@@ -626,6 +626,12 @@ def _draw_band(ax, gx, mean, lo, hi, numeric, color, label, gid, offset, dashed=
     if numeric:
         if alpha is None:
             alpha = 0.15 if color != POP_COLOR else 0.12
+        if color != POP_COLOR:
+            # coloured bands overlap: a light fill, the limits as thin lines, so that the
+            # overlaps stay legible instead of mixing into a muddy blend
+            alpha = min(alpha, 0.08)
+            for edge in (lo, hi):
+                ax.plot(gx, edge, color=color, lw=0.7, alpha=0.7, gid=f"{gid}-edge")
         ax.fill_between(gx, lo, hi, color=color, alpha=alpha, lw=0, gid=f"{gid}-band")
         if dashed is None:
             dashed = gid == "population"

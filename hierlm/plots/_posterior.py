@@ -311,6 +311,7 @@ def trace(fit, var_names=None, *, kind: str = "trace", figsize=None):
     for a in np.asarray(axes)[:, 1]:
         a.set_xlabel("draw" if kind == "trace" else "rank (all chains)", fontsize=8)
         a.set_ylabel("value" if kind == "trace" else "chain", fontsize=8)
+    _uniform_text(fig)
     fig.suptitle(f"{'Trace' if kind == 'trace' else 'Rank'} plots: {fit.formula}", fontsize=11)
     return fig
 
@@ -343,5 +344,22 @@ def rank(fit, var_names=None, *, figsize=None):
                             figsize=figsize or (3.6 * ncols, 2.6 * nrows + 0.5),
                             backend_kwargs={"layout": "constrained"})
     fig = np.asarray(axes).ravel()[0].figure
+    _uniform_text(fig)
     fig.suptitle(f"Rank plots: {fit.formula}", fontsize=11)
     return fig
+
+
+def _uniform_text(fig, title: int = 9, label: int = 8) -> None:
+    """One font size for every panel's title, axis labels and tick labels (ArviZ mixes
+    them), long titles wrapped so that none is cut at the figure's edge."""
+    import textwrap
+
+    for a in fig.axes:
+        if not a.get_visible():
+            continue
+        t = a.get_title()
+        if t:
+            a.set_title("\n".join(textwrap.wrap(t, 38)) or t, fontsize=title)
+        a.xaxis.label.set_size(label)
+        a.yaxis.label.set_size(label)
+        a.tick_params(labelsize=label)
