@@ -402,6 +402,28 @@ def test_facets_use_each_groups_between_group_factor(chicks):
     assert "population (marginal, at the Chick's Diet)" in labels
 
 
+def test_facets_three_pooling_lines(reml, sleep_data):
+    fig = reml.plot("facets", pooling=True, levels=["308", "335"])
+    days = sleep_data["Days"].to_numpy(dtype=float)
+    y = sleep_data["Reaction"].to_numpy()
+    complete = np.polyfit(days, y, 1)  # one regression, subjects ignored
+    re = reml.coef()["Subject"]
+    for ax, subject in zip(fig.axes, ["308", "335"]):
+        rows = sleep_data["Subject"].astype(str).to_numpy() == subject
+        own = np.polyfit(days[rows], y[rows], 1)  # the subject's own least-squares line
+        (nop,) = by_gid(ax, "no-pooling-line")
+        (comp,) = by_gid(ax, "complete-pooling-line")
+        (part,) = by_gid(ax, "conditional-line")
+        x = nop.get_xdata()
+        np.testing.assert_allclose(nop.get_ydata(), np.polyval(own, x), rtol=1e-9)
+        np.testing.assert_allclose(comp.get_ydata(), np.polyval(complete, x), rtol=1e-9)
+        np.testing.assert_allclose(part.get_ydata(), re.loc[subject, "(Intercept)"] + re.loc[subject, "Days"] * x,
+                                   rtol=1e-9)
+        assert not by_gid(ax, "population-line")
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "partial pooling: the model" in labels and "no pooling: the Subject's own fit" in labels
+
+
 # ---- predictions ---------------------------------------------------------------
 def test_predictions_reml(reml, sleep_data):
     fig = reml.plot("predictions", levels=["308", "335"])

@@ -9,6 +9,7 @@ import pandas as pd
 
 from ._common import (
     HIGHLIGHT_COLOR,
+    NOPOOL_COLOR,
     PARTIAL_COLOR,
     POP_COLOR,
     PlotError,
@@ -26,6 +27,7 @@ from ._common import (
     _is_posterior,
     _level_values,
     _linear_only,
+    _new_rows,
     _new_figure,
     _predict_band,
     _pyplot,
@@ -37,6 +39,7 @@ from ._common import (
     _z,
 )
 from ._glmm import is_glmm, link_label, mean_name, observations
+from ._pooling import _Pooling
 
 
 def _observed(fit) -> np.ndarray:
@@ -297,6 +300,26 @@ def caterpillar(fit, group: str | None = None, terms=None, *, interval: float = 
     return fig
 
 
+def _pooling_lines(fit, group: str, frame, xk: list[int], chosen: list[int], G: int):
+    """No-pooling and complete-pooling lines of each chosen level (rows of ``frame``,
+    ``G`` per level): the model's population line with the group's coefficients
+    replaced by the group's own fit, or by the one regression ignoring the groups
+    (:class:`~hierlm.plots._pooling._Pooling`'s estimates), on the response scale."""
+    pool = _Pooling(fit, group, 0.95)
+    cols = _group_columns(fit, group)
+    X, pieces = _new_rows(fit, frame, sorted({k for k, _, _ in cols} | set(xk)))
+    by_term = {k: Xt for k, _, Xt in pieces}
+    Z = np.column_stack([by_term[k][:, j] for k, j, _ in cols])
+    beta = fit.fixef
+    b_term = np.array([beta[c] if c in beta.index else 0.0 for c in pool.names])
+    base = fit.linear_predictor(X, [t for t in pieces if t[0] in xk]) - Z @ b_term
+    lev = np.repeat(np.asarray(chosen), G)
+    nopool = base + np.einsum("np,np->n", Z, pool.nopool[lev])
+    complete = base + Z @ pool.complete
+    m = len(chosen)
+    return (_to_response(fit, nopool).reshape(m, G), _to_response(fit, complete).reshape(m, G))
+
+
 def _group_terms(fit, group: str) -> list[int]:
     """Terms whose level is fixed by a level of ``group``: its own and, for a
     nested factor such as ``batch:cask``, those of ``batch``."""
@@ -308,7 +331,7 @@ def _group_terms(fit, group: str) -> list[int]:
 # facets
 # ---------------------------------------------------------------------------
 def facets(fit, x: str | None = None, group: str | None = None, *, levels=None, max_panels: int = 36,
-           ncols: int | None = None, n_points: int = 40, figsize=None):
+           ncols: int | None = None, n_points: int = 40, pooling: bool = False, figsize=None):
     """Data and fitted lines for each group (the sleepstudy facet plot).
 
     In each panel: the group's data, its conditional fitted line (fixed
@@ -336,6 +359,11 @@ def facets(fit, x: str | None = None, group: str | None = None, *, levels=None, 
     ncols : int, optional
     n_points : int
         Points on each line over a numeric ``x``.
+    pooling : bool
+        Draw the three lines teachers draw instead: complete pooling (one
+        regression ignoring the groups, the same in every panel), no pooling
+        (the group's own fit, as in :func:`shrinkage`) and partial pooling
+        (the model's conditional line).
     figsize : tuple, optional
 
     Returns
@@ -399,6 +427,8 @@ def facets(fit, x: str | None = None, group: str | None = None, *, levels=None, 
     frame_all = _grid_frame(fit, m * G, over)
     conds = _to_response(fit, _linear_only(fit, frame_all, keep_cond)).reshape(m, G)
     pops = _to_response(fit, _linear_only(fit, frame_all, xk)).reshape(m, G)
+    if pooling:
+        nopools, completes = _pooling_lines(fit, group, frame_all, xk, chosen, G)
     fixed_between = [c for c in between if c in _fixed_columns(fit)]
     pop_label = "population (marginal)" if not fixed_between else \
         f"population (marginal, at the {group}'s {', '.join(fixed_between)})"
@@ -422,6 +452,14 @@ def facets(fit, x: str | None = None, group: str | None = None, *, levels=None, 
                     label=f"{group} fit (conditional)")
             ax.plot([-0.4, 0.4], [pop[0]] * 2, color=POP_COLOR, ls="--", lw=1.2, gid="population-line",
                     label=pop_label)
+        elif pooling:
+            ax.plot(gx, completes[p], color="0.45", ls="--", lw=1.2, gid="complete-pooling-line",
+                    label="complete pooling: one regression, groups ignored", **line)
+            if np.all(np.isfinite(nopools[p])):
+                ax.plot(gx, nopools[p], color=NOPOOL_COLOR, ls=":", lw=1.6, gid="no-pooling-line",
+                        label=f"no pooling: the {group}'s own fit", **line)
+            ax.plot(gx, cond, color=PARTIAL_COLOR, lw=1.8, gid="conditional-line",
+                    label="partial pooling: the model", **line)
         else:
             ax.plot(gx, cond, color=PARTIAL_COLOR, lw=1.8, gid="conditional-line",
                     label=f"{group} fit (conditional)", **line)
@@ -444,9 +482,9 @@ def facets(fit, x: str | None = None, group: str | None = None, *, levels=None, 
     handles, labels = flat[0].get_legend_handles_labels()
     note = f" (first {m} of {len(all_levels)} levels; pass levels=)" if levels is None and m < len(all_levels) else ""
     scale = " (response scale)" if is_glmm(fit) else ""
-    fig.suptitle(f"{_y_name(fit)} by {group}{scale}: data, {group} fits and the population line{note}",
-                 fontsize=10)
-    fig.legend(handles, labels, loc="outside lower center", ncol=3, fontsize=8, frameon=False)
+    what = ("complete, no and partial pooling" if pooling else f"{group} fits and the population line")
+    fig.suptitle(f"{_y_name(fit)} by {group}{scale}: data, {what}{note}", fontsize=10)
+    fig.legend(handles, labels, loc="outside lower center", ncol=2 if pooling else 3, fontsize=8, frameon=False)
     return fig
 
 
