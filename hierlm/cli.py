@@ -21,8 +21,8 @@ from .rformat import text_table
 DEMO_FORMULA = "Reaction ~ Days + (Days | Subject)"
 # hierlm.plots.KINDS, without importing it (and numpy) before arguments are parsed
 PLOT_KINDS = ("shrinkage", "caterpillar", "qqcaterpillar", "diagnostics", "facets", "predictions", "forest", "ppc",
-              "trace", "rank")
-POSTERIOR_KINDS = ("forest", "ppc", "trace", "rank")
+              "trace", "rank", "ridge")
+POSTERIOR_KINDS = ("forest", "ppc", "trace", "rank", "ridge")
 
 
 def _load(name: str):

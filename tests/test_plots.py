@@ -499,7 +499,7 @@ def test_map_fit_plots(sleep_data):
 
 
 # ---- Bayesian-only plots on non-posterior fits, unknown kinds ----------------
-@pytest.mark.parametrize("kind", ["forest", "ppc", "trace", "rank"])
+@pytest.mark.parametrize("kind", ["forest", "ppc", "trace", "rank", "ridge"])
 def test_posterior_plots_refuse_reml(reml, kind):
     with pytest.raises(plots.PlotError, match=r"needs a posterior fit \(fit\('nuts'\)\)") as info:
         reml.plot(kind)
@@ -573,6 +573,31 @@ def test_nuts_trace_rank_diagnostics_facets_predictions(nuts):
     assert len(nuts.plot("facets").axes) == 18
     ax = nuts.plot("predictions", predictive=True, levels=["308"]).axes[0]
     assert any("95% prediction interval" in t for t in legend_texts(ax))
+
+
+def test_ridge_of_posterior_and_bootstrap(nuts, reml):
+    fig = nuts.plot("ridge")
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels == ["sigma", "sd Subject: Days", "sd Subject: (Intercept)"]  # bottom to top
+    med = offsets(ax, "ridge-median")
+    post = nuts.idata.posterior
+    expected = [np.median(post["sd_Subject"].to_numpy()[..., 0]), np.median(post["sd_Subject"].to_numpy()[..., 1]),
+                np.median(post["sigma"].to_numpy())]
+    np.testing.assert_allclose(med[:, 0], expected)
+    np.testing.assert_allclose(med[:, 1], [2, 1, 0])
+    assert len(by_gid(ax, "ridge-density")) == 3
+    # a bootstrap's replicates: every column of t, the interval its percentile interval
+    boot = hierlm.boot_mer(reml, lambda f: pd.Series({"sd (Intercept)": f.varcorr["sdcor"].iloc[0],
+                                                      "sigma": f.sigma}), nsim=40, seed=1)
+    ax = plots.ridge(boot, interval=0.9).axes[0]
+    (iv, _) = by_gid(ax, "ridge-interval")
+    np.testing.assert_allclose(iv.get_xdata(), np.quantile(boot.t["sd (Intercept)"], [0.05, 0.95]))
+    assert "parametric bootstrap, 40 refits" in ax.get_title()
+    with pytest.raises(plots.PlotError, match="no component 'sd x'"):
+        plots.ridge(boot, var_names="sd x")
+    with pytest.raises(plots.PlotError, match="needs a posterior fit"):
+        plots.ridge(reml)
 
 
 # ---- CLI and imports -------------------------------------------------------------

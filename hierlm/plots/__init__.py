@@ -15,9 +15,11 @@ Every function takes a fit (REML, ML, MAP or NUTS) and returns the
 ``ppc``            posterior predictive check (ArviZ ``plot_ppc``)
 ``trace``          trace (or rank) plots of the posterior (ArviZ)
 ``rank``           rank plots of the posterior (ArviZ ``plot_rank``)
+``ridge``          densities of the variance components (posterior or bootstrap)
 =================  =============================================================
 
-The last four need a posterior sample (``Model(...).fit("nuts")``).
+The last five need a posterior sample (``Model(...).fit("nuts")``);
+``ridge(hierlm.boot_mer(...))`` draws a bootstrap's replicates instead.
 ``prior_predictive(model)`` (``model.plot_prior_predictive()``) takes the
 model instead: data simulated from its priors against the data;
 ``lmlist(hierlm.lmlist(...), fit)`` the per-group fits beside the mixed
@@ -34,12 +36,12 @@ from ._common import KINDS, POSTERIOR_KINDS, PlotError, available
 from ._effects import caterpillar, facets, predictions, qqcaterpillar
 from ._lmlist import lmlist
 from ._pooling import pooling_estimates, shrinkage
-from ._posterior import forest, posterior_predictive, ppc, prior_predictive, rank, trace
+from ._posterior import forest, posterior_predictive, ppc, prior_predictive, rank, ridge, trace
 
 __all__ = [
     "KINDS", "POSTERIOR_KINDS", "PlotError", "available", "caterpillar", "diagnostics", "facets", "forest",
     "lmlist", "plot", "pooling_estimates", "posterior_predictive", "ppc", "predictions", "prior_predictive",
-    "qqcaterpillar", "rank", "shrinkage",
+    "qqcaterpillar", "rank", "ridge", "shrinkage",
     "trace",
 ]
 
@@ -54,7 +56,8 @@ def plot(fit, kind: str, **kw):
     """
     funcs = {"shrinkage": shrinkage, "caterpillar": caterpillar, "qqcaterpillar": qqcaterpillar,
              "diagnostics": diagnostics, "facets": facets,
-             "predictions": predictions, "forest": forest, "ppc": ppc, "trace": trace, "rank": rank}
+             "predictions": predictions, "forest": forest, "ppc": ppc, "trace": trace, "rank": rank,
+             "ridge": ridge}
     if kind not in funcs:
         raise PlotError(f"unknown plot kind {kind!r}; valid kinds: {', '.join(KINDS)} "
                         f"(for this fit: {', '.join(available(fit))})")

@@ -11,7 +11,7 @@ import pandas as pd
 from ..errors import HierlmError
 
 #: plots that need posterior draws (a NUTS fit)
-POSTERIOR_KINDS = ("forest", "ppc", "trace", "rank")
+POSTERIOR_KINDS = ("forest", "ppc", "trace", "rank", "ridge")
 #: every plot ``fit.plot(kind)`` knows, in the order the docs show them
 KINDS = ("shrinkage", "caterpillar", "qqcaterpillar", "diagnostics", "facets", "predictions") + POSTERIOR_KINDS
 

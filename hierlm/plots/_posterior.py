@@ -1,4 +1,5 @@
-"""Posterior plots (ArviZ): forest, posterior predictive check, trace and rank."""
+"""Posterior plots (ArviZ): forest, posterior predictive check, trace and rank; the ridge
+plot of the variance components (posterior draws or bootstrap replicates)."""
 
 from __future__ import annotations
 
@@ -363,3 +364,85 @@ def _uniform_text(fig, title: int = 9, label: int = 8) -> None:
         a.xaxis.label.set_size(label)
         a.yaxis.label.set_size(label)
         a.tick_params(labelsize=label)
+
+
+def _component_draws(obj, var_names) -> tuple[dict, str]:
+    """Draws per variance component: ``(name -> 1-D array, what they are)``."""
+    if hasattr(obj, "t") and hasattr(obj, "t0"):  # a parametric bootstrap (boot_mer, confint_boot)
+        draws = {str(c): obj.t[c].to_numpy(dtype=float) for c in obj.t.columns}
+        what = f"parametric bootstrap, {obj.nsim} refits"
+    else:
+        if not hasattr(obj, "design"):
+            raise PlotError("ridge: give a posterior fit (fit('nuts')) or a bootstrap (hierlm.boot_mer), "
+                            f"not {type(obj).__name__}")
+        _need_posterior(obj, "ridge")
+        sets = _parameter_sets(obj)
+        draws = {k: v.to_numpy().ravel() for k, v in sets["standard deviations"].items()}
+        if var_names is not None and "correlations" in sets:
+            draws.update({k: v.to_numpy().ravel() for k, v in sets["correlations"].items()})
+        what = "posterior"
+    if var_names is not None:
+        want = [var_names] if isinstance(var_names, str) else list(var_names)
+        bad = [v for v in want if v not in draws]
+        if bad:
+            raise PlotError(f"ridge: no component {bad[0]!r}; available: {', '.join(draws)}")
+        draws = {k: draws[k] for k in want}
+    return draws, what
+
+
+def ridge(obj, var_names=None, *, interval: float = 0.95, figsize=None):
+    """Ridge plot of the variance components: one density per SD (and sigma),
+    stacked on a shared axis, with the median and an equal-tailed interval.
+
+    Parameters
+    ----------
+    obj : BayesFit or BootResult
+        A posterior fit (its SDs and sigma; correlations on request), or
+        :func:`hierlm.boot_mer`'s replicates (every column of ``t``).
+    var_names : str or list of str, optional
+        Components to draw by name (``"sd Subject: Days"``, ``"sigma"``, a
+        bootstrap column); default the SDs and sigma, or every bootstrap column.
+    interval : float
+    figsize : tuple, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The densities are filled areas with gid ``"ridge-density"``, the
+        medians a scatter with gid ``"ridge-median"``.
+    """
+    from scipy import stats
+
+    interval = _check_interval(interval)
+    draws, what = _component_draws(obj, var_names)
+    names = list(draws)
+    finite = {k: v[np.isfinite(v)] for k, v in draws.items()}
+    lo = min(float(v.min()) for v in finite.values())
+    hi = max(float(v.max()) for v in finite.values())
+    pad = 0.03 * (hi - lo if hi > lo else 1.0)
+    grid = np.linspace(lo - pad, hi + pad, 400)
+    fig, ax = _new_figure(figsize or (8, 1.0 + 0.8 * len(names)), None)
+    q = (0.5 - interval / 2, 0.5, 0.5 + interval / 2)
+    medians = []
+    for row, name in enumerate(names):
+        v = finite[name]
+        base = len(names) - 1 - row
+        if v.size > 1 and np.ptp(v) > 0:
+            dens = stats.gaussian_kde(v)(grid)
+            dens = 0.9 * dens / dens.max()
+            ax.fill_between(grid, base, base + dens, color=PARTIAL_COLOR, alpha=0.55, lw=0.8, edgecolor="white",
+                            zorder=len(names) - row, gid="ridge-density")
+        a, med, b = np.quantile(v, q)
+        ax.plot([a, b], [base, base], color="black", lw=2, solid_capstyle="butt", zorder=len(names) + 1,
+                gid="ridge-interval")
+        medians.append((med, base))
+    ax.scatter(*zip(*medians), color="white", edgecolor="black", s=28, zorder=len(names) + 2, gid="ridge-median")
+    ax.set_yticks(np.arange(len(names)))
+    ax.set_yticklabels(names[::-1], fontsize=9)
+    ax.set_ylim(-0.3, len(names) - 0.05)
+    ax.set_xlabel(f"standard deviation ({_response_name(obj) if hasattr(obj, 'design') else 'response'} units)"
+                  if var_names is None else "value")
+    ax.set_title(f"Variance components: {what} ({_ci_label(interval)} interval, median)", fontsize=10)
+    ax.grid(axis="x", alpha=0.3)
+    return fig
+
