@@ -192,3 +192,19 @@ def test_predictions_response_scale(cbpp):
     assert "response scale" in ax.get_ylabel()
     with pytest.raises(plots.PlotError, match="predictive=True"):
         plots.predictions(fit, "period", "herd", predictive=True)
+
+
+def test_posterior_plots_of_a_model_without_sigma():
+    # a binomial or negative binomial posterior has no sigma; the negative binomial has a shape
+    pytest.importorskip("nutpie")
+    data = hierlm.datasets.load("cbpp")
+    post = hierlm.Model("incidence ~ period + (1|herd)", data, family="negbinomial").fit(
+        "nuts", draws=150, tune=150, chains=2, random_seed=1, progressbar=False)
+    fig = post.plot("forest")
+    labels = [t.get_text() for ax in fig.axes for t in ax.get_yticklabels()]
+    assert any("shape" in t for t in labels) and not any("sigma" in t for t in labels)
+    assert len(post.plot("trace").axes) == 2 * (4 + 1 + 1)  # 4 fixed effects, sd herd, shape
+    ax = post.plot("ridge").axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["sd herd: (Intercept)"]
+    np.testing.assert_allclose(_gid(ax, "ridge-median")[0].get_offsets()[0, 0],
+                               np.median(post.idata.posterior["sd_herd"].to_numpy()))

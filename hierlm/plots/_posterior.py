@@ -54,10 +54,14 @@ def _parameter_sets(fit) -> dict:
             for j in range(r.p):
                 for i in range(j + 1, r.p):
                     corrs[f"corr {t}: {r.cnames[j]}, {r.cnames[i]}"] = scalar(C[:, :, i, j], f"corr_{t}")
-    sds["sigma"] = scalar(post["sigma"].to_numpy(), "sigma")
+    if "sigma" in post:  # binomial, Poisson, negative binomial and beta models have none
+        sds["sigma"] = scalar(post["sigma"].to_numpy(), "sigma")
     out["standard deviations"] = xr.Dataset(sds)
     if corrs:
         out["correlations"] = xr.Dataset(corrs)
+    family = {n: scalar(post[n].to_numpy(), n) for n in ("shape", "phi", "nu") if n in post}
+    if family:
+        out["family parameters"] = xr.Dataset(family)
     return out
 
 
