@@ -28,5 +28,8 @@ def test_docs_site_builds_strictly_and_runs_the_tutorials(tmp_path):
     assert "REML criterion at convergence: 1743.6\n" in text  # lmerTest prints one decimal
     assert "hierlm: REML criterion 1743.6283" in text and "R sd_Days|Subject" in text
     assert page.count("data:image/png;base64,") >= 4
+    pigs = html.unescape(re.sub(r"<[^>]+>", "", (site / "tutorials" / "piglets" / "index.html").read_text()))
+    assert "Model selection based on AICc:" in pigs and "PBtest" in pigs
+    assert (site / "tutorials" / "piglets" / "index.html").read_text().count("data:image/png;base64,") == 2
     api = (site / "api" / "index.html").read_text()
     assert "hierlm.lmer" in api and "Parameters" in api
