@@ -31,5 +31,10 @@ def test_docs_site_builds_strictly_and_runs_the_tutorials(tmp_path):
     pigs = html.unescape(re.sub(r"<[^>]+>", "", (site / "tutorials" / "piglets" / "index.html").read_text()))
     assert "Model selection based on AICc:" in pigs and "PBtest" in pigs
     assert (site / "tutorials" / "piglets" / "index.html").read_text().count("data:image/png;base64,") == 2
+    owls_page = (site / "tutorials" / "owls" / "index.html").read_text()
+    owls = html.unescape(re.sub(r"<[^>]+>", "", owls_page))
+    nested, crossed = re.search(r"REML criterion nested ([0-9.]+), crossed ([0-9.]+)", owls).groups()
+    assert nested == crossed  # (1|Brood/Ring) and (1|Brood) + (1|Ring) with unique ring codes
+    assert owls_page.count("data:image/png;base64,") == 3
     api = (site / "api" / "index.html").read_text()
     assert "hierlm.lmer" in api and "Parameters" in api
