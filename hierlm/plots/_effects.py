@@ -76,6 +76,18 @@ def _ranef_limits(fit, group: str, interval: float):
     return est, est - z * sd, est + z * sd
 
 
+def _effects_with_intervals(ax, e, y, lo, hi, highlight: bool, gid: str, bar: str, size: float) -> np.ndarray:
+    """Points ``e`` at heights ``y`` with horizontal intervals; those whose interval
+    excludes 0 highlighted (and counted in the legend).  Returns that mask."""
+    off = (lo > 0) | (hi < 0) if highlight else np.zeros(len(e), dtype=bool)
+    bars = ax.errorbar(e, y, xerr=[e - lo, hi - e], fmt="none", ecolor=bar, lw=1, gid=f"{gid}-interval")
+    bars[2][0].set_color(np.where(off, HIGHLIGHT_COLOR, bar))
+    ax.scatter(e, y, s=size, color=np.where(off, HIGHLIGHT_COLOR, PARTIAL_COLOR), zorder=3, gid=f"{gid}-point")
+    if off.any():
+        ax.scatter([], [], s=size, color=HIGHLIGHT_COLOR, label=f"interval excludes 0: {off.sum()} level(s)")
+    return off
+
+
 def _ranef_panels(fit, group, terms, what: str) -> list[tuple[str, list[str]]]:
     """(grouping factor, its random-effect columns to draw) per panel group."""
     groups = _groups(fit) if group is None else [_resolve_group(fit, group, what)]
@@ -149,13 +161,9 @@ def qqcaterpillar(fit, group: str | None = None, terms=None, *, interval: float 
             ax = axes[a]
             j = names.index(t)
             order = np.argsort(est[:, j], kind="stable")
-            e, l_, h = est[order, j], lo[order, j], hi[order, j]
-            off = (l_ > 0) | (h < 0) if highlight else np.zeros(L, dtype=bool)
-            bars = ax.errorbar(e, q, xerr=[e - l_, h - e], fmt="none", ecolor="0.6", lw=0.8,
-                               gid="qqcaterpillar-interval")
-            bars[2][0].set_color(np.where(off, HIGHLIGHT_COLOR, "0.6"))
-            ax.scatter(e, q, s=12, color=np.where(off, HIGHLIGHT_COLOR, PARTIAL_COLOR), zorder=3,
-                       gid="qqcaterpillar-point")
+            e = est[order, j]
+            _effects_with_intervals(ax, e, q, lo[order, j], hi[order, j], highlight, "qqcaterpillar", bar="0.6",
+                                    size=12)
             k, _, _ = cols[j]
             term = fit.term_names[k]
             row = sds[(sds["group"] == term) & (sds["var1"] == t) & sds["var2"].isna()]
@@ -167,8 +175,6 @@ def qqcaterpillar(fit, group: str | None = None, terms=None, *, interval: float 
             for i in list(range(min(label, L))) + list(range(max(L - label, min(label, L)), L)):
                 ax.annotate(str(levels[order[i]]), (e[i], q[i]), fontsize=7, xytext=(4, 0),
                             textcoords="offset points", va="center")
-            if off.any():
-                ax.scatter([], [], s=12, color=HIGHLIGHT_COLOR, label=f"interval excludes 0: {off.sum()} level(s)")
             ax.axvline(0, color="0.3", lw=0.8, ls=":")
             ax.set_title(f"{g}: {t} ({L} levels)", fontsize=10)
             ax.set_xlabel(f"{what} ({_ci_label(interval)} interval)"
@@ -267,15 +273,8 @@ def caterpillar(fit, group: str | None = None, terms=None, *, interval: float = 
             axi = axes[a]
             j = names.index(t)
             y = np.arange(L)
-            e, l_, h = est[order, j], lo[order, j], hi[order, j]
-            off = (l_ > 0) | (h < 0) if highlight else np.zeros(L, dtype=bool)
-            bars = axi.errorbar(e, y, xerr=[e - l_, h - e], fmt="none", ecolor="0.45", lw=1,
-                                gid="caterpillar-interval")
-            bars[2][0].set_color(np.where(off, HIGHLIGHT_COLOR, "0.45"))
-            axi.scatter(e, y, s=14, color=np.where(off, HIGHLIGHT_COLOR, PARTIAL_COLOR), zorder=3,
-                        gid="caterpillar-point")
-            if off.any():
-                axi.scatter([], [], s=14, color=HIGHLIGHT_COLOR, label=f"interval excludes 0: {off.sum()} level(s)")
+            off = _effects_with_intervals(axi, est[order, j], y, lo[order, j], hi[order, j], highlight,
+                                          "caterpillar", bar="0.45", size=14)
             if gap is not None:
                 axi.axhline(gap, color="0.5", lw=0.8, ls=":", gid="caterpillar-gap")
             axi.axvline(0, color="0.3", lw=0.8, ls="--")
