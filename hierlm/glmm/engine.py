@@ -362,7 +362,7 @@ def _optimize_jointly(design, family: Family, nAGQ: int, control: dict, base: GL
     final = optimize_glmm(design, family.with_params(**{name: value}), nAGQ,
                           dict(control, nAGQ0initStep=False,
                                start={"theta": res.x[:k], "fixef": res.x[k:k + p]}))
-    final.info.feval_family = dev.feval
+    final.info.feval_family = res.feval  # the joint search's evaluations
     if final.info.hessian is not None:
         system, pars = final.system, np.concatenate([final.theta, final.beta])
         fitted_family = system.family
