@@ -36,5 +36,9 @@ def test_docs_site_builds_strictly_and_runs_the_tutorials(tmp_path):
     nested, crossed = re.search(r"REML criterion nested ([0-9.]+), crossed ([0-9.]+)", owls).groups()
     assert nested == crossed  # (1|Brood/Ring) and (1|Brood) + (1|Ring) with unique ring codes
     assert owls_page.count("data:image/png;base64,") == 3
+    bayes_page = (site / "tutorials" / "bayesian" / "index.html").read_text()
+    bayes = html.unescape(re.sub(r"<[^>]+>", "", bayes_page))
+    assert "HalfNormal(sigma=50)" in bayes and "Pareto k diagnostic values" in bayes
+    assert bayes_page.count("data:image/png;base64,") == 3
     api = (site / "api" / "index.html").read_text()
     assert "hierlm.lmer" in api and "Parameters" in api

@@ -236,6 +236,7 @@ def _ppc_axes(idata, group: str, kind: str, draws: int, random_seed, ax, figsize
         az.plot_ppc(idata, group=group, kind=kind, num_pp_samples=draws, random_seed=random_seed, ax=ax,
                     textsize=9)
     ax.set_ylabel("density" if kind == "kde" else ("cumulative probability" if kind == "cumulative" else ""))
+    _uniform_text(fig)  # ArviZ draws its tick labels larger than its other text
     return fig, ax
 
 
