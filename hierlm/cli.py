@@ -65,6 +65,18 @@ def _estimates(fit) -> dict[str, float]:
     return out
 
 
+def _posterior_name(name: str) -> str:
+    """The posterior variable of one of :func:`_estimates`' names (``"sd Subject Days"`` ->
+    ``"sd_Subject[Days]"``)."""
+    if name == "sigma":
+        return name
+    kind, _, rest = name.partition(" ")
+    if kind in ("sd", "cor"):
+        group, _, cols = rest.partition(" ")
+        return f"{'sd' if kind == 'sd' else 'corr'}_{group}[{cols}]"
+    return f"fixef[{name}]"
+
+
 def _demo(out: str | None) -> str:
     """REML, MAP and NUTS on sleepstudy side by side, what partial pooling did, and the
     shrinkage plot (the whole idea of the package in a few seconds)."""
@@ -83,11 +95,9 @@ def _demo(out: str | None) -> str:
     post = model.fit("nuts", random_seed=1, progressbar=False)
     est = [_estimates(f) for f in (reml, mode, post)]
     dg = post.diagnostics
-    post_names = list(post.design.xnames) + [i for i in dg.index if i.startswith(("sd_", "corr_"))] + ["sigma"]
     rows = [["", "REML", "MAP", "NUTS mean", "95% interval"]]
-    for name, pname in zip(est[0], post_names):
-        lo, hi = dg.loc[pname if pname == "sigma" or pname.startswith(("sd_", "corr_")) else f"fixef[{pname}]",
-                        ["2.5%", "97.5%"]]
+    for name in est[0]:
+        lo, hi = dg.loc[_posterior_name(name), ["2.5%", "97.5%"]]
         rows.append([name] + [f"{e[name]:.4g}" for e in est] + [f"[{lo:.4g}, {hi:.4g}]"])
     pool = plots.pooling_estimates(reml)
     own, part = pool["no_pooling"]["Days"], pool["partial_pooling"]["Days"]

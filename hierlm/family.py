@@ -366,6 +366,14 @@ class _Poisson(Distribution):
         return y, user_wt, np.ones(y.shape[0])
 
 
+def _ml_on_log_scale(nll, lo: float, hi: float) -> float:
+    """The positive parameter minimizing ``nll(log value)`` over ``[lo, hi]`` (Brent)."""
+    from scipy import optimize
+
+    res = optimize.minimize_scalar(nll, bounds=(lo, hi), method="bounded", options={"xatol": 1e-8})
+    return float(np.exp(res.x))
+
+
 class _NegativeBinomial(Distribution):
     """NB2 with shape theta: variance ``mu + mu^2 / theta`` (MASS's
     ``negative.binomial(theta)``, lme4's ``glmer.nb``, glmmTMB's ``nbinom2``)."""
@@ -403,8 +411,6 @@ class _NegativeBinomial(Distribution):
     def start_params(self, y, mu, wt) -> dict:
         """MASS's ``theta.ml``: the shape's maximum likelihood given the means (as lme4's
         ``glmer.nb`` starts from the Poisson fit's)."""
-        from scipy import optimize
-
         def nll(log_th):
             th = np.exp(log_th)
             return -np.sum(wt * (special.gammaln(th + y) - special.gammaln(th) + th * np.log(th / (th + mu))
@@ -412,8 +418,7 @@ class _NegativeBinomial(Distribution):
 
         m = np.average((y / mu - 1.0) ** 2, weights=wt)  # MASS's moment start: n / sum((y / mu - 1)^2)
         lo = np.log(1.0 / max(m, 1e-8)) - 10.0
-        res = optimize.minimize_scalar(nll, bounds=(lo, lo + 20.0), method="bounded", options={"xatol": 1e-8})
-        return {"theta": float(np.exp(res.x))}
+        return {"theta": _ml_on_log_scale(nll, lo, lo + 20.0)}
 
     def simulate(self, mu, wt, ntrials, rng, sigma):
         th = self.theta
@@ -595,14 +600,10 @@ class _Beta(Distribution):
 
     def start_params(self, y, mu, wt) -> dict:
         """The precision's maximum likelihood given the means."""
-        from scipy import optimize
-
         def nll(log_phi):
             return -float((wt * _Beta(float(np.exp(log_phi)))._logpdf(y, mu)).sum())
 
-        res = optimize.minimize_scalar(nll, bounds=(np.log(1e-3), np.log(1e6)), method="bounded",
-                                       options={"xatol": 1e-8})
-        return {"phi": float(np.exp(res.x))}
+        return {"phi": _ml_on_log_scale(nll, np.log(1e-3), np.log(1e6))}
 
     def simulate(self, mu, wt, ntrials, rng, sigma):
         mu = np.asarray(mu, dtype=float)

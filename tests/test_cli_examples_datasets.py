@@ -30,6 +30,12 @@ def test_demo_compares_reml_map_nuts_and_writes_the_plot(tmp_path, capsys):
     row = next(ln for ln in lines if ln.startswith("sigma "))
     assert float(row.split()[1]) == pytest.approx(reml.sigma, rel=1e-3)
     assert "Partial pooling:" in out and "Subject " in out
+    # each row's interval is the NUTS fit's own (the demo's fit, seed 1, redone here)
+    post = hierlm.Model("Reaction ~ Days + (Days | Subject)", hierlm.datasets.load("sleepstudy")).fit(
+        "nuts", random_seed=1, progressbar=False)
+    row = next(ln for ln in lines if ln.startswith("sd Subject Days "))
+    lo = float(row.split("[")[1].split(",")[0])
+    assert lo == pytest.approx(post.diagnostics.loc["sd_Subject[Days]", "2.5%"], rel=1e-3)
     assert f"wrote {png} (the shrinkage plot)" in out
     assert png.stat().st_size > 10_000
 

@@ -206,5 +206,6 @@ def test_posterior_plots_of_a_model_without_sigma():
     assert len(post.plot("trace").axes) == 2 * (4 + 1 + 1)  # 4 fixed effects, sd herd, shape
     ax = post.plot("ridge").axes[0]
     assert [t.get_text() for t in ax.get_yticklabels()] == ["sd herd: (Intercept)"]
+    assert ax.get_xlabel() == "standard deviation (link scale: log)"  # not the response's units
     np.testing.assert_allclose(_gid(ax, "ridge-median")[0].get_offsets()[0, 0],
                                np.median(post.idata.posterior["sd_herd"].to_numpy()))

@@ -445,8 +445,13 @@ def ridge(obj, var_names=None, *, interval: float = 0.95, figsize=None):
     ax.set_yticks(np.arange(len(names)))
     ax.set_yticklabels(names[::-1], fontsize=9)
     ax.set_ylim(-0.3, len(names) - 0.05)
-    ax.set_xlabel(f"standard deviation ({_response_name(obj) if hasattr(obj, 'design') else 'response'} units)"
-                  if var_names is None else "value")
+    if var_names is not None or not hasattr(obj, "design"):
+        xlabel = "value"  # chosen components, or whatever a bootstrap's function returned
+    elif obj.family.is_gaussian:
+        xlabel = f"standard deviation ({_response_name(obj)} units)"
+    else:
+        xlabel = f"standard deviation (link scale: {obj.family.link})"
+    ax.set_xlabel(xlabel)
     ax.set_title(f"Variance components: {what} ({_ci_label(interval)} interval, median)", fontsize=10)
     ax.grid(axis="x", alpha=0.3)
     return fig
