@@ -394,18 +394,20 @@ def rank_keep(X: np.ndarray, tol: float = 1e-7) -> np.ndarray:
     of earlier ones, as in R.
     """
     n, p = X.shape
-    norms = np.linalg.norm(X, axis=0)
+    Xf = np.asfortranarray(X, dtype=float)  # contiguous columns
+    norms = np.sqrt(np.einsum("ij,ij->j", Xf, Xf))
     keep: list[int] = []
-    Q = np.empty((n, 0))
+    Qall = np.empty((n, p), order="F")
     for j in range(p):
         if norms[j] == 0:
             continue
-        v = X[:, j] - Q @ (Q.T @ X[:, j])
+        Q = Qall[:, : len(keep)]
+        v = Xf[:, j] - Q @ (Q.T @ Xf[:, j])
         v = v - Q @ (Q.T @ v)  # second Gram-Schmidt pass for stability
-        nv = np.linalg.norm(v)
+        nv = np.sqrt(v @ v)
         if nv > tol * norms[j]:
+            Qall[:, len(keep)] = v / nv
             keep.append(j)
-            Q = np.column_stack([Q, v / nv])
     return np.asarray(keep, dtype=int)
 
 
