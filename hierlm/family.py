@@ -141,6 +141,11 @@ class Distribution:
         """Starting values of :attr:`free_params` given the base family's fitted means."""
         return {}
 
+    def base(self, family: "Family", y, wt) -> "Family":
+        """The family fit first, whose means start the parameters' search (the negative
+        binomial's: Poisson)."""
+        return Family(self.base_family, family.link)
+
     def variance(self, mu):
         raise NotImplementedError
 
@@ -185,6 +190,27 @@ class Distribution:
         """Weights of the Laplace approximation's Hessian when they are not PIRLS's
         (None: lme4's, the expected information)."""
         return None
+
+    #: the link names a latent distribution and the fit's "means" are the linear predictor
+    #: itself (the ordinal family: its probabilities come from :meth:`probs`)
+    eta_is_mean = False
+
+    # How a jointly estimated family parameter meets the optimizer (:attr:`joint_params`):
+    # ``pack`` gives free reals for the search, ``natural`` the coordinates of the Hessian
+    # the covariances come from.  One positive parameter: its log, for both.
+    def pack(self, params: dict) -> np.ndarray:
+        """The family's parameters as free reals for the joint search."""
+        return np.log([float(params[k]) for k in self.free_params])
+
+    def unpack(self, x) -> dict:
+        return {k: float(np.exp(v)) for k, v in zip(self.free_params, np.atleast_1d(x))}
+
+    def natural(self, params: dict) -> np.ndarray:
+        """The coordinates of the parameters in the fit's Hessian."""
+        return self.pack(params)
+
+    def from_natural(self, x) -> dict:
+        return self.unpack(x)
 
     def check(self, y, user_wt, design, rows, lhs):
         """Validate the response; return ``(y, wt, ntrials)`` (see :func:`check_response`)."""
@@ -669,12 +695,198 @@ class _Student(_Gaussian):
         return y, user_wt, np.ones(y.shape[0])
 
 
+def _latent(link: str):
+    """The latent distribution of a cumulative link: ``(F, f, f', F^-1)``, with
+    ``F(-x) = 1 - F(x)`` (both are symmetric)."""
+    if link == "logit":
+        def F(x):
+            return special.expit(x)
+
+        def f(x):
+            e = special.expit(x)
+            return e * (1.0 - e)
+
+        def df(x):
+            e = special.expit(x)
+            return e * (1.0 - e) * (1.0 - 2.0 * e)
+
+        return F, f, df, special.logit
+    def pdf(x):
+        return np.exp(-0.5 * x * x) / np.sqrt(2.0 * np.pi)
+
+    return special.ndtr, pdf, lambda x: -x * pdf(x), special.ndtri
+
+
+class _Ordinal(Distribution):
+    r"""Cumulative link model for an ordered response with K categories (ordinal's
+    ``clmm``, brms's ``cumulative``): ``P(Y <= k) = F(alpha_k - eta)``, k = 1..K-1, with
+    ordered thresholds alpha and F the logistic (``logit``) or normal (``probit``)
+    distribution function.  The thresholds take the intercept's place.
+
+    The linear predictor is the model's "mean" here: the link names F, and the fit's
+    means are eta itself.  PIRLS steps are Newton steps on the exact log-likelihood
+    ``log(F(alpha_y - eta) - F(alpha_{y-1} - eta))`` (concave in eta for both links),
+    whose observed information is also what the Laplace approximation uses, as clmm's.
+    The thresholds are estimated jointly with theta and beta (:attr:`joint_params`).
+    The response holds category codes 0..K-1 (the design's ``response_levels`` name them).
+    """
+
+    name, links = "ordinal", ("logit", "probit")
+    free_params, base_family = ("cutpoints",), "ordinal"
+    joint_params = True
+    deviance_residuals = False  # -2 log-likelihood only, as for the beta family
+    eta_is_mean = True
+    fits = ("laplace",)
+
+    def __init__(self, cutpoints=(-1.0, 1.0), link: str = "logit"):
+        a = np.atleast_1d(np.asarray(cutpoints, dtype=float))
+        if a.ndim != 1 or a.size < 1 or not np.all(np.isfinite(a)) or np.any(np.diff(a) <= 0):
+            raise FamilyError(f"the ordinal thresholds (cutpoints) must be increasing finite numbers, not "
+                              f"{np.asarray(cutpoints).tolist()}")
+        self.cutpoints = a
+        self.link = link
+        self.F, self.f, self.df, self.Finv = _latent(link)
+        self.params = {"cutpoints": tuple(float(v) for v in a)}
+
+    @property
+    def ncat(self) -> int:
+        return self.cutpoints.size + 1
+
+    def _bounds(self, y, eta):
+        """Lower and upper threshold less eta for each row's category (+-inf at the ends)."""
+        k = np.asarray(y, dtype=int)
+        a = np.concatenate([[-np.inf], self.cutpoints, [np.inf]])
+        return a[k] - eta, a[k + 1] - eta
+
+    def _prob(self, lo, hi):
+        # F(hi) - F(lo), by the upper tails where both are above 0 (no cancellation near 1)
+        F = self.F
+        with np.errstate(invalid="ignore"):
+            upper = lo > 0
+            return np.where(upper, F(-lo) - F(-hi), F(hi) - F(lo))
+
+    def probs(self, eta) -> np.ndarray:
+        """The (n, K) category probabilities at the linear predictor ``eta``."""
+        eta = np.asarray(eta, dtype=float)[:, None]
+        a = np.concatenate([[-np.inf], self.cutpoints, [np.inf]])
+        return self._prob(a[None, :-1] - eta, a[None, 1:] - eta)
+
+    def _derivs(self, y, eta):
+        """log p, d log p / d eta and -d^2 log p / d eta^2 of each row."""
+        lo, hi = self._bounds(y, eta)
+        p = self._prob(lo, hi)
+        f, df = self.f, self.df
+        with np.errstate(invalid="ignore"):
+            fl = np.where(np.isfinite(lo), f(lo), 0.0)
+            fh = np.where(np.isfinite(hi), f(hi), 0.0)
+            dl = np.where(np.isfinite(lo), df(lo), 0.0)
+            dh = np.where(np.isfinite(hi), df(hi), 0.0)
+        g = (fh - fl) / p
+        return np.log(p), -g, g * g - (dh - dl) / p
+
+    def variance(self, mu):
+        raise FamilyError("an ordinal response has no variance function: Pearson residuals are not defined "
+                          "(use residuals(type='quantile'))")
+
+    def dev_resid(self, y, mu, wt):
+        return -2.0 * wt * self._derivs(y, mu)[0]
+
+    def aic(self, y, ntrials, mu, wt, const) -> float:
+        return float(-2.0 * (wt * self._derivs(y, mu)[0]).sum())
+
+    def mustart(self, y, wt, ntrials):
+        return np.zeros(np.shape(y))
+
+    def valid_mu(self, mu) -> bool:
+        return bool(np.all(np.isfinite(mu)))
+
+    def working(self, y, mu, mu_eta, wt):
+        """Newton's weights and working residuals in eta: the observed information
+        ``-d^2 log p / d eta^2`` and ``score / information``."""
+        _, score, info = self._derivs(y, mu)
+        return wt * info, score / info
+
+    def observed_weights(self, y, mu, mu_eta, d2mu, wt):
+        return wt * self._derivs(y, mu)[2]
+
+    def start_params(self, y, mu, wt) -> dict:
+        """The thresholds' maximum likelihood given the linear predictor ``mu`` (eta)."""
+        from scipy import optimize
+
+        k = np.asarray(y, dtype=int)
+        K = self.ncat_of(k)
+        cum = np.cumsum(np.bincount(k, weights=wt, minlength=K))[:-1] / np.sum(wt)
+        x0 = self.Finv(np.clip(cum, 1e-6, 1 - 1e-6)) + np.average(mu, weights=wt)
+        x0 = _pack_increasing(np.maximum.accumulate(x0 + 1e-3 * np.arange(K - 1)))
+
+        def nll(x):
+            try:
+                d = _Ordinal(_unpack_increasing(x), self.link)
+            except FamilyError:
+                return np.inf
+            return -float((wt * d._derivs(k, mu)[0]).sum())
+
+        res = optimize.minimize(nll, x0, method="Nelder-Mead", options={"xatol": 1e-8, "fatol": 1e-10,
+                                                                        "maxiter": 20000})
+        return self.unpack(res.x)
+
+    def base(self, family, y, wt):
+        """The thresholds of the cumulative proportions (eta = 0) start the fit."""
+        k = np.asarray(y, dtype=int)
+        cum = np.cumsum(np.bincount(k, weights=wt, minlength=self.ncat_of(k)))[:-1] / np.sum(wt)
+        a = self.Finv(np.clip(cum, 1e-4, 1 - 1e-4))
+        return family.with_params(cutpoints=tuple(np.maximum.accumulate(a + 1e-3 * np.arange(a.size))))
+
+    @staticmethod
+    def ncat_of(k) -> int:
+        return int(np.max(k)) + 1
+
+    def pack(self, params: dict) -> np.ndarray:
+        """The thresholds as free reals for the optimizer: alpha_1, log(alpha_k - alpha_{k-1})."""
+        return _pack_increasing(np.asarray(params["cutpoints"], dtype=float))
+
+    def unpack(self, x) -> dict:
+        return {"cutpoints": tuple(float(v) for v in _unpack_increasing(x))}
+
+    def natural(self, params: dict) -> np.ndarray:
+        """The thresholds themselves (the coordinates of the fit's Hessian, as clmm's)."""
+        return np.asarray(params["cutpoints"], dtype=float)
+
+    def from_natural(self, x) -> dict:
+        return {"cutpoints": tuple(float(v) for v in x)}
+
+    def simulate(self, mu, wt, ntrials, rng, sigma):
+        P = self.probs(mu)
+        u = rng.random(P.shape[0])[:, None]
+        return (np.cumsum(P, axis=1) < u).sum(axis=1).astype(float)
+
+    def cdf_bounds(self, y, mu, ntrials, sigma):
+        lo, hi = self._bounds(y, mu)
+        F = self.F
+        return np.where(np.isfinite(lo), F(lo), 0.0), np.where(np.isfinite(hi), F(hi), 1.0)
+
+    def check(self, y, user_wt, design, rows, lhs):
+        levels = getattr(design, "response_levels", None)
+        if levels is None or len(levels) < 2:
+            raise DataError(f"the ordinal response {lhs!r} needs at least two categories")
+        return y, user_wt, np.ones(y.shape[0])
+
+
+def _pack_increasing(a: np.ndarray) -> np.ndarray:
+    return np.concatenate([a[:1], np.log(np.diff(a))])
+
+
+def _unpack_increasing(x) -> np.ndarray:
+    x = np.asarray(x, dtype=float)
+    return np.concatenate([x[:1], x[0] + np.cumsum(np.exp(x[1:]))])
+
+
 DISTRIBUTIONS = {d.name: d for d in (_Gaussian, _Binomial, _Poisson, _NegativeBinomial, _Gamma, _Beta,
-                                        _Student)}
+                                        _Student, _Ordinal)}
 #: other spellings of the family names (R's and glmmTMB's)
 ALIASES = {"student_t": "student", "studentt": "student", "t": "student", "nbinom2": "negbinomial",
            "negative.binomial": "negbinomial", "negative_binomial": "negbinomial", "nb": "negbinomial",
-           "neg_binomial": "negbinomial", "beta_family": "beta"}
+           "neg_binomial": "negbinomial", "beta_family": "beta", "cumulative": "ordinal", "clmm": "ordinal"}
 
 
 class Family:
@@ -714,12 +926,12 @@ class Family:
                 f"{', '.join(cls.links)} (as R's {key}(link = ...))"
             )
         try:
-            self.dist = cls(**params)
+            self.dist = cls(link=link, **params) if cls.eta_is_mean else cls(**params)
         except TypeError:
             raise FamilyError(f"family {key!r} takes no parameter(s) {sorted(params)}") from None
         self.name = key
         self.link = link
-        lk = LINKS[link]
+        lk = LINKS["identity" if cls.eta_is_mean else link]
         self.linkfun, self.linkinv, self.mu_eta = lk.linkfun, lk.linkinv, lk.mu_eta
         self.canonical = link == cls.links[0]
         self.has_dispersion = cls.has_dispersion
@@ -750,7 +962,8 @@ class Family:
         return hash((self.name, self.link, tuple(sorted(self.params.items()))))
 
     def __repr__(self) -> str:
-        extra = "".join(f", {k}={v:.6g}" for k, v in self.params.items())
+        extra = "".join(f", {k}=({', '.join(f'{x:.6g}' for x in v)})" if isinstance(v, tuple) else f", {k}={v:.6g}"
+                        for k, v in self.params.items())
         return f"Family({self.name!r}, link={self.link!r}{extra})"
 
     @property
@@ -758,6 +971,8 @@ class Family:
         """As lme4 prints it: ``binomial``, ``Gamma``, ``Negative Binomial(1.234)``."""
         if self.name == "negbinomial":
             return f"Negative Binomial({self.dist.theta:.4g})"
+        if self.name == "ordinal":
+            return f"cumulative({self.link})"
         return {"gamma": "Gamma"}.get(self.name, self.name)
 
     # ---- variance, deviance, log-likelihood ---------------------------

@@ -55,6 +55,9 @@ class Design:
     rows_source : object or None
         Where a rows-free design's rows are (the dask DataFrame), for a later
         pass over them (bootstrap responses).
+    response_levels : list of str or None
+        The ordered categories of an ordinal response (then ``y`` holds their
+        codes 0..K-1 and X has no intercept: the thresholds take its place).
     """
 
     formula: ParsedFormula
@@ -71,6 +74,7 @@ class Design:
     offset_builders: list = field(default_factory=list)
     gram: Gram | None = None
     rows_source: object = None
+    response_levels: list | None = None
 
     @property
     def n(self) -> int:
@@ -138,6 +142,41 @@ def _cbind_response(parsed: ParsedFormula, prep: PreparedData, family: str):
     with np.errstate(invalid="ignore", divide="ignore"):
         y = np.where(total == 0, 0.0, counts[:, 0] / np.where(total == 0, 1.0, total))
     return y, counts
+
+
+def _ordinal_response(parsed: ParsedFormula, prep: PreparedData) -> tuple[np.ndarray, list]:
+    """Category codes 0..K-1 and the categories of an ordinal response: an (ordered)
+    categorical in its order of categories, or integers in increasing order (R's
+    ``clmm`` wants an ordered factor; integers such as Likert scores are read as one)."""
+    lhs = parsed.response
+    frame = prep.frame
+    if lhs not in frame.columns:
+        raise DataError(f"the ordinal response {lhs!r} must be a column (an ordered categorical or integers), "
+                        "not an expression")
+    col = frame[lhs]
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        cats = col.cat.categories
+        used = np.unique(col.cat.codes.to_numpy())
+        if used.size < len(cats):
+            missing = [str(c) for j, c in enumerate(cats) if j not in set(used.tolist())]
+            raise DataError(f"the ordinal response {lhs!r} has categories with no rows ({', '.join(missing)}): "
+                            "their thresholds cannot be estimated; drop them with "
+                            "data[col].cat.remove_unused_categories() or merge them with a neighbour")
+        if not col.cat.ordered:
+            warnings.warn(f"the ordinal response {lhs!r} is an unordered categorical: its categories are taken "
+                          f"in the order {[str(c) for c in cats]}; make it ordered (pd.Categorical(..., "
+                          "ordered=True)) to say the order yourself", UserWarning, stacklevel=5)
+        return col.cat.codes.to_numpy().astype(float), [str(c) for c in cats]
+    if lhs in prep.logical:
+        y = np.asarray(col.astype(str) == "TRUE", dtype=float)
+        return y, ["FALSE", "TRUE"]
+    y = col.to_numpy(dtype=float)
+    bad = np.flatnonzero(~np.isfinite(y) | (y != np.round(y)))
+    if bad.size:
+        raise DataError(f"the ordinal response {lhs!r} must hold categories (an ordered categorical) or whole "
+                        f"numbers; it is not a whole number in {where_rows(prep.rows, bad)}")
+    values = np.unique(y)
+    return np.searchsorted(values, y).astype(float), [f"{v:g}" for v in values]
 
 
 def _response(parsed: ParsedFormula, prep: PreparedData, family: str = "gaussian") -> np.ndarray:
@@ -265,9 +304,11 @@ def build_design(formula: str, data, na_action: str = "omit", family: str = "gau
     extra = tuple((arg, v) for arg, v in (("weights", weights), ("offset", offset)) if isinstance(v, str))
     prep = prepare_data(data, parsed, na_action, extra=extra)
     n = len(prep.frame)
-    counts = None
+    counts, levels = None, None
     if parsed.response_parts is not None:
         y, counts = _cbind_response(parsed, prep, family)
+    elif family == "ordinal":
+        y, levels = _ordinal_response(parsed, prep)
     else:
         y = _response(parsed, prep, family)
     w = None if weights is None else _column_or_array(weights, "weights", data, prep, parsed.text)
@@ -292,6 +333,10 @@ def build_design(formula: str, data, na_action: str = "omit", family: str = "gau
     xb = MatrixBuilder(parsed.fixed_terms, full, prep.coding, parsed.text, rows=rows)
     _check_finite(xb, prep, "fixed-effects")
     X, xnames, dropped, keep = fixed_effects_matrix(xb)
+    if family == "ordinal" and "(Intercept)" in xnames:
+        # the thresholds are the intercepts of a cumulative link model (R's clm drops it too)
+        j = xnames.index("(Intercept)")
+        X, xnames, keep = np.delete(X, j, axis=1), xnames[:j] + xnames[j + 1:], list(keep[:j]) + list(keep[j + 1:])
     remats = lme4_order([ReMat(t, prep.frame, prep.coding, parsed.text, source=prep.source())
                          for t in parsed.random])
     for r in remats:
@@ -299,4 +344,4 @@ def build_design(formula: str, data, na_action: str = "omit", family: str = "gau
             _check_finite(r.builder, prep, f"random-effects term {r.term}")
     check_sizes(X.shape[1], remats, n, family)
     return Design(parsed, y, X, xnames, remats, prep, xb, keep, counts=counts, weights=w, offset=off,
-                  offset_builders=off_builders)
+                  offset_builders=off_builders, response_levels=levels)
