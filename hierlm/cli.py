@@ -192,9 +192,10 @@ def main(argv: list[str] | None = None) -> int:
                        help=f"a CSV file or a bundled dataset ({', '.join(datasets.names())})")
     p_fit.add_argument("--ml", action="store_true", help="maximum likelihood instead of REML")
     p_fit.add_argument("--family", default="gaussian",
-                       help="gaussian (default), binomial, poisson, negbinomial, Gamma or beta: the last five "
-                            "are fit by the Laplace approximation, as lme4's glmer / glmer.nb (beta: as "
-                            "glmmTMB's beta_family)")
+                       help="gaussian (default), binomial, poisson, negbinomial, Gamma, beta or ordinal: the "
+                            "last six are fit by the Laplace approximation, as lme4's glmer / glmer.nb (beta: "
+                            "as glmmTMB's beta_family; ordinal: as ordinal's clmm, the response ordered "
+                            "categories or whole numbers)")
     p_fit.add_argument("--link", default=None, help="link of the family (default its canonical one)")
     p_fit.add_argument("--output", choices=("text", "json", "csv"), default="text",
                        help="text: the lme4-style summary (default); json: the fit's numbers for scripts; "

@@ -736,7 +736,8 @@ class _Ordinal(Distribution):
     joint_params = True
     deviance_residuals = False  # -2 log-likelihood only, as for the beta family
     eta_is_mean = True
-    fits = ("laplace",)
+    fits = ("laplace", "nuts")
+    posterior_params = ("cutpoints",)
 
     def __init__(self, cutpoints=(-1.0, 1.0), link: str = "logit"):
         a = np.atleast_1d(np.asarray(cutpoints, dtype=float))
@@ -854,6 +855,28 @@ class _Ordinal(Distribution):
 
     def from_natural(self, x) -> dict:
         return {"cutpoints": tuple(float(v) for v in x)}
+
+    def _draw_probs(self, eta, cutpoints):
+        """Category probabilities for posterior draws: ``eta (..., n)``, ``cutpoints (..., K-1)``
+        (broadcast over the leading axes) -> ``(..., n, K)``."""
+        c = np.asarray(cutpoints, dtype=float)[..., None, :]
+        e = np.asarray(eta, dtype=float)[..., None]
+        inf = np.full(c.shape[:-1] + (1,), np.inf)
+        a = np.concatenate([-inf, c, inf], axis=-1)
+        return self._prob(a[..., :-1] - e, a[..., 1:] - e)
+
+    def draw_logpdf(self, y, mean, trials, wt, cutpoints):
+        # cutpoints arrive as (chains, draws, 1, K-1) against the means' (chains, draws, n)
+        c = np.asarray(cutpoints, dtype=float)
+        c = c.reshape(c.shape[:2] + (c.shape[-1],)) if c.ndim == 4 else c
+        P = self._draw_probs(mean, c)
+        k = np.asarray(y, dtype=int)
+        return np.log(np.take_along_axis(P, np.broadcast_to(k[:, None], P.shape[:-1] + (1,)), axis=-1)[..., 0])
+
+    def draw_rvs(self, mean, trials, wt, rng, cutpoints):
+        P = self._draw_probs(mean, np.asarray(cutpoints, dtype=float).reshape(np.shape(mean)[0], -1))
+        u = rng.random(P.shape[:-1])[..., None]
+        return (np.cumsum(P, axis=-1) < u).sum(axis=-1)
 
     def simulate(self, mu, wt, ntrials, rng, sigma):
         P = self.probs(mu)
@@ -1015,6 +1038,15 @@ class Family:
     def mustart(self, y: np.ndarray, wt: np.ndarray, ntrials: np.ndarray) -> np.ndarray:
         """R's starting means (``family$initialize``)."""
         return self.dist.mustart(y, wt, ntrials)
+
+    def mean(self, eta: np.ndarray) -> np.ndarray:
+        """The response's mean at the linear predictor: ``g^{-1}(eta)``; for an ordinal
+        family the expected category number, categories numbered 1..K (what the
+        teaching plots draw on the response scale)."""
+        if self.dist.eta_is_mean:
+            P = self.dist.probs(np.asarray(eta, dtype=float))
+            return P @ np.arange(1.0, P.shape[1] + 1.0)
+        return self.linkinv(eta)
 
     def valid_eta(self, eta: np.ndarray) -> bool:
         """False where the linear predictor leaves the link's domain (R's ``valideta``)."""

@@ -232,6 +232,12 @@ class MixedFit:
                         fx["p.value"] = tab[pcol[0]].to_numpy()
                     q = (stats.t.ppf(0.5 + conf_level / 2, fx["df"]) if "df" in fx
                          else stats.norm.ppf(0.5 + conf_level / 2))
+                    if self.family.dist.eta_is_mean:  # an ordinal fit's thresholds first, as broom's tidy.clmm
+                        th = self.threshold_table()
+                        fx = pd.concat([pd.DataFrame({"term": list(th.index), "estimate": th["Estimate"].to_numpy(),
+                                                      "std.error": th["Std. Error"].to_numpy(),
+                                                      "statistic": th["z value"].to_numpy()}), fx],
+                                       ignore_index=True)
                     fx["conf.low"] = fx["estimate"] - q * fx["std.error"]
                     fx["conf.high"] = fx["estimate"] + q * fx["std.error"]
                 if not conf_int:
@@ -366,7 +372,12 @@ class MixedFit:
             predictor ``eta`` (offset included).  The same for Gaussian fits.
         """
         _check_scale(type)
-        vals = self.eta if type == "link" else self.family.linkinv(self.eta)
+        if type == "response" and self.family.dist.eta_is_mean:
+            # ordinal: the probability of each row's observed category (ordinal's fitted.clmm)
+            P = self.family.dist.probs(self.eta)
+            vals = P[np.arange(P.shape[0]), self.response[0].astype(int)]
+        else:
+            vals = self.eta if type == "link" else self.family.linkinv(self.eta)
         return pd.Series(vals, index=self.index, name="fitted")
 
     def residuals(self, type: str | None = None, scaled: bool = False) -> pd.Series:  # noqa: A002
@@ -388,6 +399,10 @@ class MixedFit:
             binomial and Poisson).
         """
         dev_ok = self.family.dist.deviance_residuals
+        if self.family.dist.eta_is_mean:
+            raise FamilyError("an ordinal response has no numeric residuals (response, Pearson, deviance or "
+                              "working); its randomized quantile residuals are in fit.plot('diagnostics'), and "
+                              "fit.fitted() gives each row's probability of its observed category")
         if type is None:
             reml = getattr(self, "reml", False)
             type = "response" if (self.family.is_gaussian and reml) or not dev_ok else "deviance"  # noqa: A001
@@ -454,7 +469,8 @@ class MixedFit:
             0 (the population value) instead of an error.
         type : {"link", "response"}
             Linear predictor (default, as lme4), or the mean ``g^{-1}(eta)``.
-            The same for Gaussian fits.
+            The same for Gaussian fits.  For an ordinal fit ``"response"``
+            gives a DataFrame of each category's probability.
         interval : {None, "confidence", "prediction"}
             REML/ML fits of Gaussian models: an interval at ``level`` around
             each prediction (normal quantiles, theta taken as known).
@@ -502,6 +518,9 @@ class MixedFit:
             return self._predict_interval(newdata, keep, allow_new_levels, type, interval, level)
         X, terms, off, index = self.prediction_rows(newdata, keep, keep, allow_new_levels)
         eta = self.linear_predictor(X, terms) + off
+        if type == "response" and self.family.dist.eta_is_mean:
+            # ordinal: each category's probability (brms's posterior_epred of a cumulative model)
+            return pd.DataFrame(self.family.dist.probs(eta), index=index, columns=self.design.response_levels)
         vals = self.family.linkinv(eta) if type == "response" else eta
         return pd.Series(vals, index=index, name="predicted")
 
@@ -654,7 +673,8 @@ class MixedFit:
         -------
         pandas.DataFrame
             n rows, columns ``sim_1 ... sim_nsim``; binomial responses as
-            proportions of the trials (multiply by ``response[1]`` for counts).
+            proportions of the trials (multiply by ``response[1]`` for counts),
+            ordinal ones as ordered categoricals of the response's categories.
         """
         if isinstance(nsim, bool) or not isinstance(nsim, (int, np.integer)) or nsim < 1:
             raise HierlmError(f"nsim must be a positive integer, not {nsim!r}")
@@ -673,7 +693,11 @@ class MixedFit:
                     b = self.sigma * rng.standard_normal((r.nlevels, r.p)) @ r.T(self.theta[sl]).T
                 eta += r.Zb(b)
             out[:, s] = self.family.simulate(self.family.linkinv(eta), wt, ntrials, rng, sigma=self.sigma)
-        return pd.DataFrame(out, index=self.index, columns=[f"sim_{i + 1}" for i in range(nsim)])
+        cols = [f"sim_{i + 1}" for i in range(nsim)]
+        if d.response_levels is not None:  # ordinal: the categories, as the response was given
+            return pd.DataFrame({c: pd.Categorical.from_codes(out[:, j].astype(int), d.response_levels, ordered=True)
+                                 for j, c in enumerate(cols)}, index=self.index)
+        return pd.DataFrame(out, index=self.index, columns=cols)
 
     # ---- convenience calls into inference and plots ------------------------
     def icc(self) -> pd.Series:

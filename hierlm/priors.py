@@ -209,6 +209,7 @@ class PriorSet:
         self.lkj = LKJ(1.0)
         self.sigma = HalfStudentT(3, s)
         self.family_param = None
+        self.thresholds = None
         if self.family.name == "student":
             self.nu = Gamma(2.0, 0.1)  # brms's default for the degrees of freedom of its student family
     def _glmm_defaults(self) -> None:
@@ -230,6 +231,9 @@ class PriorSet:
         self.sigma = None  # binomial and Poisson have no residual SD
         # the negative binomial's and the Gamma family's shape, the beta's phi: brms's gamma(0.01, 0.01)
         self.family_param = Gamma(0.01, 0.01) if self.family.dist.param_prior else None
+        # an ordinal model's thresholds: brms's student_t(3, 0, 2.5) on each (ordered), those of
+        # the centred predictors (brms's Intercept[k]; hierlm.bayes.backend.build_pymc_model)
+        self.thresholds = StudentT(3, 0.0, 2.5) if self.family.dist.eta_is_mean else None
 
     def term_names(self) -> list[str]:
         """lme4's group names per term (``Subject``, ``Subject.1`` for a second term)."""
@@ -242,7 +246,8 @@ class PriorSet:
                 + [f"sd|{t}" for t in self.term_names() if t not in groups] + ["lkj"]
                 + (["sigma"] if self.sigma is not None else [])
                 + ([self.family.dist.param_prior] if self.family_param is not None else [])
-                + (["nu"] if self.nu is not None else []))
+                + (["nu"] if self.nu is not None else [])
+                + (["thresholds"] if self.thresholds is not None else []))
 
     def set(self, target: str, prior) -> None:
         """Set the prior of ``target`` (see the module docstring)."""
@@ -270,7 +275,11 @@ class PriorSet:
                                  f"HalfCauchy, Exponential or Flat, not {prior.family}")
         elif prior.positive or prior.family == "LKJ":
             raise PriorError(f"{target} is a coefficient: use Normal, StudentT or Flat, not {prior.family}")
-        if target == "sigma":
+        if target == "thresholds":
+            if prior.family not in ("Normal", "StudentT"):
+                raise PriorError(f"the thresholds take a Normal or StudentT prior (each, ordered), not {prior.family}")
+            self.thresholds = prior
+        elif target == "sigma":
             self.sigma = prior
         elif target == "sd":
             self.sd = {g: prior for g in self.sd}
@@ -298,6 +307,8 @@ class PriorSet:
             rows.append((self.family.dist.param_prior, self.family.name, str(self.family_param)))
         if self.nu is not None:
             rows.append(("nu", "degrees of freedom", str(self.nu)))
+        if self.thresholds is not None:
+            rows.append(("thresholds", "each, ordered", str(self.thresholds)))
         return pd.DataFrame(rows, columns=["class", "parameter", "prior"])
 
     def __repr__(self) -> str:

@@ -21,6 +21,7 @@ from scipy import special, stats
 import hierlm
 from hierlm.errors import DataError, HierlmError
 from hierlm.family import Family
+from posterior_checks import assert_matches_brms
 
 HERE = Path(__file__).parent / "reference"
 REF = json.loads((HERE / "beta.json").read_text())["cases"]
@@ -159,22 +160,12 @@ def test_nuts_agrees_with_brms():
     """NUTS (4 chains x 1000 draws after 1000 tuning, brms's defaults) with the priors that
     tests/reference/beta_brms.R gave brms: every posterior mean within 3 Monte Carlo SEs of
     the difference plus 2% of the posterior SD; no divergences; R-hat <= 1.01."""
-    import arviz as az
-
     m = hierlm.Model(FORMULA, _data("written"), family="beta")
     assert m.priors.targets()[-1] == "phi"
     post = m.fit("nuts", random_seed=11, progressbar=False)
     assert post.divergences == 0
     assert post.diagnostics["r_hat"].max() <= 1.01
-    for name, mean, sd, mcse in zip(BRMS["variables"], BRMS["mean"], BRMS["sd"], BRMS["mcse_mean"]):
-        var, _, idx = BRMS_NAMES[name].partition("[")
-        x = post.idata.posterior[var]
-        if idx:
-            dims = [d for d in x.dims if d not in ("chain", "draw")]
-            x = x.sel({dims[0]: idx.rstrip("]")})
-        our_mcse = float(az.mcse(x.to_dataset(name="v"), method="mean")["v"])
-        tol = 3 * np.hypot(mcse, our_mcse) + 0.02 * sd
-        assert abs(float(x.mean()) - mean) < tol, (name, float(x.mean()), mean, tol)
+    assert_matches_brms(post, BRMS, BRMS_NAMES)
     assert "Family Specific Parameters:" in str(post.summary())
     # posterior predictions are beta proportions; the pointwise log-likelihood is scipy's beta
     pp = post.posterior_predict()

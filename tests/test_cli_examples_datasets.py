@@ -119,13 +119,16 @@ def test_examples_run(script, capsys):
 def test_datasets_have_r_levels():
     listing = hierlm.datasets.list()
     assert set(listing.index) == {"sleepstudy", "Dyestuff", "Dyestuff2", "Penicillin", "Pastes", "InstEval", "cbpp",
-                                  "grouseticks", "ChickWeight"}
+                                  "grouseticks", "ChickWeight", "wine"}
     ie = hierlm.datasets.load("InstEval")
     assert ie.shape == (73421, 7)
     assert list(ie["service"].cat.categories) == ["0", "1"]
     assert list(ie["s"].cat.categories[:3]) == ["1", "2", "3"]
     cbpp = hierlm.datasets.load("cbpp")
     assert list(cbpp["period"].cat.categories) == ["1", "2", "3", "4"]
+    wine = hierlm.datasets.load("wine")  # an ordinal response: ordered, in R's order
+    assert wine["rating"].cat.ordered and list(wine["rating"].cat.categories) == ["1", "2", "3", "4", "5"]
+    assert not wine["judge"].cat.ordered
     assert isinstance(hierlm.datasets.load("SLEEPSTUDY"), pd.DataFrame)
     with pytest.raises(hierlm.DataError, match="no bundled dataset"):
         hierlm.datasets.load("iris")

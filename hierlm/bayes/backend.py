@@ -30,6 +30,8 @@ Two parameterizations of the same model,
 
 from __future__ import annotations
 
+import itertools
+
 import warnings
 from dataclasses import dataclass
 
@@ -74,6 +76,9 @@ def pm_dist(prior: Prior, name: str | None, **kw):
 
 def coords_of(design, priors: PriorSet) -> dict:
     coords = {"fixed": list(design.xnames), "obs_id": np.arange(design.n)}
+    if design.response_levels is not None:  # an ordinal model's thresholds, named as clmm's
+        lv = design.response_levels
+        coords["threshold"] = [f"{a}|{b}" for a, b in itertools.pairwise(lv)]
     for t, r in zip(priors.term_names(), design.remats):
         coords[f"{r.group}__level"] = list(r.levels)
         coords[f"{t}__term"] = list(r.cnames)
@@ -262,8 +267,8 @@ def glmm_observations(design, family) -> dict:
         if user_wt is not None and not np.allclose(user_wt, 1.0):
             raise HierlmError(f"NUTS for a {family.name} model does not take prior weights (weights=); "
                               "fit by fit('laplace'), or model rates with offset(log(exposure))")
-        # counts stay counts; continuous responses (Gamma, beta, Student-t) as they are
-        yy = np.round(y).astype(np.int64) if family.name in ("poisson", "negbinomial") else y
+        # counts (and ordinal categories' codes) stay integers; continuous responses as they are
+        yy = np.round(y).astype(np.int64) if family.name in ("poisson", "negbinomial", "ordinal") else y
         return {"y": yy, "trials": None, "offset": offset}
     if design.counts is not None:
         if user_wt is not None and not np.allclose(user_wt, 1.0):
@@ -307,13 +312,19 @@ def inverse_link(link: str, eta):
     raise ValueError(link)  # pragma: no cover  (Family validates links)
 
 
-def _glmm_likelihood(eta, family, obs: dict, shape=None, sigma=None, nu=None):
+def _glmm_likelihood(eta, family, obs: dict, shape=None, sigma=None, nu=None, cutpoints=None):
     """The observed node ``y`` for linear predictor ``eta``: binomial, Bernoulli, Poisson,
     negative binomial (mean mu, shape ``shape``: variance mu + mu^2 / shape), Gamma
     (mean mu, shape ``shape``: variance mu^2 / shape) or beta (mean mu, precision ``shape``,
     brms's phi), as brms parameterizes them."""
     import pymc as pm
 
+    if family.name == "ordinal":  # P(Y <= k) = F(cutpoint_k - eta), as brms's cumulative
+        if family.link == "logit":
+            return pm.OrderedLogistic("y", eta=eta, cutpoints=cutpoints, observed=obs["y"], dims="obs_id",
+                                      compute_p=False)
+        return pm.OrderedProbit("y", eta=eta, cutpoints=cutpoints, sigma=1.0, observed=obs["y"], dims="obs_id",
+                                compute_p=False)
     if family.name == "negbinomial":
         return pm.NegativeBinomial("y", mu=inverse_link(family.link, eta), alpha=shape, observed=obs["y"],
                                    dims="obs_id")
@@ -402,7 +413,18 @@ def build_pymc_model(design, priors: PriorSet, plan: MarginalPlan, family: Famil
             if family.name == "student":  # a robust linear mixed model: scale and degrees of freedom
                 sigma = pm_dist(priors.sigma, "sigma", positive=True)
                 nu = pm_dist(priors.nu, "nu")
-            _glmm_likelihood(eta, family, obs, shape, sigma, nu)
+            cutpoints = None
+            if priors.thresholds is not None:
+                # ordered thresholds; as brms, the prior is on those of the centred predictors
+                # (its Intercept[k]), and the thresholds are those plus mean(x)'beta
+                K1 = len(design.response_levels) - 1
+                centred = pm_dist(priors.thresholds, "cutpoints_centred", dims="threshold",
+                                  transform=pm.distributions.transforms.ordered,
+                                  initval=np.linspace(-1.0, 1.0, K1) if K1 > 1 else np.zeros(1))
+                xbar = design.X.mean(axis=0)
+                cutpoints = pm.Deterministic("cutpoints", centred + pt.dot(pt.as_tensor_variable(xbar), beta),
+                                             dims="threshold")
+            _glmm_likelihood(eta, family, obs, shape, sigma, nu, cutpoints)
         return model
     with pm.Model(coords=coords_of(design, priors)) as model:
         beta = None if plan.fixef_integrated else _fixed_effects(design, priors)

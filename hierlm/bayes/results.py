@@ -193,6 +193,9 @@ def glmm_start(design, family, priors, pm_model) -> dict:
     for value in lap.family.params.values():
         if family.dist.param_prior in names:
             init[family.dist.param_prior] = np.asarray(value, dtype=float)
+    if "cutpoints_centred" in names:  # an ordinal model's thresholds, of the centred predictors
+        init["cutpoints_centred"] = (np.asarray(lap.family.params["cutpoints"], dtype=float)
+                                     - float(d.X.mean(axis=0) @ beta.to_numpy()))
     # hierarchically centered terms: the sums of the modes down their chain
     parent = nested_parents(d)
     terms = priors.term_names()
@@ -257,6 +260,8 @@ class BayesFit(MixedFit):
         # binomial and Poisson have no residual SD: theta is then the
         # covariances' Cholesky factors themselves (sigma = 1, as glmer)
         self.sigma = float(post["sigma"].mean()) if family.has_dispersion else 1.0
+        if "cutpoints" in post:  # an ordinal model: the point accessors use the posterior mean thresholds
+            self.family = family.with_params(cutpoints=tuple(post["cutpoints"].mean(("chain", "draw")).to_numpy()))
         self.theta = theta_of_covariances(design, self._mean_covs(), self.sigma)
         messages = self._diagnose()
         self.convergence = Convergence(not messages, messages)
@@ -271,7 +276,7 @@ class BayesFit(MixedFit):
         rng = np.random.default_rng(None if random_seed is None else int(random_seed) + 7919)
         if self.marginalized:
             post = self._draw_integrated(post, rng)
-        keep = ["fixef", "sigma", "shape", "phi", "nu"] + [v for t in self.terms for v in (f"sd_{t}", f"corr_{t}", f"ranef_{t}")]
+        keep = ["fixef", "cutpoints", "sigma", "shape", "phi", "nu"] + [v for t in self.terms for v in (f"sd_{t}", f"corr_{t}", f"ranef_{t}")]
         post = post[[v for v in keep if v in post]]
         groups = {"posterior": post}
         if "sample_stats" in idata.groups():
@@ -404,7 +409,7 @@ class BayesFit(MixedFit):
     # ---- diagnostics -----------------------------------------------------------
     def _summary_vars(self) -> list[str]:
         post = self.idata.posterior
-        return (["fixef"] + [v for v in ("sigma", "shape", "phi", "nu") if v in post]
+        return (["fixef"] + [v for v in ("cutpoints", "sigma", "shape", "phi", "nu") if v in post]
                 + [v for t in self.terms for v in (f"sd_{t}", f"corr_{t}") if v in post])
 
     @cached_property
@@ -556,9 +561,13 @@ class BayesFit(MixedFit):
     def posterior_epred(self, newdata: pd.DataFrame | None = None, re_form=None, allow_new_levels: bool = False,
                         seed=None) -> np.ndarray:
         """Draws of the expected response ``g^{-1}(eta)``, ``(chains x draws,
-        rows)`` (brms's ``posterior_epred``); arguments as
-        :meth:`posterior_linpred`."""
-        return self.family.linkinv(self.posterior_linpred(newdata, re_form, allow_new_levels, seed))
+        rows)`` (brms's ``posterior_epred``); for an ordinal model each
+        category's probability, ``(chains x draws, rows, categories)``, as
+        brms's.  Arguments as :meth:`posterior_linpred`."""
+        eta = self.posterior_linpred(newdata, re_form, allow_new_levels, seed)
+        if self.family.dist.eta_is_mean:
+            return self.family.dist._draw_probs(eta, self.draws("cutpoints"))
+        return self.family.linkinv(eta)
 
     def posterior_predict(self, newdata: pd.DataFrame | None = None, re_form=None, allow_new_levels: bool = False,
                           seed=None) -> np.ndarray:
@@ -571,7 +580,10 @@ class BayesFit(MixedFit):
         new rows, as ``idata.observed_data`` holds them; counts; ...).
         Arguments as :meth:`posterior_linpred`."""
         rng = np.random.default_rng(seed)
-        mu = self.posterior_epred(newdata, re_form, allow_new_levels, rng)
+        if self.family.dist.eta_is_mean:  # ordinal: categories drawn from the linear predictor's draws
+            mu = self.posterior_linpred(newdata, re_form, allow_new_levels, rng)
+        else:
+            mu = self.posterior_epred(newdata, re_form, allow_new_levels, rng)
         trials = None
         if self.family.name == "binomial":
             if newdata is not None and not np.all(self._obs["trials"] == 1):
@@ -583,7 +595,7 @@ class BayesFit(MixedFit):
         # prior weights apply to the fitted rows; a new row has weight 1
         wt = d.weights if newdata is None and d.weights is not None else np.ones(mu.shape[1])
         dist = self.family.dist
-        params = {v: self.draws(v).reshape(-1, 1) for v in dist.posterior_params}
+        params = {v: self.draws(v).reshape(mu.shape[0], -1) for v in dist.posterior_params}  # (draws, 1 or k)
         return dist.draw_rvs(mu, trials, wt, rng, **params)
 
     def loo(self, **kw):

@@ -33,7 +33,11 @@ _DATASETS = {
              "Contagious bovine pleuropneumonia: new cases per herd (15) and period (4)"),
     "grouseticks": ("grouseticks.csv", ["INDEX", "BROOD", "YEAR", "LOCATION"],
                     "Ticks on red grouse chicks, by brood, location and year (cHEIGHT = centred HEIGHT)"),
+    "wine": ("wine.csv", ["rating", "temp", "contact", "bottle", "judge"],
+             "Bitterness of wine rated 1-5 by 9 judges, by temperature and skin contact (ordinal::wine)"),
 }
+#: factor columns that are ordered (an ordinal model's response)
+_ORDERED = {"wine": ["rating"]}
 
 
 def list() -> pd.DataFrame:  # noqa: A001  (the name users expect: hierlm.datasets.list())
@@ -64,8 +68,9 @@ def load(name: str) -> pd.DataFrame:
     with resources.files(__package__).joinpath("data", fname).open("rb") as fh:
         df = pd.read_csv(fh, dtype={c: str for c in factors},
                          compression="gzip" if fname.endswith(".gz") else None)
+    ordered = _ORDERED.get(key, [])
     for c in factors:
-        df[c] = pd.Categorical(df[c], categories=natural_levels(df[c]))
+        df[c] = pd.Categorical(df[c], categories=natural_levels(df[c]), ordered=c in ordered)
     return df
 
 

@@ -155,13 +155,9 @@ def _ordinal_response(parsed: ParsedFormula, prep: PreparedData) -> tuple[np.nda
                         "not an expression")
     col = frame[lhs]
     if isinstance(col.dtype, pd.CategoricalDtype):
+        # (categories with no rows are gone already, as R's model frame drops unused levels:
+        # a threshold between two categories needs rows in both)
         cats = col.cat.categories
-        used = np.unique(col.cat.codes.to_numpy())
-        if used.size < len(cats):
-            missing = [str(c) for j, c in enumerate(cats) if j not in set(used.tolist())]
-            raise DataError(f"the ordinal response {lhs!r} has categories with no rows ({', '.join(missing)}): "
-                            "their thresholds cannot be estimated; drop them with "
-                            "data[col].cat.remove_unused_categories() or merge them with a neighbour")
         if not col.cat.ordered:
             warnings.warn(f"the ordinal response {lhs!r} is an unordered categorical: its categories are taken "
                           f"in the order {[str(c) for c in cats]}; make it ordered (pd.Categorical(..., "

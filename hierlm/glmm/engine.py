@@ -393,9 +393,10 @@ def _optimize_jointly(design, family: Family, nAGQ: int, control: dict, base: GL
             return np.array(out)
 
         try:
-            _, H = deriv12(deviances, np.append(pars, dist.natural(fitted.params)))
+            g, H = deriv12(deviances, np.append(pars, dist.natural(fitted.params)))
         finally:
             system.set_family(fitted)
             final.devfun.mode(final.theta, final.beta, state=final.mode)
         final.info.hessian = H
+        final.info.gradient = g
     return final

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -141,8 +143,32 @@ class GLMMFit(LikelihoodFit):
     def df(self) -> int:
         """Number of parameters: fixed effects, theta, the family's estimated parameters
         (the negative binomial's shape) and its scale (Gamma's sigma), as lme4 counts them."""
-        return (self.design.p + self.design.ntheta + len(self.family.dist.free_params)
+        dist = self.family.dist
+        return (self.design.p + self.design.ntheta + (dist.pack(self.family.params).size if dist.free_params else 0)
                 + int(self.family.has_dispersion))
+
+    # ---- an ordinal fit's thresholds ---------------------------------------------
+    @property
+    def thresholds(self) -> pd.Series:
+        """The thresholds (cut points) of an ordinal fit, named as clmm's (``1|2``, ...)."""
+        if not self.family.dist.eta_is_mean:
+            raise FamilyError(f"a {self.family.name} fit has no thresholds (an ordinal fit has)")
+        lv = self.design.response_levels
+        return pd.Series(self.family.params["cutpoints"], index=[f"{a}|{b}" for a, b in itertools.pairwise(lv)],
+                         name="threshold")
+
+    def threshold_table(self) -> pd.DataFrame:
+        """clmm's "Threshold coefficients": ``Estimate, Std. Error, z value``, the
+        standard errors from the Hessian over theta, beta and the thresholds."""
+        a = self.thresholds
+        H = self.optinfo.hessian
+        if H is None:
+            se = np.full(a.size, np.nan)
+        else:
+            k = self.design.ntheta + self.design.p
+            se = np.sqrt(np.diag(2.0 * np.linalg.inv(H))[k:])
+        return pd.DataFrame({"Estimate": a.to_numpy(), "Std. Error": se, "z value": a.to_numpy() / se},
+                            index=a.index)
 
 
 
@@ -241,6 +267,13 @@ class GLMMFit(LikelihoodFit):
     @property
     def fit_label(self) -> str:
         return "Laplace" if self.nAGQ == 1 else f"nAGQ = {self.nAGQ}"
+
+    @property
+    def max_grad(self) -> float:
+        """The largest absolute gradient of -logLik over every estimated parameter at
+        the optimum (clmm's ``max.grad``; NaN without the derivatives)."""
+        g = self.optinfo.gradient
+        return float(np.max(np.abs(g)) / 2.0) if g is not None else float("nan")
 
     def method_name(self) -> str:
         if self.nAGQ == 0:

@@ -111,7 +111,9 @@ def distribution_variance(fit, sigma: np.ndarray) -> np.ndarray:
     fam = fit.family
     if fam.is_gaussian:
         return sigma**2
-    if fam.name == "binomial" and fam.link in _BINOMIAL_LINK_VARIANCE:
+    if (fam.name == "binomial" or fam.name == "ordinal") and fam.link in _BINOMIAL_LINK_VARIANCE:
+        # an ordinal model's latent variable has the variance of its link's distribution,
+        # as a binary one's (performance / insight for clmm: pi^2 / 3 for logit, 1 for probit)
         return np.full(sigma.shape, _BINOMIAL_LINK_VARIANCE[fam.link])
     if fam.name == "poisson" and fam.link == "log":
         lam = np.exp(null_model_intercept(fit))

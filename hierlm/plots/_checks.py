@@ -63,14 +63,24 @@ def diagnostics(fit, covariate=None, *, smoother: bool = True, label_n: int = 3,
         if c not in data.columns:
             raise PlotError(f"diagnostics: covariate {c!r} is not a column of the data; columns: "
                             f"{[str(x) for x in data.columns]}")
-    fitted = fit.fitted().to_numpy()
-    # Pearson residuals in units of sigma (lme4's residuals(type="pearson", scaled=TRUE))
-    res = fit.residuals(type="pearson", scaled=True).to_numpy()
     glmm = is_glmm(fit)
-    # GLMMs: fitted means on the response scale; the QQ plot uses randomized
-    # quantile residuals (N(0, 1) under the model, unlike Pearson residuals)
-    fitted_label = f"fitted mean ({mean_name(fit)}, response scale)" if glmm else "fitted value"
-    qq_res = randomized_quantile_residuals(fit, seed) if glmm else res
+    ordinal = fit.family.dist.eta_is_mean
+    if ordinal:
+        # no numeric residual: randomized quantile residuals in every panel, against the
+        # linear predictor (the latent scale the thresholds cut)
+        fitted = fit.fitted("link").to_numpy()
+        res = randomized_quantile_residuals(fit, seed)
+        fitted_label = f"linear predictor ({link_label(fit)})"
+        rname = "quantile residual"
+    else:
+        fitted = fit.fitted().to_numpy()
+        # Pearson residuals in units of sigma (lme4's residuals(type="pearson", scaled=TRUE))
+        res = fit.residuals(type="pearson", scaled=True).to_numpy()
+        # GLMMs: fitted means on the response scale; the QQ plot uses randomized
+        # quantile residuals (N(0, 1) under the model, unlike Pearson residuals)
+        fitted_label = f"fitted mean ({mean_name(fit)}, response scale)" if glmm else "fitted value"
+        rname = "Pearson residual"
+    qq_res = res if ordinal else randomized_quantile_residuals(fit, seed) if glmm else res
     index = fit.fitted().index
     re_panels = [(g, k, j, c) for g in _groups(fit) for k, j, c in _group_columns(fit, g)]
     npanel = 3 + len(re_panels) + len(covs)
@@ -98,8 +108,8 @@ def diagnostics(fit, covariate=None, *, smoother: bool = True, label_n: int = 3,
     for i in np.argsort(-np.abs(res))[:label_n]:
         ax.annotate(str(index[i]), (fitted[i], res[i]), xytext=(3, 2), textcoords="offset points", fontsize=7)
     ax.set_xlabel(fitted_label)
-    ax.set_ylabel("Pearson residual")
-    ax.set_title("Pearson residuals vs fitted" if glmm else "Residuals vs fitted", fontsize=10)
+    ax.set_ylabel(rname)
+    ax.set_title(f"{rname[0].upper() + rname[1:]}s vs fitted" if glmm else "Residuals vs fitted", fontsize=10)
     if smoother:
         ax.legend(fontsize=7, loc="best")
     # QQ of residuals
@@ -117,8 +127,8 @@ def diagnostics(fit, covariate=None, *, smoother: bool = True, label_n: int = 3,
     ax.scatter(fitted, sl, gid="scale-location-point", **small)
     smooth(ax, fitted, sl)
     ax.set_xlabel(fitted_label)
-    ax.set_ylabel("√|Pearson residual|")
-    ax.set_title("Scale-location (Pearson residuals)" if glmm else "Scale-location", fontsize=10)
+    ax.set_ylabel(f"√|{rname}|")
+    ax.set_title(f"Scale-location ({rname}s)" if glmm else "Scale-location", fontsize=10)
     # random effects
     what = "posterior mean" if _is_posterior(fit) else "conditional mode"
     for p, (g, k, j, c) in enumerate(re_panels):
@@ -146,7 +156,7 @@ def diagnostics(fit, covariate=None, *, smoother: bool = True, label_n: int = 3,
                 ax.tick_params(axis="x", labelrotation=90, labelsize=7)
         ax.axhline(0, color="0.3", lw=0.8, ls="--")
         ax.set_xlabel(str(c))
-        ax.set_ylabel("Pearson residual")
+        ax.set_ylabel(rname)
         ax.set_title(f"Residuals vs {c}", fontsize=10)
     fig.suptitle(f"Diagnostics of {fit.formula} ({fit.fit_label})", fontsize=11)
     return fig

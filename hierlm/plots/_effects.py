@@ -48,6 +48,8 @@ def _observed(fit) -> np.ndarray:
     if not is_glmm(fit):
         return fit.design.y
     y, _, _, off = observations(fit)
+    if fit.family.dist.eta_is_mean:  # ordinal: categories numbered 1..K
+        return y + 1.0
     if fit.family.name == "poisson" and np.any(off != 0) and fit.family.link == "log":
         return y / np.exp(off)
     return y
@@ -55,7 +57,7 @@ def _observed(fit) -> np.ndarray:
 
 def _to_response(fit, vals):
     """Linear predictor -> mean (GLMMs); unchanged for Gaussian fits."""
-    return fit.family.linkinv(np.asarray(vals, dtype=float)) if is_glmm(fit) else vals
+    return fit.family.mean(np.asarray(vals, dtype=float)) if is_glmm(fit) else vals
 
 
 def _y_name(fit) -> str:

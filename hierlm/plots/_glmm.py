@@ -39,6 +39,8 @@ def mean_name(fit) -> str:
                 total = m.group(1) if m else f"({parts[0]} + {parts[1]})"
                 return f"proportion {parts[0]} / {total}"
         return f"proportion of {resp}"
+    if fit.family.dist.eta_is_mean:
+        return f"mean {resp} category (numbered 1-{len(d.response_levels)})"
     return f"mean {resp}" if d.offset is None else f"mean {resp} (per unit of exposure)"
 
 
@@ -62,14 +64,22 @@ def glm_irls(X, y, wt, offset, family, maxit: int = 50, tol: float = 1e-10):
         e = X @ beta + offset
         mu = family.linkinv(e)
         d = family.mu_eta(e)
-        w = wt * d * d / np.maximum(family.variance(mu), 1e-300)
-        z = (e - offset) + (y - mu) / d
+        with np.errstate(divide="ignore", invalid="ignore"):
+            w, res = family.working(y, mu, d, wt)  # PIRLS's weights and working residuals
+        if not (np.all(np.isfinite(w)) and np.all(np.isfinite(res))):
+            return None
+        w = np.maximum(w, 1e-300)
+        z = (e - offset) + res
         sw = np.sqrt(w)
         beta_new = np.linalg.lstsq(X * sw[:, None], z * sw, rcond=None)[0]
         if not np.all(np.isfinite(beta_new)):
             return None
-        mu_new = family.linkinv(X @ beta_new + offset)
-        dev = float(np.sum(family.dev_resid(y, mu_new, wt)))
+        for _ in range(30):  # step halving on an increase, as PIRLS
+            mu_new = family.linkinv(X @ beta_new + offset)
+            dev = float(np.sum(family.dev_resid(y, mu_new, wt)))
+            if np.isfinite(dev) and dev <= dev_old + 1e-10 * abs(dev):
+                break
+            beta_new = 0.5 * (beta + beta_new)
         beta = beta_new
         if abs(dev - dev_old) < tol * (abs(dev) + 0.1):
             break
@@ -86,6 +96,8 @@ def separated(y, wt, family) -> bool:
     if not np.any(pos):
         return True
     yy = y[pos]
+    if family.dist.eta_is_mean:  # ordinal: all in the lowest or all in the highest category
+        return bool(np.all(yy <= 0) or np.all(yy >= family.dist.ncat - 1))
     if family.name == "binomial":
         return bool(np.all(yy <= 0) or np.all(yy >= 1))
     return bool(np.all(yy <= 0))

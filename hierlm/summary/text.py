@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import textwrap
 
+import numpy as np
+
 from ..errors import HierlmError
 from ..inference.ddf import check_ddf
 from ..inference.ddf import coef_table as ddf_table
@@ -120,16 +122,17 @@ def _posterior_rows(fit) -> tuple[list[list[str]], list[list[str]]]:
     return re_rows, fe_rows
 
 
-def _family_param_rows(fit) -> list[list[str]]:
-    """brms's "Family Specific Parameters" rows (shape, phi, nu): [] when none."""
+def _family_param_rows(fit, names=None, label=None) -> list[list[str]]:
+    """brms's "Family Specific Parameters" rows (shape, phi, nu), or of the
+    diagnostics' rows ``names`` shown as ``label`` of each: [] when none."""
     dg = fit.diagnostics
-    names = [n for n in ("shape", "phi", "nu") if n in dg.index]
+    names = [n for n in ("shape", "phi", "nu") if n in dg.index] if names is None else names
     if not names:
         return []
     rows = [["", "Estimate", "Est.Error", "l-95% CI", "u-95% CI", "Rhat", "Bulk_ESS", "Tail_ESS"]]
     for name in names:
         row = dg.loc[name]
-        rows.append([name] + [f"{row[k]:.4g}" for k in ("mean", "sd", "2.5%", "97.5%")]
+        rows.append([label(name) if label else name] + [f"{row[k]:.4g}" for k in ("mean", "sd", "2.5%", "97.5%")]
                     + [f"{row['r_hat']:.3f}", f"{row['ess_bulk']:.0f}", f"{row['ess_tail']:.0f}"])
     return rows
 
@@ -157,7 +160,9 @@ def _random_lines(fit) -> list[str]:
 
 
 def glmm_lines(fit) -> list[str]:
-    """glmer's summary of a Laplace or AGQ fit."""
+    """glmer's summary of a Laplace or AGQ fit (clmm's of an ordinal one)."""
+    if fit.family.dist.eta_is_mean:
+        return ordinal_lines(fit)
     lines = _glmm_header(fit) + [""]
     vals = [fit.aic, fit.bic, fit.loglik, -2.0 * fit.loglik]
     lines += named_vector(["AIC", "BIC", "logLik", "deviance", "df.resid"],
@@ -168,6 +173,55 @@ def glmm_lines(fit) -> list[str]:
     lines += ["", "Fixed effects:"] + coefmat_lines(fit.coef_table())
     lines += fixed_corr_lines(fit)
     lines += convergence_lines(fit)
+    return lines
+
+
+def _ordinal_head(fit) -> list[str]:
+    """clmm's header: title, formula, data and the one-row table of the fit's
+    link, threshold structure, nobs, logLik, AIC, evaluations, max.grad and the
+    condition number of the Hessian."""
+    lines = ["Cumulative Link Mixed Model fitted with the Laplace approximation", "",
+             f"formula: {fit.formula}"]
+    if fit.data_name:
+        lines.append(f"data:    {fit.data_name}")
+    H = fit.optinfo.hessian
+    if H is not None:
+        ev = np.linalg.eigvalsh(0.5 * H)
+        cond = f"{ev.max() / ev.min():.1e}" if ev.min() > 0 else "NaN"
+    else:
+        cond = "NaN"
+    niter = fit.optinfo.feval_family or fit.optinfo.feval
+    cells = [fit.family.link, "flexible", str(fit.nobs), f"{fit.loglik:.2f}", f"{fit.aic:.2f}", str(niter),
+             f"{fit.max_grad:.2e}", cond]
+    names = ["link", "threshold", "nobs", "logLik", "AIC", "niter", "max.grad", "cond.H"]
+    widths = [max(len(a), len(b)) for a, b in zip(names, cells)]
+    lines += ["", " " + " ".join(a.ljust(w) for a, w in zip(names, widths)) + " ",
+              " " + " ".join(b.ljust(w) for b, w in zip(cells, widths)) + " "]
+    return lines
+
+
+def ordinal_lines(fit) -> list[str]:
+    """ordinal's ``summary(clmm)``: random effects, coefficients with Wald tests,
+    threshold coefficients."""
+    lines = _ordinal_head(fit)
+    lines += ["", "Random effects:"] + _random_lines(fit)
+    lines += ["", "Coefficients:"]
+    lines += coefmat_lines(fit.coef_table()) if fit.design.p else ["(none)"]
+    lines += ["", "Threshold coefficients:"] + coefmat_lines(fit.threshold_table())
+    lines += convergence_lines(fit)
+    return lines
+
+
+def ordinal_short(fit) -> list[str]:
+    """ordinal's ``print(clmm)``: the header, random effects and the estimates."""
+    lines = _ordinal_head(fit)
+    lines += ["", "Random effects:"] + _random_lines(fit)
+    fe = fit.fixef
+    if len(fe):
+        lines += ["", "Coefficients:"] + named_vector(list(fe.index), format_r(fe.to_numpy(), 4))
+    th = fit.thresholds
+    lines += ["", "Thresholds:"] + named_vector(list(th.index), format_r(th.to_numpy(), 4))
+    lines += fit.convergence.messages
     return lines
 
 
@@ -216,6 +270,10 @@ def posterior_lines(fit) -> list[str]:
     lines += text_table(re_rows, ["l", "l", "r", "r", "r", "r", "r", "r"], indent=" ")
     lines += [groups_line(fit), "", "Fixed effects:"]
     lines += text_table(fe_rows, ["l"] + ["r"] * 7)
+    cut = [n for n in fit.diagnostics.index if n.startswith("cutpoints[")]
+    if cut:  # an ordinal model's thresholds (brms's Intercept[k]), named as clmm's
+        lines += ["", "Thresholds:"] + text_table(_family_param_rows(fit, cut, lambda n: n[10:-1]),
+                                                  ["l"] + ["r"] * 7)
     extra = _family_param_rows(fit)
     if extra:
         lines += ["", "Family Specific Parameters:"] + text_table(extra, ["l"] + ["r"] * 7)
@@ -329,7 +387,7 @@ def short_summary(fit) -> Summary:
     if fit.kind == "lmm":
         return Summary(fit, lmm_short(fit))
     if fit.kind == "glmm":
-        return Summary(fit, glmm_short(fit))
+        return Summary(fit, ordinal_short(fit) if fit.family.dist.eta_is_mean else glmm_short(fit))
     return summarize(fit)
 
 
