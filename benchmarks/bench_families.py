@@ -1,10 +1,10 @@
-"""NUTS for the negative binomial, Gamma and beta GLMMs and the Student-t linear mixed model:
-hierlm against brms, compile included.
+"""NUTS for the negative binomial, Gamma, beta and ordinal GLMMs and the Student-t linear mixed
+model: hierlm against brms, compile included.
 
 Each hierlm fit runs in a fresh process (PyMC compiles the model in it), 4 chains x 1000 draws
 after 1000 tuning, brms's defaults.  brms's times are those tests/reference/families_brms.R
 recorded (compile, then sampling, 4 chains on 2 cores) in tests/reference/families_brms.json
-(and beta_brms.R in beta_brms.json); rerun those scripts on the same machine for a same-run
+(and beta_brms.R in beta_brms.json, ordinal_brms.R in ordinal_brms.json); rerun those scripts on the same machine for a same-run
 comparison.
 
 Run:  python benchmarks/bench_families.py [CASE ...]   (default: every case)
@@ -46,13 +46,21 @@ d = g[g.written.notna()].assign(y=lambda f: f.written / 100)
 m = hierlm.Model('y ~ gender + (1|school)', d, family='beta')
 m.fit('nuts', draws=1000, tune=1000, chains=4, random_seed=1, progressbar=False)
 """,
+    "wine_logit": """
+import hierlm
+from hierlm.priors import Flat
+m = hierlm.Model('rating ~ temp + contact + (1|judge)', hierlm.datasets.load('wine'), family='ordinal')
+m.set_prior('fixed', Flat())  # brms's default for a cumulative model's coefficients
+m.fit('nuts', draws=1000, tune=1000, chains=4, random_seed=1, progressbar=False)
+""",
 }
 
 
 def main() -> None:
     ref = ROOT / "tests" / "reference"
     brms = {**json.loads((ref / "families_brms.json").read_text())["cases"],
-            **json.loads((ref / "beta_brms.json").read_text())["cases"]}
+            **json.loads((ref / "beta_brms.json").read_text())["cases"],
+            **json.loads((ref / "ordinal_brms.json").read_text())["cases"]}
     wanted = sys.argv[1:] or list(CODE)
     print(f"{'model':<18} {'hierlm s':>9} {'brms compile s':>15} {'brms sample s':>14} {'brms total s':>13} {'ratio':>6}")
     for name in wanted:

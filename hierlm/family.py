@@ -918,13 +918,15 @@ class Family:
 
     Parameters
     ----------
-    name : {"gaussian", "binomial", "poisson", "negbinomial", "gamma", "beta", "student"}
-        R's spellings are accepted too (``Gamma``, ``nbinom2``, ``beta_family``).
+    name : {"gaussian", "binomial", "poisson", "negbinomial", "gamma", "beta", "student", "ordinal"}
+        R's spellings are accepted too (``Gamma``, ``nbinom2``, ``beta_family``, ``cumulative``).
     link : str, optional
         Default: the canonical link (``identity``, ``logit``, ``log``, ``log``, ``inverse``,
-        ``logit``, ``identity``).
+        ``logit``, ``identity``, ``logit``).  For ``ordinal`` the link names the latent
+        variable's distribution (``logit``, ``probit``); its linear predictor is used as is.
     **params
-        The family's parameters (``theta`` of the negative binomial, ``phi`` of the beta).
+        The family's parameters (``theta`` of the negative binomial, ``phi`` of the beta,
+        the increasing ``cutpoints`` of an ordinal family).
 
     Attributes
     ----------

@@ -339,14 +339,18 @@ def glmer(formula: str, data: pd.DataFrame, family: str = "binomial", link: str 
         proportion with ``weights=`` the trials; ``offset(log(exposure))``
         terms are allowed in the fixed part.
     data : pandas.DataFrame
-    family : {"binomial", "poisson", "negbinomial", "gamma"}
-        R's spellings are accepted (``Gamma``, ``nbinom2``).  The negative
-        binomial's shape is estimated as lme4's ``glmer.nb`` does.
+    family : {"binomial", "poisson", "negbinomial", "gamma", "beta", "ordinal"}
+        R's spellings are accepted (``Gamma``, ``nbinom2``, ``beta_family``,
+        ``cumulative``).  The negative binomial's shape is estimated as lme4's
+        ``glmer.nb`` does, the beta's precision as glmmTMB, an ordinal
+        model's thresholds as ordinal's ``clmm``.
     link : str, optional
         Binomial: ``logit`` (default), ``probit``, ``cloglog``, ``cauchit``,
         ``log``; Poisson: ``log`` (default), ``identity``, ``sqrt``;
         negative binomial: ``log`` (default), ``sqrt``, ``identity``; Gamma:
-        ``inverse`` (default), ``log``, ``identity``.
+        ``inverse`` (default), ``log``, ``identity``; beta: ``logit``
+        (default), ``probit``, ``cloglog``; ordinal: ``logit`` (default),
+        ``probit`` (the latent variable's distribution).
     nAGQ : int
         1: Laplace approximation (default); 0: the faster first stage only
         (beta estimated inside PIRLS); 2 to 25: adaptive Gauss-Hermite

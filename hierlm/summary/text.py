@@ -176,10 +176,10 @@ def glmm_lines(fit) -> list[str]:
     return lines
 
 
-def _ordinal_head(fit) -> list[str]:
+def _ordinal_head(fit, cond_h: bool = True) -> list[str]:
     """clmm's header: title, formula, data and the one-row table of the fit's
-    link, threshold structure, nobs, logLik, AIC, evaluations, max.grad and the
-    condition number of the Hessian."""
+    link, threshold structure, nobs, logLik, AIC, evaluations, max.grad and (in
+    the summary, not in print) the condition number of the Hessian."""
     lines = ["Cumulative Link Mixed Model fitted with the Laplace approximation", "",
              f"formula: {fit.formula}"]
     if fit.data_name:
@@ -194,6 +194,8 @@ def _ordinal_head(fit) -> list[str]:
     cells = [fit.family.link, "flexible", str(fit.nobs), f"{fit.loglik:.2f}", f"{fit.aic:.2f}", str(niter),
              f"{fit.max_grad:.2e}", cond]
     names = ["link", "threshold", "nobs", "logLik", "AIC", "niter", "max.grad", "cond.H"]
+    if not cond_h:
+        cells, names = cells[:-1], names[:-1]
     widths = [max(len(a), len(b)) for a, b in zip(names, cells)]
     lines += ["", " " + " ".join(a.ljust(w) for a, w in zip(names, widths)) + " ",
               " " + " ".join(b.ljust(w) for b, w in zip(cells, widths)) + " "]
@@ -214,7 +216,7 @@ def ordinal_lines(fit) -> list[str]:
 
 def ordinal_short(fit) -> list[str]:
     """ordinal's ``print(clmm)``: the header, random effects and the estimates."""
-    lines = _ordinal_head(fit)
+    lines = _ordinal_head(fit, cond_h=False)
     lines += ["", "Random effects:"] + _random_lines(fit)
     fe = fit.fixef
     if len(fe):
