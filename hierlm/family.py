@@ -736,7 +736,7 @@ class _Ordinal(Distribution):
     joint_params = True
     deviance_residuals = False  # -2 log-likelihood only, as for the beta family
     eta_is_mean = True
-    fits = ("laplace", "nuts")
+    fits = ("laplace", "map", "nuts")
     posterior_params = ("cutpoints",)
 
     def __init__(self, cutpoints=(-1.0, 1.0), link: str = "logit"):
@@ -990,6 +990,11 @@ class Family:
         extra = "".join(f", {k}=({', '.join(f'{x:.6g}' for x in v)})" if isinstance(v, tuple) else f", {k}={v:.6g}"
                         for k, v in self.params.items())
         return f"Family({self.name!r}, link={self.link!r}{extra})"
+
+    @property
+    def a_name(self) -> str:
+        """The family's name with its article, for messages ("a beta", "an ordinal")."""
+        return ("an " if self.name[0] in "aeiou" else "a ") + self.name
 
     @property
     def r_name(self) -> str:

@@ -261,7 +261,7 @@ class Model:
         offered = self.family.dist.fits  # each family's own list (hierlm.family.Distribution.fits)
         # 'laplace' on a Gaussian model and 'reml' on a GLMM get their own advice below
         if key not in offered and not (gaussian and key == "laplace") and not (key == "reml" and "laplace" in offered):
-            raise HierlmError(f"{method!r} is not offered for a {self.family.name} model; use one of "
+            raise HierlmError(f"{method!r} is not offered for {self.family.a_name} model; use one of "
                               f"{', '.join(map(repr, offered))}")
         if key == "nuts":
             return fit_nuts(self.design, self.family, self.priors, control, **where)
@@ -269,7 +269,7 @@ class Model:
             unknown = set(control) - ({"priors", "reml"} if gaussian else {"priors"})
             if unknown:
                 valid = "priors, reml" if gaussian else "priors (there is no REML for GLMMs)"
-                raise HierlmError(f"unknown option(s) {sorted(unknown)} for MAP of a {self.family.name} model; "
+                raise HierlmError(f"unknown option(s) {sorted(unknown)} for MAP of {self.family.a_name} model; "
                                   f"valid: {valid}")
             priors = control.get("priors")
             return fit_map(self.design, self.family, self.priors if priors is None else priors,
@@ -280,7 +280,7 @@ class Model:
                                   "negbinomial, gamma); a gaussian model is fit by 'reml' or 'ml'")
             return fit_lmm(self.design, key == "reml", control, **where)
         if key == "reml":
-            raise HierlmError(f"a {self.family.name} model is fit by maximum likelihood (Laplace or adaptive "
+            raise HierlmError(f"{self.family.a_name} model is fit by maximum likelihood (Laplace or adaptive "
                               "Gauss-Hermite quadrature, as glmer; there is no REML): use fit('laplace'), "
                               "not 'reml'")
         control = dict(control)

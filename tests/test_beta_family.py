@@ -16,12 +16,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from posterior_checks import assert_matches_brms
 from scipy import special, stats
 
 import hierlm
 from hierlm.errors import DataError, HierlmError
 from hierlm.family import Family
-from posterior_checks import assert_matches_brms
 
 HERE = Path(__file__).parent / "reference"
 REF = json.loads((HERE / "beta.json").read_text())["cases"]

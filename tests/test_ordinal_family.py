@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from posterior_checks import assert_matches_brms
 
 import hierlm
 from hierlm.errors import DataError, HierlmError
 from hierlm.family import Family, FamilyError
-from posterior_checks import assert_matches_brms
 
 REF = Path(__file__).parent / "reference"
 CASES = json.loads((REF / "ordinal.json").read_text())["cases"]
@@ -162,8 +162,8 @@ def test_bad_input_and_refusals(fits):
     fit = fits["wine_logit"]
     with pytest.raises(FamilyError, match="no numeric residuals"):
         fit.residuals()
-    with pytest.raises(HierlmError, match="not offered for a ordinal model"):
-        hierlm.Model("rating ~ temp + (1 | judge)", wine, family="ordinal").fit("map")
+    with pytest.raises(HierlmError, match="an ordinal model is fit by maximum likelihood"):
+        hierlm.Model("rating ~ temp + (1 | judge)", wine, family="ordinal").fit("reml")
     with pytest.raises(FamilyError, match="increasing"):
         Family("ordinal", cutpoints=(1.0, 0.5))
     with pytest.raises(FamilyError, match="not available for family 'ordinal'"):
@@ -213,3 +213,24 @@ def test_nuts_agrees_with_brms():
     y = post.response[0].astype(int)
     ll = post.idata.log_likelihood["y"].to_numpy().reshape(4000, 72)
     np.testing.assert_allclose(ll, np.log(ep[:, np.arange(72), y]), rtol=1e-10)
+
+
+def test_map_with_flat_priors_is_the_laplace_fit(fits):
+    """MAP maximizes the Laplace-marginal posterior over (beta, log SD, the thresholds as
+    alpha_1 and log gaps): with flat priors its mode is clmm's fit; with the default priors
+    (brms's on the thresholds of the centred predictors) it stays off the boundary."""
+    lap = fits["wine_logit"]
+    m = hierlm.Model("rating ~ temp + contact + (1 | judge)", hierlm.datasets.load("wine"), family="ordinal")
+    flat = m.fit("map", priors="flat")
+    np.testing.assert_allclose(flat.family.params["cutpoints"], lap.thresholds.to_numpy(), atol=1e-4)
+    np.testing.assert_allclose(flat.fixef.to_numpy(), lap.fixef.to_numpy(), atol=1e-4)
+    assert float(flat.varcorr["sdcor"].iloc[0]) == pytest.approx(float(lap.varcorr["sdcor"].iloc[0]), rel=1e-4)
+    se = flat.se
+    for name, ref in lap.threshold_table()["Std. Error"].items():
+        assert se[f"threshold[{name}]"] == pytest.approx(ref, rel=2e-3), name
+    assert "Thresholds (mode, approximate posterior SD):" in str(flat.summary())
+    post = m.fit("map")
+    assert post.convergence.converged
+    assert float(post.varcorr["sdcor"].iloc[0]) > 0.1
+    assert np.all(np.diff(post.family.params["cutpoints"]) > 0)
+    np.testing.assert_allclose(post.predict(type="response").sum(axis=1), 1.0, atol=1e-12)

@@ -30,7 +30,6 @@ Two parameterizations of the same model,
 
 from __future__ import annotations
 
-import itertools
 
 import warnings
 from dataclasses import dataclass
@@ -77,8 +76,7 @@ def pm_dist(prior: Prior, name: str | None, **kw):
 def coords_of(design, priors: PriorSet) -> dict:
     coords = {"fixed": list(design.xnames), "obs_id": np.arange(design.n)}
     if design.response_levels is not None:  # an ordinal model's thresholds, named as clmm's
-        lv = design.response_levels
-        coords["threshold"] = [f"{a}|{b}" for a, b in itertools.pairwise(lv)]
+        coords["threshold"] = design.threshold_names()
     for t, r in zip(priors.term_names(), design.remats):
         coords[f"{r.group}__level"] = list(r.levels)
         coords[f"{t}__term"] = list(r.cnames)
@@ -265,7 +263,7 @@ def glmm_observations(design, family) -> dict:
     offset = None if design.offset is None else np.asarray(design.offset, dtype=float)
     if family.name != "binomial":
         if user_wt is not None and not np.allclose(user_wt, 1.0):
-            raise HierlmError(f"NUTS for a {family.name} model does not take prior weights (weights=); "
+            raise HierlmError(f"NUTS for {family.a_name} model does not take prior weights (weights=); "
                               "fit by fit('laplace'), or model rates with offset(log(exposure))")
         # counts (and ordinal categories' codes) stay integers; continuous responses as they are
         yy = np.round(y).astype(np.int64) if family.name in ("poisson", "negbinomial", "ordinal") else y

@@ -37,7 +37,7 @@ import pandas as pd
 from scipy import optimize
 
 from ..errors import HierlmError
-from ..family import make_family
+from ..family import FamilyError, make_family
 from ..fit import MixedFit
 from ..glmm import fit_glmm
 from ..lmm import fit_lmm
@@ -189,34 +189,61 @@ class GLMMMarginalPosterior(MarginalPosterior):
         self.reml = False
         self.family = dev.system.family if family is None else family
         self._set_layout()
-        # a family parameter (the negative binomial's shape): one more coordinate, its log, last
-        self.extra = tuple(self.family.dist.free_params)
-        self.size += len(self.extra)
+        # the family's parameters (the negative binomial's shape, the beta's phi: their log;
+        # an ordinal model's thresholds: the first and the logs of the gaps), last
+        dist = self.family.dist
+        self.nextra = dist.pack(self.family.params).size if dist.free_params else 0
+        self.extra = tuple(dist.free_params)
+        self.size += self.nextra
+
+    def _free(self, phi: np.ndarray) -> np.ndarray:
+        return phi[self.size - self.nextra:]
 
     def set_params(self, phi: np.ndarray) -> None:
         """Point the PIRLS system at the family parameters of ``phi``."""
-        if self.extra:
-            params = dict(zip(self.extra, np.exp(phi[self.size - len(self.extra):])))
-            self.glmm_dev.system.set_family(self.family.with_params(**params))
+        if self.nextra:
+            self.glmm_dev.system.set_family(self.family.with_params(**self.family.dist.unpack(self._free(phi))))
 
     def extra_values(self, phi: np.ndarray) -> list:
-        return list(np.exp(phi[self.size - len(self.extra):])) if self.extra else []
+        """The family's parameters at ``phi`` on their own scale (shape, phi, thresholds)."""
+        if not self.nextra:
+            return []
+        return [float(v) for v in np.ravel([*self.family.dist.unpack(self._free(phi)).values()])]
 
     def extra_names(self) -> list:
-        return [self.family.dist.param_prior] if self.extra else []
+        if not self.nextra:
+            return []
+        if self.family.dist.eta_is_mean:  # ordinal: one name per threshold, as clmm's
+            return [f"threshold[{n}]" for n in self.design.threshold_names()]
+        return [self.family.dist.param_prior]
+
+    def _log_prior_extra(self, phi: np.ndarray) -> float:
+        """The family parameters' log prior on the free scale (Jacobian included)."""
+        x = self._free(phi)
+        if self.family.dist.eta_is_mean:
+            # ordinal: brms's prior on the thresholds of the centred predictors, each; the
+            # Jacobian of (alpha_1, log gaps) -> alpha is the sum of the log gaps
+            beta = phi[: self.layout.p]
+            alpha = np.asarray(self.family.dist.unpack(x)["cutpoints"])
+            centred = alpha - float(self.design.X.mean(axis=0) @ beta)
+            return float(np.sum(self.priors.thresholds.logpdf(centred))) + float(np.sum(x[1:]))
+        log_k = float(x[-1])
+        return float(self.priors.family_param.logpdf(np.exp(log_k))) + log_k  # prior and log-Jacobian
 
     def __call__(self, phi: np.ndarray) -> float:
-        self.set_params(phi)
+        try:
+            self.set_params(phi)
+        except FamilyError:  # thresholds out of order or overflowing
+            return 1e300
         val = super().__call__(phi)
-        if self.extra and val < 1e300 and self.priors is not None:
-            log_k = float(phi[-1])
-            val -= float(self.priors.family_param.logpdf(np.exp(log_k))) + log_k  # prior and log-Jacobian
+        if self.nextra and val < 1e300 and self.priors is not None:
+            val -= self._log_prior_extra(phi)
         return val
 
     def start(self, fit) -> np.ndarray:
-        phi = super().start(fit)  # an empty slot at the end for the family parameter
-        if self.extra:
-            phi[-1] = np.log(fit.family.params[self.extra[0]])
+        phi = super().start(fit)  # empty slots at the end for the family's parameters
+        if self.nextra:
+            phi[self.size - self.nextra:] = fit.family.dist.pack(fit.family.params)
         return phi
 
     def loglik(self, theta, beta, sigma=1.0):
@@ -266,7 +293,7 @@ def fit_map(design, family, priors, reml: bool = False, *, model=None, data_name
     flat = _check_priors(priors)
     gaussian = family.is_gaussian
     if reml and not gaussian:
-        raise HierlmError(f"reml=True is for Gaussian models; a {family.name} model has no REML "
+        raise HierlmError(f"reml=True is for Gaussian models; {family.a_name} model has no REML "
                           "(its MAP integrates the random effects out by the Laplace approximation)")
     pin = contextlib.nullcontext() if gaussian else one_blas_thread()
     with pin:

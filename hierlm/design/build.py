@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import warnings
 from dataclasses import dataclass, field
 
@@ -99,6 +100,11 @@ class Design:
             out.append(slice(start, start + r.ntheta))
             start += r.ntheta
         return out
+
+    def threshold_names(self) -> list[str]:
+        """An ordinal response's thresholds, named as clmm's (``1|2``, ``2|3``, ...); [] otherwise."""
+        lv = self.response_levels or []
+        return [f"{a}|{b}" for a, b in itertools.pairwise(lv)]
 
     def groups(self) -> dict[str, int]:
         """Grouping factors and their numbers of levels (lme4's ``ngrps``)."""

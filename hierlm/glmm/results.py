@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 
 from dataclasses import dataclass
 from functools import cached_property
@@ -152,10 +151,8 @@ class GLMMFit(LikelihoodFit):
     def thresholds(self) -> pd.Series:
         """The thresholds (cut points) of an ordinal fit, named as clmm's (``1|2``, ...)."""
         if not self.family.dist.eta_is_mean:
-            raise FamilyError(f"a {self.family.name} fit has no thresholds (an ordinal fit has)")
-        lv = self.design.response_levels
-        return pd.Series(self.family.params["cutpoints"], index=[f"{a}|{b}" for a, b in itertools.pairwise(lv)],
-                         name="threshold")
+            raise FamilyError(f"{self.family.a_name} fit has no thresholds (an ordinal fit has)")
+        return pd.Series(self.family.params["cutpoints"], index=self.design.threshold_names(), name="threshold")
 
     def threshold_table(self) -> pd.DataFrame:
         """clmm's "Threshold coefficients": ``Estimate, Std. Error, z value``, the

@@ -321,6 +321,11 @@ def map_lines(fit) -> list[str]:
     lines += text_table(rows, ["l", "l", "r", "r", "l"], indent=" ")
     lines += [groups_line(fit), "", "Fixed effects:"]
     lines += coefmat_lines(fit.coef_table())
+    cut = [n for n in se.index if n.startswith("threshold[")]
+    if cut:  # an ordinal model's thresholds at the mode
+        rows = [["", "Estimate", "(SD)"]] + [[n[10:-1], f"{v:.4g}", f"{se[n]:.3g}"]
+                                             for n, v in zip(cut, fit.family.params["cutpoints"])]
+        lines += ["", "Thresholds (mode, approximate posterior SD):"] + text_table(rows, ["l", "r", "r"])
     name = fit.family.dist.param_prior
     if name is not None and name in se.index:  # the family's parameter (shape, phi) at the mode
         (value,) = fit.family.params.values()
