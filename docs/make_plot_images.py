@@ -65,7 +65,13 @@ def main() -> None:
     save(reml.plot("caterpillar"), "caterpillar.png")
     save(reml.plot("diagnostics", covariate="Days"), "diagnostics.png")
     save(reml.plot("facets"), "facets.png")
+    save(reml.plot("facets", pooling=True), "facets_pooling.png")
     save(reml.plot("predictions"), "predictions.png")
+    save(reml.plot("qqcaterpillar"), "qqcaterpillar.png")
+    chicks = hierlm.lmer("weight ~ Time * Diet + (Time | Chick)", hierlm.datasets.load("ChickWeight"))
+    save(chicks.plot("predictions", by="Diet"), "predictions_by.png")
+    wine = hierlm.glmer("rating ~ temp + contact + (1 | judge)", hierlm.datasets.load("wine"), family="ordinal")
+    save(wine.plot("diagnostics"), "diagnostics_ordinal.png")
 
     # a binomial GLMM: shrinkage on the logit scale
     save(cbpp_shrinkage(), "shrinkage_cbpp.png")
@@ -84,6 +90,7 @@ def main() -> None:
     save(nuts.plot("ppc", num_pp_samples=100, random_seed=1), "ppc.png")
     save(nuts.plot("trace"), "trace.png")
     save(nuts.plot("rank"), "rank.png")
+    save(nuts.plot("ridge"), "ridge.png")
 
 
 if __name__ == "__main__":

@@ -137,6 +137,11 @@ def test_simulate_then_refit_recovers_the_parameters():
     assert np.all(np.abs(fit.thresholds.to_numpy() - alpha) < 4 * se)
     assert abs(fit.fixef["x"] - beta) < 4 * fit.coef_table()["Std. Error"]["x"]
     assert abs(float(fit.varcorr["sdcor"].iloc[0]) - sd) < 0.3
+    # randomized quantile residuals of a correct model are N(0, 1)
+    from hierlm.plots._glmm import randomized_quantile_residuals
+
+    res = randomized_quantile_residuals(fit, seed=1)
+    assert abs(res.mean()) < 0.1 and abs(res.std() - 1.0) < 0.1
     sim = fit.simulate(2, seed=1)
     assert isinstance(sim["sim_1"].dtype, pd.CategoricalDtype) and sim["sim_1"].cat.ordered
     assert list(sim["sim_1"].cat.categories) == ["a", "b", "c", "d"]

@@ -116,7 +116,9 @@ def randomized_quantile_residuals(fit, seed=0) -> np.ndarray:
     from scipy import stats
 
     y, _, ntrials, _ = observations(fit)
-    mu = np.asarray(fit.fitted(), dtype=float)
+    # the family's mean at the linear predictor (an ordinal family's is eta itself, not
+    # fitted(), which is the probability of the observed category)
+    mu = np.asarray(fit.family.linkinv(fit.fitted("link").to_numpy()), dtype=float)
     rng = np.random.default_rng(seed)
     lo, hi = fit.family.cdf_bounds(y, mu, ntrials, getattr(fit, "sigma", 1.0))
     u = lo + rng.uniform(size=y.size) * (hi - lo)
