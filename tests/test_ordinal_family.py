@@ -239,3 +239,17 @@ def test_map_with_flat_priors_is_the_laplace_fit(fits):
     assert float(post.varcorr["sdcor"].iloc[0]) > 0.1
     assert np.all(np.diff(post.family.params["cutpoints"]) > 0)
     np.testing.assert_allclose(post.predict(type="response").sum(axis=1), 1.0, atol=1e-12)
+
+
+@pytest.mark.parametrize("link", ["logit", "probit"])
+def test_adaptive_quadrature_matches_clmm(link):
+    """nAGQ = 10 (one scalar term): the adaptive Gauss-Hermite likelihood of clmm
+    (``tests/reference/ordinal_agq.R``); the ordinal family's deviance residuals are
+    -2 log p, so this is the full log-likelihood, as clmm's."""
+    ref = json.loads((REF / "ordinal_agq.json").read_text())["cases"][link]
+    fit = hierlm.glmer("rating ~ temp + contact + (1 | judge)", hierlm.datasets.load("wine"), family="ordinal",
+                       link=link, nAGQ=10)
+    assert fit.loglik == pytest.approx(ref["logLik"], rel=1e-6)
+    np.testing.assert_allclose(fit.thresholds.to_numpy(), list(ref["thresholds"].values()), atol=1e-4)
+    np.testing.assert_allclose(fit.fixef[list(ref["beta"])].to_numpy(), list(ref["beta"].values()), atol=1e-4)
+    assert float(fit.varcorr["sdcor"].iloc[0]) == pytest.approx(ref["sd"], rel=1e-3)
