@@ -222,6 +222,24 @@ def test_student_is_bayesian_only_and_its_priors():
         m.set_prior("nu", hierlm.priors.Normal(0, 1))
 
 
+def test_negative_binomial_icc_and_r2_match_performance():
+    """performance 0.10.2's ICC and R2 of glmer.nb on Owls (tests/reference/nb_performance.R):
+    the lognormal approximation log(1 + 1/mu + 1/theta), mu from the null model refit at the
+    fit's theta (insight's null model keeps it), to 1e-4 relative (the fit agrees with
+    glmer.nb to about 1e-5)."""
+    ref = json.loads((Path(__file__).parent / "reference" / "nb_performance.json").read_text())["owls_nb"]
+    nb = fit("owls_nb")
+    assert nb.family.dist.theta == pytest.approx(ref["theta"], rel=1e-4)
+    from hierlm.inference.variance import null_model_intercept
+
+    assert null_model_intercept(nb) == pytest.approx(ref["null_intercept"], rel=1e-4)
+    icc, r2 = nb.icc(), nb.r2()
+    assert icc["adjusted"] == pytest.approx(ref["icc_adjusted"], rel=1e-4)
+    assert icc["conditional"] == pytest.approx(ref["icc_unadjusted"], rel=1e-4)
+    assert r2["marginal"] == pytest.approx(ref["r2_marginal"], rel=1e-4)
+    assert r2["conditional"] == pytest.approx(ref["r2_conditional"], rel=1e-4)
+
+
 def test_what_is_not_offered_yet_says_so():
     g = fit("sleep_gamma")
     with pytest.raises(HierlmError, match="ICC and R2 of gamma models are not available yet"):

@@ -26,7 +26,8 @@ for probit, ``pi^2 / 6`` for cloglog; for Poisson with the log link the
 lognormal approximation ``log(1 + 1 / lambda)``, with ``lambda = exp(beta_0)``
 the intercept of the null model ``y ~ 1 + (random part)`` refit by the
 Laplace engine (insight's ``null_model``), and ``0.25`` for the square-root
-link.
+link; for the negative binomial with the log link ``log(1 + 1 / lambda + 1 /
+theta)``, the null model refit at the fit's shape theta (as insight's).
 
 For posterior fits the same quantities are computed for every draw (the
 Poisson null model's lambda is the Laplace estimate); the Series holds
@@ -43,7 +44,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import HierlmError
-from ..glmm import fit_glmm
+from ..glmm.engine import check_glmm_control, optimize_glmm
 
 #: distribution-specific variance of binomial links (Nakagawa et al. 2017, table 1)
 _BINOMIAL_LINK_VARIANCE = {"logit": np.pi**2 / 3.0, "probit": 1.0, "cloglog": np.pi**2 / 6.0}
@@ -88,7 +89,10 @@ def null_model_intercept(fit) -> float:
     null = replace(d, X=np.ones((d.n, 1)), xnames=["(Intercept)"])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the null model's own convergence notes are not the user's
-        b0 = float(fit_glmm(null, fit.family, 1, {"calc_derivs": False}).beta[0])  # no Hessian: only beta_0 is used
+        # no Hessian: only beta_0 is used; a family parameter (the negative binomial's shape)
+        # stays at the fit's value, as insight's null model (an update of the glmerMod) keeps it
+        control = check_glmm_control({"calc_derivs": False})
+        b0 = float(optimize_glmm(null, fit.family, 1, control).beta[0])
     _NULL_INTERCEPTS[fit] = b0
     return b0
 
@@ -120,6 +124,14 @@ def distribution_variance(fit, sigma: np.ndarray) -> np.ndarray:
         return np.full(sigma.shape, np.log1p(1.0 / lam))
     if fam.name == "poisson" and fam.link == "sqrt":
         return np.full(sigma.shape, 0.25)
+    if fam.name == "negbinomial" and fam.link == "log" and getattr(fit, "is_posterior", False):
+        raise HierlmError("ICC and R2 of a NUTS fit of a negative binomial model are not available yet (the "
+                          "shape varies over the draws); use the Laplace fit (hierlm.glmer) or MAP")
+    if fam.name == "negbinomial" and fam.link == "log":
+        # the lognormal approximation with the NB variance mu + mu^2 / theta: log(1 + 1/mu + 1/theta)
+        # (insight's, with mu from the null model at the fit's theta)
+        lam = np.exp(null_model_intercept(fit))
+        return np.full(sigma.shape, np.log1p(1.0 / lam + 1.0 / fam.dist.theta))
     if fam.name in ("negbinomial", "gamma", "beta", "student"):
         raise HierlmError(
             f"ICC and R2 of {fam.name} models are not available yet (their distribution-specific variance "
