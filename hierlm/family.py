@@ -786,8 +786,8 @@ class _Ordinal(Distribution):
         return np.log(p), -g, g * g - (dh - dl) / p
 
     def variance(self, mu):
-        raise FamilyError("an ordinal response has no variance function: Pearson residuals are not defined "
-                          "(use residuals(type='quantile'))")
+        raise FamilyError("an ordinal response has no variance function, so no Pearson residuals; its "
+                          "randomized quantile residuals are in fit.plot('diagnostics')")
 
     def dev_resid(self, y, mu, wt):
         return -2.0 * wt * self._derivs(y, mu)[0]
