@@ -696,25 +696,23 @@ class _Student(_Gaussian):
 
 
 def _latent(link: str):
-    """The latent distribution of a cumulative link: ``(F, f, f', F^-1)``, with
+    """The latent distribution of a cumulative link: ``(F, dens, F^-1)``, where ``dens(x)``
+    gives the density and its derivative ``(f, f')`` in one pass (0 at +-inf), and
     ``F(-x) = 1 - F(x)`` (both are symmetric)."""
     if link == "logit":
-        def F(x):
-            return special.expit(x)
-
-        def f(x):
+        def dens(x):
             e = special.expit(x)
-            return e * (1.0 - e)
+            f = e * (1.0 - e)
+            return f, f * (1.0 - 2.0 * e)
 
-        def df(x):
-            e = special.expit(x)
-            return e * (1.0 - e) * (1.0 - 2.0 * e)
+        return special.expit, dens, special.logit
 
-        return F, f, df, special.logit
-    def pdf(x):
-        return np.exp(-0.5 * x * x) / np.sqrt(2.0 * np.pi)
+    def dens(x):
+        f = np.exp(-0.5 * x * x) / np.sqrt(2.0 * np.pi)
+        with np.errstate(invalid="ignore"):
+            return f, np.where(np.isfinite(x), -x * f, 0.0)
 
-    return special.ndtr, pdf, lambda x: -x * pdf(x), special.ndtri
+    return special.ndtr, dens, special.ndtri
 
 
 class _Ordinal(Distribution):
@@ -746,7 +744,7 @@ class _Ordinal(Distribution):
                               f"{np.asarray(cutpoints).tolist()}")
         self.cutpoints = a
         self.link = link
-        self.F, self.f, self.df, self.Finv = _latent(link)
+        self.F, self.dens, self.Finv = _latent(link)
         self.params = {"cutpoints": tuple(float(v) for v in a)}
 
     @property
@@ -760,11 +758,10 @@ class _Ordinal(Distribution):
         return a[k] - eta, a[k + 1] - eta
 
     def _prob(self, lo, hi):
-        # F(hi) - F(lo), by the upper tails where both are above 0 (no cancellation near 1)
-        F = self.F
-        with np.errstate(invalid="ignore"):
-            upper = lo > 0
-            return np.where(upper, F(-lo) - F(-hi), F(hi) - F(lo))
+        # F(hi) - F(lo), by the upper tails F(-lo) - F(-hi) where both are above 0 (no
+        # cancellation near 1): the sign s picks the form, two evaluations of F
+        s = np.where(lo > 0, -1.0, 1.0)
+        return s * (self.F(s * hi) - self.F(s * lo))
 
     def probs(self, eta) -> np.ndarray:
         """The (n, K) category probabilities at the linear predictor ``eta``."""
@@ -772,16 +769,16 @@ class _Ordinal(Distribution):
         a = np.concatenate([[-np.inf], self.cutpoints, [np.inf]])
         return self._prob(a[None, :-1] - eta, a[None, 1:] - eta)
 
+    def _logp(self, y, eta):
+        """log p of each row's category."""
+        return np.log(self._prob(*self._bounds(y, eta)))
+
     def _derivs(self, y, eta):
         """log p, d log p / d eta and -d^2 log p / d eta^2 of each row."""
         lo, hi = self._bounds(y, eta)
         p = self._prob(lo, hi)
-        f, df = self.f, self.df
-        with np.errstate(invalid="ignore"):
-            fl = np.where(np.isfinite(lo), f(lo), 0.0)
-            fh = np.where(np.isfinite(hi), f(hi), 0.0)
-            dl = np.where(np.isfinite(lo), df(lo), 0.0)
-            dh = np.where(np.isfinite(hi), df(hi), 0.0)
+        fl, dl = self.dens(lo)
+        fh, dh = self.dens(hi)
         g = (fh - fl) / p
         return np.log(p), -g, g * g - (dh - dl) / p
 
@@ -790,10 +787,10 @@ class _Ordinal(Distribution):
                           "randomized quantile residuals are in fit.plot('diagnostics')")
 
     def dev_resid(self, y, mu, wt):
-        return -2.0 * wt * self._derivs(y, mu)[0]
+        return -2.0 * wt * self._logp(y, mu)
 
     def aic(self, y, ntrials, mu, wt, const) -> float:
-        return float(-2.0 * (wt * self._derivs(y, mu)[0]).sum())
+        return float(-2.0 * (wt * self._logp(y, mu)).sum())
 
     def mustart(self, y, wt, ntrials):
         return np.zeros(np.shape(y))
@@ -825,7 +822,7 @@ class _Ordinal(Distribution):
                 d = _Ordinal(_unpack_increasing(x), self.link)
             except FamilyError:
                 return np.inf
-            return -float((wt * d._derivs(k, mu)[0]).sum())
+            return -float((wt * d._logp(k, mu)).sum())
 
         res = optimize.minimize(nll, x0, method="Nelder-Mead", options={"xatol": 1e-8, "fatol": 1e-10,
                                                                         "maxiter": 20000})
