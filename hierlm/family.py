@@ -812,10 +812,7 @@ class _Ordinal(Distribution):
         from scipy import optimize
 
         k = np.asarray(y, dtype=int)
-        K = self.ncat_of(k)
-        cum = np.cumsum(np.bincount(k, weights=wt, minlength=K))[:-1] / np.sum(wt)
-        x0 = self.Finv(np.clip(cum, 1e-6, 1 - 1e-6)) + np.average(mu, weights=wt)
-        x0 = _pack_increasing(np.maximum.accumulate(x0 + 1e-3 * np.arange(K - 1)))
+        x0 = _pack_increasing(self._proportion_thresholds(k, wt, 1e-6) + np.average(mu, weights=wt))
 
         def nll(x):
             try:
@@ -830,14 +827,15 @@ class _Ordinal(Distribution):
 
     def base(self, family, y, wt):
         """The thresholds of the cumulative proportions (eta = 0) start the fit."""
-        k = np.asarray(y, dtype=int)
-        cum = np.cumsum(np.bincount(k, weights=wt, minlength=self.ncat_of(k)))[:-1] / np.sum(wt)
-        a = self.Finv(np.clip(cum, 1e-4, 1 - 1e-4))
-        return family.with_params(cutpoints=tuple(np.maximum.accumulate(a + 1e-3 * np.arange(a.size))))
+        a = self._proportion_thresholds(np.asarray(y, dtype=int), wt, 1e-4)
+        return family.with_params(cutpoints=tuple(a))
 
-    @staticmethod
-    def ncat_of(k) -> int:
-        return int(np.max(k)) + 1
+    def _proportion_thresholds(self, k: np.ndarray, wt, clip: float) -> np.ndarray:
+        """``F^-1`` of the data's cumulative proportions (clipped to ``[clip, 1 - clip]``), the
+        thresholds at eta = 0; 1e-3 apart per step so that tied ones stay increasing.  The
+        categories are the codes' (the fit's K, whatever the family's default thresholds)."""
+        cum = np.cumsum(np.bincount(k, weights=wt, minlength=int(k.max()) + 1))[:-1] / np.sum(wt)
+        return self.Finv(np.clip(cum, clip, 1 - clip)) + 1e-3 * np.arange(cum.size)
 
     def pack(self, params: dict) -> np.ndarray:
         """The thresholds as free reals for the optimizer: alpha_1, log(alpha_k - alpha_{k-1})."""
@@ -853,25 +851,23 @@ class _Ordinal(Distribution):
     def from_natural(self, x) -> dict:
         return {"cutpoints": tuple(float(v) for v in x)}
 
-    def _draw_probs(self, eta, cutpoints):
-        """Category probabilities for posterior draws: ``eta (..., n)``, ``cutpoints (..., K-1)``
-        (broadcast over the leading axes) -> ``(..., n, K)``."""
-        c = np.asarray(cutpoints, dtype=float)[..., None, :]
+    def draw_probs(self, eta, cutpoints):
+        """Category probabilities for posterior draws: ``eta (..., n)`` and the draws'
+        thresholds ``cutpoints (..., 1, K-1)`` (a row axis of 1, as the other families'
+        parameters come) -> ``(..., n, K)``."""
+        c = np.asarray(cutpoints, dtype=float)
         e = np.asarray(eta, dtype=float)[..., None]
         inf = np.full(c.shape[:-1] + (1,), np.inf)
         a = np.concatenate([-inf, c, inf], axis=-1)
         return self._prob(a[..., :-1] - e, a[..., 1:] - e)
 
     def draw_logpdf(self, y, mean, trials, wt, cutpoints):
-        # cutpoints arrive as (chains, draws, 1, K-1) against the means' (chains, draws, n)
-        c = np.asarray(cutpoints, dtype=float)
-        c = c.reshape(c.shape[:2] + (c.shape[-1],)) if c.ndim == 4 else c
-        P = self._draw_probs(mean, c)
+        P = self.draw_probs(mean, cutpoints)
         k = np.asarray(y, dtype=int)
         return np.log(np.take_along_axis(P, np.broadcast_to(k[:, None], P.shape[:-1] + (1,)), axis=-1)[..., 0])
 
     def draw_rvs(self, mean, trials, wt, rng, cutpoints):
-        P = self._draw_probs(mean, np.asarray(cutpoints, dtype=float).reshape(np.shape(mean)[0], -1))
+        P = self.draw_probs(mean, cutpoints)
         u = rng.random(P.shape[:-1])[..., None]
         return (np.cumsum(P, axis=-1) < u).sum(axis=-1)
 

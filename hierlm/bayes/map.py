@@ -193,7 +193,6 @@ class GLMMMarginalPosterior(MarginalPosterior):
         # an ordinal model's thresholds: the first and the logs of the gaps), last
         dist = self.family.dist
         self.nextra = dist.pack(self.family.params).size if dist.free_params else 0
-        self.extra = tuple(dist.free_params)
         self.size += self.nextra
 
     def _free(self, phi: np.ndarray) -> np.ndarray:

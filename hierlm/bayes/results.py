@@ -566,7 +566,7 @@ class BayesFit(MixedFit):
         brms's.  Arguments as :meth:`posterior_linpred`."""
         eta = self.posterior_linpred(newdata, re_form, allow_new_levels, seed)
         if self.family.dist.eta_is_mean:
-            return self.family.dist._draw_probs(eta, self.draws("cutpoints"))
+            return self.family.dist.draw_probs(eta, self.draws("cutpoints")[:, None, :])
         return self.family.linkinv(eta)
 
     def posterior_predict(self, newdata: pd.DataFrame | None = None, re_form=None, allow_new_levels: bool = False,
@@ -595,7 +595,8 @@ class BayesFit(MixedFit):
         # prior weights apply to the fitted rows; a new row has weight 1
         wt = d.weights if newdata is None and d.weights is not None else np.ones(mu.shape[1])
         dist = self.family.dist
-        params = {v: self.draws(v).reshape(mu.shape[0], -1) for v in dist.posterior_params}  # (draws, 1 or k)
+        # per draw, against the rows: (draws, 1), or (draws, 1, k) for a vector (an ordinal model's thresholds)
+        params = {v: self.draws(v)[:, None] for v in dist.posterior_params}
         return dist.draw_rvs(mu, trials, wt, rng, **params)
 
     def loo(self, **kw):
