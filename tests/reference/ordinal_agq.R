@@ -10,11 +10,8 @@
 # Usage (from the repository root): Rscript tests/reference/ordinal_agq.R
 suppressPackageStartupMessages({library(ordinal); library(jsonlite)})
 here <- "tests/reference"
-w <- read.csv(file.path(here, "wine.csv"), colClasses = "character")
-w$rating <- factor(w$rating, levels = as.character(1:5), ordered = TRUE)
-w$temp <- factor(w$temp, levels = c("cold", "warm"))
-w$contact <- factor(w$contact, levels = c("no", "yes"))
-w$judge <- factor(w$judge, levels = as.character(1:9))
+source(file.path(here, "read_wine.R"))
+w <- read_wine(here)
 one <- function(link) {
   m <- clmm(rating ~ temp + contact + (1 | judge), data = w, link = link, nAGQ = 10)
   list(link = link, nAGQ = 10, logLik = as.numeric(logLik(m)), thresholds = as.list(m$alpha),

@@ -12,11 +12,8 @@
 # stored in the JSON).  Usage (from the repository root): Rscript tests/reference/ordinal_performance.R
 suppressPackageStartupMessages({library(ordinal); library(performance); library(insight); library(jsonlite)})
 here <- "tests/reference"
-w <- read.csv(file.path(here, "wine.csv"), colClasses = "character")
-w$rating <- factor(w$rating, levels = as.character(1:5), ordered = TRUE)
-w$temp <- factor(w$temp, levels = c("cold", "warm"))
-w$contact <- factor(w$contact, levels = c("no", "yes"))
-w$judge <- factor(w$judge, levels = as.character(1:9))
+source(file.path(here, "read_wine.R"))
+w <- read_wine(here)
 one <- function(link) {
   m <- clmm(rating ~ temp + contact + (1 | judge), data = w, link = link)
   ic <- icc(m)
