@@ -169,6 +169,8 @@ def test_bad_input_and_refusals(fits):
         fit.residuals()
     with pytest.raises(HierlmError, match="an ordinal model is fit by maximum likelihood"):
         hierlm.Model("rating ~ temp + (1 | judge)", wine, family="ordinal").fit("reml")
+    with pytest.raises(HierlmError, match="emmeans of an ordinal fit is not offered yet"):
+        hierlm.emmeans(fit, "temp")
     with pytest.raises(FamilyError, match="increasing"):
         Family("ordinal", cutpoints=(1.0, 0.5))
     with pytest.raises(FamilyError, match="not available for family 'ordinal'"):
@@ -253,3 +255,14 @@ def test_adaptive_quadrature_matches_clmm(link):
     np.testing.assert_allclose(fit.thresholds.to_numpy(), list(ref["thresholds"].values()), atol=1e-4)
     np.testing.assert_allclose(fit.fixef[list(ref["beta"])].to_numpy(), list(ref["beta"].values()), atol=1e-4)
     assert float(fit.varcorr["sdcor"].iloc[0]) == pytest.approx(ref["sd"], rel=1e-3)
+
+
+def test_wald_anova_has_no_intercept_row(fits):
+    """car's Anova of a clmm: one Wald test per term; the thresholds are not a term (the
+    formula's intercept has no column), so no empty "(Intercept)" row."""
+    fit = fits["wine_logit"]
+    for kind in (2, 3):
+        tab = hierlm.anova(fit, type=kind)
+        assert list(tab.index) == ["temp", "contact"]
+        z = fit.coef_table()["z value"]
+        np.testing.assert_allclose(tab["Chisq"].to_numpy(), z.to_numpy() ** 2, rtol=1e-10)

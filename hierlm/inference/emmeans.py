@@ -564,6 +564,12 @@ def emmeans(fit, specs, by=None, at: dict | None = None, type: str = "link", lme
     """
     if type not in ("link", "response"):
         raise HierlmError(f"type must be 'link' or 'response', not {type!r}")
+    if fit.family.dist.eta_is_mean:
+        # emmeans of a clmm averages over the thresholds too (its "latent" and "prob" modes);
+        # the grid of the linear predictor alone would be neither
+        raise HierlmError("emmeans of an ordinal fit is not offered yet (R's emmeans has latent and probability "
+                          "modes for clmm); for the category probabilities of a grid use "
+                          "fit.predict(newdata, re_form='~0', type='response')")
     _check_level(level)
     at = {} if at is None else dict(at)
     spec, by = _parse_specs(specs, by)

@@ -387,6 +387,8 @@ def wald_tests(beta: np.ndarray, V: np.ndarray, terms: FixedTerms, variables: di
     labels = (["(Intercept)"] if terms.intercept and kind == "III" else []) + terms.labels
     for t in labels:
         cols = terms.columns(t)
+        if t == "(Intercept)" and len(cols) == 0:
+            continue  # a formula intercept with no column (an ordinal model's thresholds take its place)
         if kind == "III" or t == "(Intercept)":
             H = eye[cols]
         else:
