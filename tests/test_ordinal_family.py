@@ -183,8 +183,23 @@ def test_plots_of_an_ordinal_fit(fits):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from hierlm.plots._glmm import randomized_quantile_residuals
+
     fit = fits["wine_logit"]
-    for kind in ("diagnostics", "shrinkage", "facets", "predictions", "caterpillar"):
+    # diagnostics: randomized quantile residuals against the linear predictor
+    fig = fit.plot("diagnostics", seed=2)
+    ax0 = fig.axes[0]
+    pts = next(c for c in ax0.collections if c.get_gid() == "residual-point").get_offsets()
+    np.testing.assert_allclose(pts[:, 0], fit.fitted("link").to_numpy())
+    np.testing.assert_allclose(pts[:, 1], randomized_quantile_residuals(fit, seed=2))
+    assert ax0.get_title() == "Quantile residuals vs fitted" and "logit scale" in ax0.get_xlabel()
+    plt.close(fig)
+    # the teaching plots' response scale: the expected category number, sum_k k P(Y = k)
+    grid = pd.DataFrame({"temp": ["cold", "warm"], "contact": ["no", "no"], "judge": ["1", "1"]})
+    expected = fit.family.mean(fit.predict(grid, re_form="~0").to_numpy())
+    P = fit.predict(grid, re_form="~0", type="response").to_numpy()
+    np.testing.assert_allclose(expected, P @ np.arange(1, 6), rtol=1e-12)
+    for kind in ("shrinkage", "facets", "predictions", "caterpillar"):
         plt.close(fit.plot(kind))
 
 
