@@ -19,10 +19,6 @@ from .model import Model
 from .rformat import text_table
 
 DEMO_FORMULA = "Reaction ~ Days + (Days | Subject)"
-# hierlm.plots.KINDS, without importing it (and numpy) before arguments are parsed
-PLOT_KINDS = ("shrinkage", "caterpillar", "qqcaterpillar", "diagnostics", "facets", "predictions", "forest", "ppc",
-              "trace", "rank", "ridge")
-POSTERIOR_KINDS = ("forest", "ppc", "trace", "rank", "ridge")
 
 
 def _load(name: str):
@@ -205,8 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     p_fit.add_argument("--draws", type=int, default=1000, help="NUTS draws per chain (with --nuts)")
     p_fit.add_argument("--chains", type=int, default=4, help="NUTS chains (with --nuts)")
     p_fit.add_argument("--seed", type=int, default=None, help="random seed (with --nuts)")
-    p_fit.add_argument("--plot", action="append", metavar="KIND", choices=PLOT_KINDS,
-                       help=f"also draw a plot of the fit (repeatable): {', '.join(PLOT_KINDS)}")
+    p_fit.add_argument("--plot", action="append", metavar="KIND", choices=plots.KINDS,
+                       help=f"also draw a plot of the fit (repeatable): {', '.join(plots.KINDS)}")
     p_fit.add_argument("--out", metavar="PATH",
                        help="file for the plot (default KIND.png); with several --plot, a folder")
     p_fit.add_argument("--group", help="grouping factor for the plot (default the first)")
@@ -228,11 +224,11 @@ def main(argv: list[str] | None = None) -> int:
         else:
             if args.plot is None and (args.out or args.group or args.x):
                 raise HierlmError("--out, --group and --x go with --plot KIND")
-            posterior = [k for k in args.plot or [] if k in POSTERIOR_KINDS]
+            posterior = [k for k in args.plot or [] if k in plots.POSTERIOR_KINDS]
             if posterior and not args.nuts:
                 raise HierlmError(
                     f"--plot {posterior[0]} needs a posterior fit: add --nuts. "
-                    f"Plots of REML/ML fits: {', '.join(k for k in PLOT_KINDS if k not in POSTERIOR_KINDS)}"
+                    f"Plots of REML/ML fits: {', '.join(k for k in plots.KINDS if k not in plots.POSTERIOR_KINDS)}"
                 )
             if args.nuts and args.ml:
                 raise HierlmError("--nuts and --ml exclude each other")

@@ -511,9 +511,6 @@ def test_unknown_kind(reml):
     with pytest.raises(plots.PlotError, match=r"unknown plot kind 'funnel'; valid kinds: shrinkage, .*rank"):
         reml.plot("funnel")
     assert plots.available(reml) == ["shrinkage", "caterpillar", "qqcaterpillar", "diagnostics", "facets", "predictions"]
-    from hierlm.cli import PLOT_KINDS
-    from hierlm.cli import POSTERIOR_KINDS as CLI_POSTERIOR
-    assert PLOT_KINDS == plots.KINDS and CLI_POSTERIOR == plots.POSTERIOR_KINDS  # the CLI's copy is current
 
 
 # ---- NUTS ------------------------------------------------------------------------
