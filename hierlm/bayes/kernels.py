@@ -154,8 +154,11 @@ def _parameters(phi, terms, priors, eta):  # pragma: no cover  (compiled)
             g[o_sd + i] = 1.0 + sd * dlpi
             for j in range(i + 1):
                 Ts[k, i, j] = sd * Lc[i, j] / sigma
-        Lcs[k, :pk, :pk] = Lc
-        dLcs[k, :pk, :pk, :dLc.shape[2]] = dLc
+        for i in range(pk):  # loops: a slice assignment compiles numba's shape-error formatting (seconds)
+            for j in range(pk):
+                Lcs[k, i, j] = Lc[i, j]
+                for e in range(dLc.shape[2]):
+                    dLcs[k, i, j, e] = dLc[i, j, e]
     return lp, g, Ts, Lcs, dLcs
 
 
@@ -178,6 +181,49 @@ def _small_cholesky(M, C):  # pragma: no cover  (compiled)
         for i in range(j):
             C[i, j] = 0.0
     return True
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _cho_solve(C, b):  # pragma: no cover  (compiled)
+    """x with ``C C' x = b`` (C lower triangular)."""
+    n = C.shape[0]
+    x = np.empty(n)
+    for a in range(n):
+        acc = b[a]
+        for c in range(a):
+            acc -= C[a, c] * x[c]
+        x[a] = acc / C[a, a]
+    for a in range(n - 1, -1, -1):
+        acc = x[a]
+        for c in range(a + 1, n):
+            acc -= C[c, a] * x[c]
+        x[a] = acc / C[a, a]
+    return x
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _cho_inverse(C):  # pragma: no cover  (compiled)
+    """``(C C')^-1`` (C lower triangular), column by column."""
+    n = C.shape[0]
+    out = np.empty((n, n))
+    e = np.zeros(n)
+    for b in range(n):
+        e[b] = 1.0
+        col = _cho_solve(C, e)
+        e[b] = 0.0
+        for a in range(n):
+            out[a, b] = col[a]
+    return out
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _leading(Ts, p1):  # pragma: no cover  (compiled)
+    """A contiguous copy of ``Ts[0, :p1, :p1]`` (the first term's T)."""
+    T1 = np.empty((p1, p1))
+    for a in range(p1):
+        for b in range(p1):
+            T1[a, b] = Ts[0, a, b]
+    return T1
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -314,21 +360,28 @@ def _factor(A11, A1r, Arr, qr, terms, Ts, s2, P0, mu0, Minv):  # pragma: no cove
     p = R - qr - 1
     p1 = A11.shape[1]
     none = np.zeros((0, 0))
-    T1 = np.ascontiguousarray(Ts[0, :p1, :p1])
+    T1 = _leading(Ts, p1)
     logdet_1, ok = _first_term(T1, A11, Minv)
     if not ok:
         return 0.0, none, none, none, none, np.zeros(0), none, False
     At = _schur_rest(A1r, Arr, T1, Minv)
     AL, S = _lambda_rest(At, terms, Ts, qr)
-    try:
-        L = np.linalg.cholesky(S)
-    except Exception:  # noqa: BLE001  (numba raises a plain Exception) not positive definite
+    L = np.zeros((R, R))
+    if not _small_cholesky(S, L):
         return 0.0, none, none, none, none, np.zeros(0), none, False
-    Lb = np.ascontiguousarray(L[qr:, qr:])
-    Sc = Lb @ np.ascontiguousarray(Lb.T)  # [X y]' V^-1 [X y]
-    H = Sc[:p, :p] / s2
+    Sc = np.empty((p + 1, p + 1))  # [X y]' V^-1 [X y] = Lb Lb', Lb = L[qr:, qr:]
+    for a in range(p + 1):
+        for b in range(a + 1):
+            acc = 0.0
+            for c in range(b + 1):
+                acc += L[qr + a, qr + c] * L[qr + b, qr + c]
+            Sc[a, b] = acc
+            Sc[b, a] = acc
+    H = np.empty((p, p))
     h = np.empty(p)
     for j in range(p):
+        for i in range(p):
+            H[i, j] = Sc[i, j] / s2
         H[j, j] += P0[j]
         h[j] = P0[j] * mu0[j] + Sc[j, p] / s2
     Hc = np.zeros((p, p))
@@ -364,7 +417,7 @@ def marginal_logp(phi, A11, A1r, Arr, qr, terms, priors, eta, P0, mu0, n, const,
     s2 = sigma * sigma
     if not np.isfinite(lp):
         return -np.inf, g, False
-    T1 = np.ascontiguousarray(Ts[0, :p1, :p1])
+    T1 = _leading(Ts, p1)
     Minv = np.empty((l1, p1, p1))
     logdet_1, AL, L, Sc, H, h, Hc, ok = _factor(A11, A1r, Arr, qr, terms, Ts, s2, P0, mu0, Minv)
     if not ok:
@@ -372,8 +425,8 @@ def marginal_logp(phi, A11, A1r, Arr, qr, terms, priors, eta, P0, mu0, n, const,
     logdet_z = logdet_1
     for i in range(qr):
         logdet_z += 2.0 * np.log(L[i, i])
-    Hinv = np.linalg.inv(H)
-    bh = Hinv @ h
+    Hinv = _cho_inverse(Hc)
+    bh = _cho_solve(Hc, h)
     D = n * np.log(s2) + logdet_z + Sc[p, p] / s2 + const
     for j in range(p):
         D += 2.0 * np.log(Hc[j, j]) + mu0[j] * P0[j] * mu0[j] - h[j] * bh[j]
@@ -403,7 +456,13 @@ def marginal_logp(phi, A11, A1r, Arr, qr, terms, priors, eta, P0, mu0, n, const,
             for k in range(c, qr):
                 acc += U[c, k] * L[qr + e, k]
             Ktop[c, e] = -acc
-    KG = Ktop @ G
+    KG = np.zeros((qr, p + 1))
+    for c in range(qr):
+        for e in range(p + 1):
+            acc = 0.0
+            for f in range(p + 1):
+                acc += Ktop[c, f] * G[f, e]
+            KG[c, e] = acc
     W = np.empty((R, R))
     for c in range(qr):
         for b in range(c + 1):
@@ -528,11 +587,11 @@ def draw_effects(phis, A11, A1r, Arr, qr, terms, priors, eta, P0, mu0, Zb, Zr, Z
         _, _, Ts, _, _ = _parameters(phis[s], terms, priors, eta)
         sigma = np.exp(phis[s, 0])
         s2 = sigma * sigma
-        T1 = np.ascontiguousarray(Ts[0, :p1, :p1])
+        T1 = _leading(Ts, p1)
         _, _, L, _, H, h, Hc, ok = _factor(A11, A1r, Arr, qr, terms, Ts, s2, P0, mu0, Minv)
         if not ok:
             continue  # the draw stays marked bad
-        bh = np.linalg.solve(H, h)
+        bh = _cho_solve(Hc, h)
         for a in range(p - 1, -1, -1):  # beta = beta^ + Hc^-T z
             acc = Zb[s, a]
             for c in range(a + 1, p):
@@ -632,8 +691,11 @@ def logp_callback(dim, x_, out_, logp_, data_):  # pragma: no cover  (compiled; 
     priors = buf[o: o + 6 * (K + 1)].reshape((K + 1, 6))
     o += 6 * (K + 1)
     x = numba.carray(x_, (dim,)).copy()
+    # grad as a value, not the literal True: numba would compile marginal_logp (and all it
+    # calls) a second time for a literal argument
+    want_grad = dim > 0
     val, g, ok = marginal_logp(x, A11, A1r, Arr, qr, terms, priors, buf[8], buf[o: o + p], buf[o + p: o + 2 * p],
-                               buf[6], buf[7], True)
+                               buf[6], buf[7], want_grad)
     out = numba.carray(out_, (dim,))
     lp = numba.carray(logp_, (1,))
     if not ok or not np.isfinite(val):
