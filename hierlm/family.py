@@ -114,6 +114,22 @@ class Distribution:
     has_dispersion = False
     #: parameters the Laplace fit estimates by profiling (positive, searched on the log scale)
     free_params: tuple = ()
+
+    @property
+    def map_params(self) -> tuple:
+        """The parameters a likelihood-based posterior (MAP) carries besides the mean and the
+        random effects: those the Laplace fit estimates (:attr:`free_params`), and Gamma's
+        shape, which glmer leaves out of its criterion."""
+        return self.free_params
+
+    def likelihood(self, family: "Family", sigma: float) -> "Family":
+        """The family whose likelihood the MAP maximizes, started from a Laplace fit of
+        ``family`` with residual scale ``sigma``: the family itself (Gamma's differs)."""
+        return family
+
+    def sigma(self) -> float:
+        """The residual scale a posterior fit reports (:attr:`has_dispersion` families)."""
+        raise FamilyError(f"the {self.name} family has no residual scale")
     #: the family fit first, whose means start the parameters' search
     base_family: str | None = None
     #: the fit kinds (``Model.fit``'s methods) offered for this family
@@ -199,11 +215,11 @@ class Distribution:
     # ``pack`` gives free reals for the search, ``natural`` the coordinates of the Hessian
     # the covariances come from.  One positive parameter: its log, for both.
     def pack(self, params: dict) -> np.ndarray:
-        """The family's parameters as free reals for the joint search."""
-        return np.log([float(params[k]) for k in self.free_params])
+        """The family's parameters (:attr:`map_params`) as free reals for the joint search."""
+        return np.log([float(params[k]) for k in self.map_params])
 
     def unpack(self, x) -> dict:
-        return {k: float(np.exp(v)) for k, v in zip(self.free_params, np.atleast_1d(x))}
+        return {k: float(np.exp(v)) for k, v in zip(self.map_params, np.atleast_1d(x))}
 
     def natural(self, params: dict) -> np.ndarray:
         """The coordinates of the parameters in the fit's Hessian."""
@@ -474,23 +490,59 @@ class _NegativeBinomial(Distribution):
 
 class _Gamma(Distribution):
     """Gamma with dispersion (R's ``Gamma(link)``): variance function ``mu^2``;
-    its ``aic`` takes the dispersion as ``deviance / sum(wt)``, as R's."""
+    its ``aic`` takes the dispersion as ``deviance / sum(wt)``, as R's.
+
+    With a ``shape`` it is the Gamma likelihood itself (glmmTMB's ``Gamma``, brms's
+    ``Gamma``): variance ``mu^2 / shape``, deviance residuals scaled by the shape (-2 times
+    the log-likelihood ratio), the exact log-likelihood and, as glmmTMB's Laplace
+    approximation, the observed information of the random effects.  That is the family a
+    MAP fit carries (:meth:`likelihood`); glmer's fit has no shape in its criterion and
+    estimates the dispersion after the fit.
+    """
 
     name, links, has_dispersion = "gamma", ("inverse", "log", "identity"), True
-    fits = ("laplace", "ml", "nuts")  # MAP: the Laplace-marginal posterior has no place for the scale yet
+    map_params = ("shape",)
+
+    def __init__(self, shape: float | None = None):
+        if shape is not None:
+            shape = float(shape)
+            if not np.isfinite(shape) or shape <= 0:
+                raise FamilyError(f"the Gamma shape must be a positive number, not {shape!r}")
+        self.shape = shape
+        self.params = {} if shape is None else {"shape": shape}
+
+    def likelihood(self, family, sigma):
+        """Gamma with shape ``1 / sigma^2`` (glmer's dispersion estimate) as the MAP's start."""
+        return family if self.shape is not None else family.with_params(shape=1.0 / sigma**2)
+
+    def sigma(self) -> float:
+        """glmmTMB's and brms's sigma of a Gamma model: ``1 / sqrt(shape)``, the coefficient of
+        variation."""
+        return 1.0 / np.sqrt(self.shape)
 
     def variance(self, mu):
-        return mu * mu
+        return mu * mu if self.shape is None else mu * mu / self.shape
 
     def dev_resid(self, y, mu, wt):
-        return -2.0 * wt * (np.log(np.where(y == 0, 1.0, y / mu)) - (y - mu) / mu)
+        d = -2.0 * wt * (np.log(np.where(y == 0, 1.0, y / mu)) - (y - mu) / mu)
+        return d if self.shape is None else self.shape * d
 
     def aic(self, y, ntrials, mu, wt, const) -> float:
-        n = wt.sum()
-        disp = self.dev_resid(y, mu, wt).sum() / n
-        shape = 1.0 / disp
+        if self.shape is None:
+            disp = self.dev_resid(y, mu, wt).sum() / wt.sum()
+            shape = 1.0 / disp
+        else:
+            shape = self.shape
         ll = wt * (shape * np.log(shape / mu) + (shape - 1.0) * np.log(y) - shape * y / mu - special.gammaln(shape))
-        return float(-2.0 * ll.sum() + 2.0)  # R's Gamma()$aic adds 2 (its scale parameter)
+        # R's Gamma()$aic adds 2 (its scale parameter); the likelihood with a shape is exact
+        return float(-2.0 * ll.sum() + (2.0 if self.shape is None else 0.0))
+
+    def observed_weights(self, y, mu, mu_eta, d2mu, wt):
+        """``-d^2 log f / d eta^2`` of each row (with a shape; None: glmer's expected
+        information): ``shape [(2 y / mu^3 - 1 / mu^2) mu_eta^2 - (y - mu) / mu^2 mu'']``."""
+        if self.shape is None:
+            return None
+        return wt * self.shape * ((2.0 * y / mu - 1.0) * mu_eta * mu_eta - (y - mu) * d2mu) / (mu * mu)
 
     def mustart(self, y, wt, ntrials):
         return np.asarray(y, dtype=float)

@@ -192,7 +192,7 @@ class GLMMMarginalPosterior(MarginalPosterior):
         # the family's parameters (the negative binomial's shape, the beta's phi: their log;
         # an ordinal model's thresholds: the first and the logs of the gaps), last
         dist = self.family.dist
-        self.nextra = dist.pack(self.family.params).size if dist.free_params else 0
+        self.nextra = dist.pack(self.family.params).size if dist.map_params else 0
         self.size += self.nextra
 
     def _free(self, phi: np.ndarray) -> np.ndarray:
@@ -242,7 +242,7 @@ class GLMMMarginalPosterior(MarginalPosterior):
     def start(self, fit) -> np.ndarray:
         phi = super().start(fit)  # empty slots at the end for the family's parameters
         if self.nextra:
-            phi[self.size - self.nextra:] = fit.family.dist.pack(fit.family.params)
+            phi[self.size - self.nextra:] = self.family.dist.pack(self.family.params)
         return phi
 
     def loglik(self, theta, beta, sigma=1.0):
@@ -306,7 +306,9 @@ def fit_map(design, family, priors, reml: bool = False, *, model=None, data_name
                 beta_sd = np.sqrt(np.diag(start_fit.vcov.to_numpy()))
             else:
                 start_fit = fit_glmm(design, family, 1, {"calc_derivs": False})
-                post = GLMMMarginalPosterior(design, None if flat else priors, start_fit.devfun, start_fit.family)
+                # the likelihood the posterior reads (Gamma's has its shape, from glmer's sigma)
+                lik = start_fit.family.dist.likelihood(start_fit.family, getattr(start_fit, "sigma", 1.0))
+                post = GLMMMarginalPosterior(design, None if flat else priors, start_fit.devfun, lik)
                 _, w, _ = start_fit.system.moments(start_fit.mode.eta)
                 beta_sd = np.sqrt(np.diag(start_fit.system.unscaled_vcov(start_fit.mode, w)))
         phi, cov_phi, convergence, nfev = _maximize(post, post.start(start_fit), beta_sd, _GTOL[gaussian])
@@ -460,17 +462,20 @@ class GLMMMAPFit(MAPFit):
     """
 
     def _set_estimates(self, post, phi, cov_phi, d) -> None:
-        post.set_params(phi)  # the negative binomial's shape at the mode
+        post.set_params(phi)  # the negative binomial's (Gamma's) shape at the mode
         self.family = post.glmm_dev.system.family
         beta, _, sds, Ls = post.natural(phi)[:4]
-        self.sigma = 1.0
-        self.theta = post.theta_of(1.0, sds, Ls)
+        theta = post.theta_of(1.0, sds, Ls)  # the random effects' own scale, as the engine takes it
+        # a Gamma model reports sigma = 1 / sqrt(shape) (glmmTMB's, brms's) and the random
+        # effects' SDs themselves: theta relative to sigma, as every fit's covariances read it
+        self.sigma = float(self.family.dist.sigma()) if self.family.has_dispersion else 1.0
+        self.theta = post.theta_of(self.sigma, sds, Ls)
         self.beta = np.asarray(beta, dtype=float)
         dev = post.glmm_dev
-        self.mode = dev.mode(self.theta, self.beta)
+        self.mode = dev.mode(theta, self.beta)
         self.loglik = -0.5 * float(dev.criterion(self.mode))
         self._vcov = cov_phi[: d.p, : d.p]
         system = dev.system
-        self.b = system.b_blocks(self.theta, self.mode.u)
+        self.b = system.b_blocks(theta, self.mode.u)
         _, w, _ = system.moments(self.mode.eta)
         self.condvar = system.condvar(self.mode, w)
