@@ -123,9 +123,17 @@ class Distribution:
         return self.free_params
 
     def likelihood(self, family: "Family", sigma: float) -> "Family":
-        """The family whose likelihood the MAP maximizes, started from a Laplace fit of
-        ``family`` with residual scale ``sigma``: the family itself (Gamma's differs)."""
+        """The family whose likelihood the MAP maximizes, started from a fit of ``family``
+        with residual scale ``sigma``: the family itself (Gamma's and Student's differ)."""
         return family
+
+    #: the MAP's start (a Laplace fit) needs :meth:`likelihood` first, from a Gaussian ML
+    #: fit's sigma (the Student-t family: its likelihood has sigma and nu in it)
+    scale_from_gaussian = False
+
+    def map_priors(self, priors) -> list:
+        """The priors of :attr:`map_params`, in order (the family parameter's, brms's)."""
+        return [priors.family_param]
 
     def sigma(self) -> float:
         """The residual scale a posterior fit reports (:attr:`has_dispersion` families)."""
@@ -717,14 +725,87 @@ class _Beta(Distribution):
 
 class _Student(_Gaussian):
     """Student-t errors around the mean (brms's ``student``): location mu, scale sigma and
-    degrees of freedom nu, a robust linear mixed model.  Bayesian fits only (NUTS), as in
-    brms: lme4 has no such family.  The mean, its variance function and residuals are the
-    Gaussian's; what needs nu (simulation, the distribution function) comes from the
-    posterior draws (``posterior_predict``)."""
+    degrees of freedom nu, a robust linear mixed model.  Bayesian fits only (NUTS and MAP),
+    as in brms: lme4 has no such family.
+
+    Without parameters (a NUTS fit: sigma and nu are in the draws) the mean, its variance
+    function and residuals are the Gaussian's.  With ``sigma`` and ``nu`` it is the t
+    likelihood itself, which a MAP fit maximizes with the random effects integrated out by
+    the Laplace approximation (glmmTMB's ``t_family``): PIRLS with the t's iteratively
+    reweighted least squares weights ``(nu + 1) / (nu sigma^2 + r^2)``, deviance residuals
+    ``(nu + 1) log(1 + r^2 / (nu sigma^2))``, the exact log-likelihood and the observed
+    information of the random effects.
+    """
 
     name = "student"
-    fits = ("nuts",)  # brms's student family; lme4 has none
+    fits = ("map", "nuts")  # brms's student family; lme4 has none
     posterior_params = ("sigma", "nu")
+    map_params = ("sigma", "nu")
+    scale_from_gaussian = True
+    #: where the MAP's search starts nu: brms's prior Gamma(2, 0.1) has its mode at 10
+    NU_START = 10.0
+
+    def __init__(self, sigma: float | None = None, nu: float | None = None):
+        if (sigma is None) != (nu is None):
+            raise FamilyError("a Student-t family takes both sigma and nu, or neither")
+        for name, v in (("sigma", sigma), ("nu", nu)):
+            if v is not None and not (np.isfinite(v) and v > 0):
+                raise FamilyError(f"the Student-t {name} must be a positive number, not {v!r}")
+        self.scale = None if sigma is None else float(sigma)
+        self.nu = None if nu is None else float(nu)
+        self.params = {} if sigma is None else {"sigma": self.scale, "nu": self.nu}
+
+    def likelihood(self, family, sigma):
+        """The t likelihood with the Gaussian fit's sigma and nu = :attr:`NU_START`."""
+        return family if self.params else family.with_params(sigma=float(sigma), nu=self.NU_START)
+
+    def map_priors(self, priors) -> list:
+        return [priors.sigma, priors.nu]
+
+    def sigma(self) -> float:
+        return self.scale
+
+    def variance(self, mu):
+        # Pearson residuals r / sigma with parameters (the scale, not the t's variance, which
+        # is infinite for nu <= 2)
+        one = np.ones_like(np.asarray(mu, dtype=float))
+        return one if self.scale is None else self.scale**2 * one
+
+    def _z2(self, y, mu):
+        return (y - mu) ** 2 / (self.nu * self.scale**2)
+
+    def working(self, y, mu, mu_eta, wt):
+        """PIRLS weights and residuals ``score / weight`` of the t location.  The weights are
+        the observed information ``(nu + 1) (c - r^2) / (c + r^2)^2`` (c = nu sigma^2: Newton's
+        step, quadratic near the mode) where it is at least a tenth of the EM weight
+        ``(nu + 1) / (c + r^2)``, and that tenth for outlying rows, whose observed information
+        is small or negative.  Any positive weights have the conditional mode as their fixed
+        point; the EM weights alone take dozens of iterations to get there."""
+        if self.scale is None:
+            return super().working(y, mu, mu_eta, wt)
+        r, c = y - mu, self.nu * self.scale**2
+        em = (self.nu + 1.0) / (c + r * r)
+        w = np.maximum(em * (c - r * r) / (c + r * r), 0.1 * em)
+        return wt * mu_eta * mu_eta * w, em * r / (w * mu_eta)
+
+    def observed_weights(self, y, mu, mu_eta, d2mu, wt):
+        """``-d^2 log f / d eta^2``: ``(nu + 1) (nu sigma^2 - r^2) / (nu sigma^2 + r^2)^2
+        mu_eta^2`` less the score times the link's curvature (None without parameters)."""
+        if self.scale is None:
+            return None
+        r, c = y - mu, self.nu * self.scale**2
+        score = (self.nu + 1.0) * r / (c + r * r)
+        return wt * ((self.nu + 1.0) * (c - r * r) / (c + r * r) ** 2 * mu_eta * mu_eta - score * d2mu)
+
+    def dev_resid(self, y, mu, wt):
+        if self.scale is None:
+            return super().dev_resid(y, mu, wt)
+        return wt * (self.nu + 1.0) * np.log1p(self._z2(y, mu))
+
+    def aic(self, y, ntrials, mu, wt, const) -> float:
+        from scipy import stats
+
+        return float(-2.0 * np.sum(wt * stats.t.logpdf(y, self.nu, mu, self.scale)))
 
     def draw_logpdf(self, y, mean, trials, wt, sigma, nu):
         from scipy import stats
@@ -735,11 +816,18 @@ class _Student(_Gaussian):
         return mean + sigma * rng.standard_t(nu, size=np.shape(mean))
 
     def simulate(self, mu, wt, ntrials, rng, sigma):
-        raise FamilyError("a Student-t response needs nu, which only the posterior draws have: use "
-                          "fit.posterior_predict()")
+        if self.nu is None:
+            raise FamilyError("a Student-t response needs nu, which only the posterior draws have: use "
+                              "fit.posterior_predict()")
+        return mu + sigma * rng.standard_t(self.nu, size=np.shape(mu))
 
     def cdf_bounds(self, y, mu, ntrials, sigma):
-        raise FamilyError("the Student-t distribution function needs nu, which only the posterior draws have")
+        if self.nu is None:
+            raise FamilyError("the Student-t distribution function needs nu, which only the posterior draws have")
+        from scipy import stats
+
+        f = stats.t.cdf(y, self.nu, mu, sigma)
+        return f, f
 
     def check(self, y, user_wt, design, rows, lhs):
         if design.weights is not None:

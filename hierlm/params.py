@@ -121,7 +121,8 @@ def corr_cholesky(free: np.ndarray, p: int) -> tuple[np.ndarray, float]:
     correlation matrix (CPCs ``tanh(free)``), and the log-Jacobian of the map."""
     cpc = np.tanh(np.asarray(free, dtype=float))
     L = cpc_to_cholesky(cpc, p)
-    logj = float(np.sum(np.log1p(-cpc**2)))
+    with np.errstate(divide="ignore"):  # a correlation at +-1: the Jacobian is 0 (log -inf)
+        logj = float(np.sum(np.log1p(-cpc**2)))
     k = 0
     for i in range(1, p):
         ssq = 0.0

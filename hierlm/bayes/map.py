@@ -194,6 +194,11 @@ class GLMMMarginalPosterior(MarginalPosterior):
         dist = self.family.dist
         self.nextra = dist.pack(self.family.params).size if dist.map_params else 0
         self.size += self.nextra
+        if self.nextra:
+            # a likelihood with family parameters is not glmer's criterion: the Laplace
+            # approximation at the exact conditional modes (as the Laplace fits of these
+            # families, and glmmTMB's), not PIRLS stopped by lme4's rule
+            dev.control = dict(dev.control, pirls="exact")
 
     def _free(self, phi: np.ndarray) -> np.ndarray:
         return phi[self.size - self.nextra:]
@@ -212,9 +217,12 @@ class GLMMMarginalPosterior(MarginalPosterior):
     def extra_names(self) -> list:
         if not self.nextra:
             return []
-        if self.family.dist.eta_is_mean:  # ordinal: one name per threshold, as clmm's
+        dist = self.family.dist
+        if dist.eta_is_mean:  # ordinal: one name per threshold, as clmm's
             return [f"threshold[{n}]" for n in self.design.threshold_names()]
-        return [self.family.dist.param_prior]
+        # brms's name of the one family parameter (the negative binomial's shape), or the
+        # parameters' own (Student-t: sigma, nu)
+        return [dist.param_prior] if dist.param_prior else list(dist.map_params)
 
     def _log_prior_extra(self, phi: np.ndarray) -> float:
         """The family parameters' log prior on the free scale (Jacobian included)."""
@@ -226,8 +234,9 @@ class GLMMMarginalPosterior(MarginalPosterior):
             alpha = np.asarray(self.family.dist.unpack(x)["cutpoints"])
             centred = alpha - float(self.design.X.mean(axis=0) @ beta)
             return float(np.sum(self.priors.thresholds.logpdf(centred))) + float(np.sum(x[1:]))
-        log_k = float(x[-1])
-        return float(self.priors.family_param.logpdf(np.exp(log_k))) + log_k  # prior and log-Jacobian
+        # each positive parameter's prior at exp(x), and the log-Jacobian x
+        return sum(float(prior.logpdf(np.exp(v))) + float(v)
+                   for prior, v in zip(self.family.dist.map_priors(self.priors), x))
 
     def __call__(self, phi: np.ndarray) -> float:
         try:
@@ -305,6 +314,8 @@ def fit_map(design, family, priors, reml: bool = False, *, model=None, data_name
                 post = MarginalPosterior(design, None if flat else priors, reml)
                 beta_sd = np.sqrt(np.diag(start_fit.vcov.to_numpy()))
             else:
+                if family.dist.scale_from_gaussian:  # Student-t: its likelihood needs sigma (and nu) first
+                    family = family.dist.likelihood(family, fit_lmm(design, False, {"calc_derivs": False}).sigma)
                 start_fit = fit_glmm(design, family, 1, {"calc_derivs": False})
                 # the likelihood the posterior reads (Gamma's has its shape, from glmer's sigma)
                 lik = start_fit.family.dist.likelihood(start_fit.family, getattr(start_fit, "sigma", 1.0))

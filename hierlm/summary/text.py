@@ -316,7 +316,7 @@ def map_lines(fit) -> list[str]:
                 hit = block[(block["var1"] == r.cnames[i]) & (block["var2"] == c)]
                 corr.append(f"{hit['sdcor'].iloc[0]:.2f}")
             rows.append([t if j == 0 else "", c, f"{sd:.4g}", f"{se[f'sd_{t}[{c}]']:.3g}", " ".join(corr)])
-    if not glmm:
+    if "sigma" in se.index:  # Gaussian and Student-t models
         rows.append(["Residual", "", f"{fit.sigma:.4g}", f"{se['sigma']:.3g}", ""])
     lines += text_table(rows, ["l", "l", "r", "r", "l"], indent=" ")
     lines += [groups_line(fit), "", "Fixed effects:"]
@@ -326,10 +326,12 @@ def map_lines(fit) -> list[str]:
         rows = [["", "Estimate", "(SD)"]] + [[n[10:-1], f"{v:.4g}", f"{se[n]:.3g}"]
                                              for n, v in zip(cut, fit.family.params["cutpoints"])]
         lines += ["", "Thresholds (mode, approximate posterior SD):"] + text_table(rows, ["l", "r", "r"])
-    name = fit.family.dist.param_prior
-    if name is not None and name in se.index:  # the family's parameter (shape, phi) at the mode
-        (value,) = fit.family.params.values()
-        lines += ["", f"Family parameter {name} (mode, approximate posterior SD): {value:.4g} ({se[name]:.3g})"]
+    post = fit.posterior
+    if glmm and post.nextra and not cut:  # the family's parameters (shape, phi; nu) at the mode
+        for name, value in zip(post.extra_names(), post.extra_values(fit.phi)):
+            if name != "sigma":  # a Student-t model's sigma is in the random effects' table
+                lines += ["", f"Family parameter {name} (mode, approximate posterior SD): {value:.4g} "
+                          f"({se[name]:.3g})"]
     lines += convergence_lines(fit)
     return lines
 
