@@ -169,8 +169,8 @@ def test_bad_input_and_refusals(fits):
         fit.residuals()
     with pytest.raises(HierlmError, match="an ordinal model is fit by maximum likelihood"):
         hierlm.Model("rating ~ temp + (1 | judge)", wine, family="ordinal").fit("reml")
-    with pytest.raises(HierlmError, match="emmeans of an ordinal fit is not offered yet"):
-        hierlm.emmeans(fit, "temp")
+    with pytest.raises(HierlmError, match="emmeans of an ordinal fit gives the means of the latent variable"):
+        hierlm.emmeans(fit, "temp", type="response")
     with pytest.raises(FamilyError, match="increasing"):
         Family("ordinal", cutpoints=(1.0, 0.5))
     with pytest.raises(FamilyError, match="not available for family 'ordinal'"):
@@ -235,6 +235,42 @@ def test_nuts_agrees_with_brms():
     y = post.response[0].astype(int)
     ll = post.idata.log_likelihood["y"].to_numpy().reshape(4000, 72)
     np.testing.assert_allclose(ll, np.log(ep[:, np.arange(72), y]), rtol=1e-10)
+    # emmeans of the posterior, on the latent scale: the draws' -mean(thresholds) + x'beta
+    tab = hierlm.emmeans(post, "temp").summary()
+    cut = post.idata.posterior["cutpoints"].to_numpy().reshape(4000, -1)
+    beta = post.idata.posterior["fixef"].sel(fixed="tempwarm").to_numpy().ravel()
+    contact = post.idata.posterior["fixef"].sel(fixed="contactyes").to_numpy().ravel()
+    warm = -cut.mean(axis=1) + beta + 0.5 * contact
+    assert tab["emmean"].iloc[1] == pytest.approx(np.median(warm), rel=1e-10)
+
+
+EMM = json.loads((REF / "ordinal_emmeans.json").read_text())["cases"]
+
+
+@pytest.mark.parametrize("case", sorted(EMM))
+def test_emmeans_on_the_latent_scale_match_r(case):
+    """emmeans' default for a clmm ("latent" mode): the latent variable's means
+    -mean(thresholds) + x'beta over the grid, with z inference from the Hessian over
+    (theta, beta, thresholds), and their pairwise comparisons (tests/reference/
+    ordinal_emmeans.R, emmeans 1.8.4-1): estimates to 1e-4 and standard errors to 2e-4
+    relative (both fits' Hessians are by finite differences), the p-values to 1e-3."""
+    c = EMM[case]
+    fit = hierlm.glmer(c["formula"], hierlm.datasets.load("wine"), family="ordinal", link=c["link"])
+    assert fit.loglik == pytest.approx(c["logLik"], rel=1e-6)
+    for got, key in [(hierlm.emmeans(fit, "temp"), "temp"), (hierlm.emmeans(fit, "temp").pairs(), "temp_pairs"),
+                     (hierlm.emmeans(fit, "~ contact | temp"), "contact_by_temp"),
+                     (hierlm.emmeans(fit, "~ contact | temp").pairs(), "contact_by_temp_pairs")]:
+        ref, tab = c[key], got.summary()
+        est = "estimate" if "pairs" in key else "emmean"
+        np.testing.assert_allclose(tab[est], np.atleast_1d(ref[est]), atol=1e-4, err_msg=key)
+        np.testing.assert_allclose(tab["SE"], np.atleast_1d(ref["SE"]), rtol=2e-4, err_msg=key)
+        assert np.all(np.isinf(tab["df"]))
+        if "pairs" in key:
+            np.testing.assert_allclose(tab["p.value"], np.atleast_1d(ref["p.value"]), rtol=1e-3, err_msg=key)
+        else:
+            np.testing.assert_allclose(tab["asymp.LCL"], np.atleast_1d(ref["asymp.LCL"]), atol=2e-4, err_msg=key)
+    text = str(hierlm.emmeans(fit, "temp"))
+    assert "Results are averaged over the levels of: contact" in text and "not the response" not in text
 
 
 def test_map_with_flat_priors_is_the_laplace_fit(fits):

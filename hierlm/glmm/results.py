@@ -166,10 +166,6 @@ class GLMMFit(LikelihoodFit):
         return pd.DataFrame({"Estimate": a.to_numpy(), "Std. Error": se, "z value": a.to_numpy() / se},
                             index=a.index)
 
-
-
-
-
     @property
     def weights(self) -> pd.Series:
         """Prior weights (for ``cbind(s, f)``: the trials ``s + f``)."""

@@ -61,6 +61,8 @@ class _Inference:
 def _inference(fit, lmer_df: str | None) -> _Inference:
     if getattr(fit, "is_posterior", False):
         return _Inference(None, "posterior")
+    if isinstance(fit, GLMMFit) and fit.family.dist.eta_is_mean:
+        return _Inference(_ordinal_vcov(fit), "asymptotic")
     if isinstance(fit, GLMMFit):
         return _Inference(fit.vcov.to_numpy(), "asymptotic")
     if not isinstance(fit, LMMFit):
@@ -78,6 +80,18 @@ def _inference(fit, lmer_df: str | None) -> _Inference:
         method = "satterthwaite"
     V = kenward_roger_state(fit).vcov_adj if method == "kenward-roger" else fit.vcov.to_numpy()
     return _Inference(V, method, notes)
+
+
+def _ordinal_vcov(fit) -> np.ndarray:
+    """Covariance of (beta, thresholds) of an ordinal fit: ``2 H^-1`` over them, H the
+    Hessian of the deviance over (theta, beta, thresholds), as clmm's ``vcov``."""
+    H = fit.optinfo.hessian
+    if H is None:
+        raise HierlmError("emmeans of an ordinal fit needs the Hessian of its deviance: refit without "
+                          "calc_derivs=False")
+    k = fit.design.ntheta
+    V = np.linalg.inv(H)[k:, k:]
+    return V + V.T
 
 
 def _row_df(fit, inf: _Inference, L: np.ndarray) -> np.ndarray:
@@ -173,12 +187,28 @@ class EMMGrid:
     #: null space of the fit's full model matrix: a row with a component in it is not estimable
     L_full: np.ndarray | None = None
     nonest: np.ndarray | None = None
+    #: an ordinal fit's rows take the thresholds too (emmeans' "latent" mode): L's columns are
+    #: beta's, then one per threshold
+    thresholds: bool = False
+
+    def coef(self) -> np.ndarray:
+        """The coefficients the rows of L combine: beta (then an ordinal fit's thresholds)."""
+        beta = self.fit.fixef.to_numpy()
+        return np.concatenate([beta, self.fit.thresholds.to_numpy()]) if self.thresholds else beta
+
+    def coef_draws(self) -> np.ndarray:
+        """Posterior draws of :meth:`coef`, one row per draw."""
+        post = self.fit.idata.posterior
+        beta = post["fixef"].to_numpy().reshape(-1, self.fit.design.p)
+        if not self.thresholds:
+            return beta
+        return np.hstack([beta, post["cutpoints"].to_numpy().reshape(beta.shape[0], -1)])
 
     def estimable(self) -> np.ndarray:
         """Which rows are estimable (emmeans' ``nonEst`` rows are not): with aliased columns
         dropped from a rank-deficient X, a mean of a cell the data do not have is not a
         function of the estimated coefficients."""
-        if self.nonest is None or self.L_full is None:
+        if self.nonest is None or self.L_full is None or self.nonest.shape[1] == 0:
             return np.ones(self.L.shape[0], dtype=bool)
         scale = np.maximum(1.0, np.max(np.abs(self.L_full), axis=1))
         return np.max(np.abs(self.L_full @ self.nonest), axis=1) < 1e-6 * scale
@@ -203,9 +233,8 @@ class EMMGrid:
         fam = self.fit.family
         if self.inference.df_method == "posterior":
             return self._posterior_summary(name, back)
-        beta = self.fit.fixef.to_numpy()
         ok = self.estimable()
-        est = np.where(ok, self.L @ beta, np.nan)
+        est = np.where(ok, self.L @ self.coef(), np.nan)
         se = np.where(ok, np.sqrt(np.einsum("ij,jk,ik->i", self.L, self.inference.V, self.L)), np.nan)
         df = np.full(len(ok), np.nan)
         if ok.any():
@@ -244,7 +273,7 @@ class EMMGrid:
         import arviz as az
 
         fam = self.fit.family
-        draws = self.fit.idata.posterior["fixef"].to_numpy().reshape(-1, self.L.shape[1]) @ self.L.T
+        draws = self.coef_draws() @ self.L.T
         if back:
             draws = np.exp(draws) if self.is_contrast else fam.linkinv(draws)
         out = self.labels.copy().reset_index(drop=True)
@@ -300,7 +329,7 @@ class EMMGrid:
         notes += self.inference.notes
         fam = self.fit.family
         back = self._scale()[1]
-        if fam.link != "identity" and not back:
+        if fam.link != "identity" and not back and not self.thresholds:  # an ordinal fit's: the latent scale
             scale = {"logit": "log odds ratio", "log": "log"}.get(fam.link, fam.link) if self.is_contrast \
                 else fam.link
             notes.append(f"Results are given on the {scale} (not the response) scale.")
@@ -540,7 +569,10 @@ def emmeans(fit, specs, by=None, at: dict | None = None, type: str = "link", lme
         instead of its mean), ``{"Diet": ["1", "3"]}`` (a subset of levels).
     type : {"link", "response"}
         For GLMMs: the linear predictor's scale, or back-transformed (the
-        mean probability or rate, contrasts as odds ratios or ratios).
+        mean probability or rate, contrasts as odds ratios or ratios).  An
+        ordinal fit's means are those of the latent variable,
+        ``-mean(thresholds) + x'beta`` (emmeans' default "latent" mode for a
+        clmm): ``"link"`` only.
     lmer_df : {"kenward-roger", "satterthwaite", "asymptotic"}, optional
         Denominator df for linear mixed models (emmeans' ``lmer.df``);
         Kenward-Roger by default (REML fits of at most 3000 rows, else
@@ -564,11 +596,11 @@ def emmeans(fit, specs, by=None, at: dict | None = None, type: str = "link", lme
     """
     if type not in ("link", "response"):
         raise HierlmError(f"type must be 'link' or 'response', not {type!r}")
-    if fit.family.dist.eta_is_mean:
-        # emmeans of a clmm averages over the thresholds too (its "latent" and "prob" modes);
-        # the grid of the linear predictor alone would be neither
-        raise HierlmError("emmeans of an ordinal fit is not offered yet (R's emmeans has latent and probability "
-                          "modes for clmm); for the category probabilities of a grid use "
+    ordinal = fit.family.dist.eta_is_mean
+    if ordinal and type != "link":
+        # emmeans' other modes for a clmm (cum.prob, prob, mean.class) are not offered
+        raise HierlmError("emmeans of an ordinal fit gives the means of the latent variable (emmeans' default "
+                          "mode for clmm, 'latent'); for the category probabilities of a grid use "
                           "fit.predict(newdata, re_form='~0', type='response')")
     _check_level(level)
     at = {} if at is None else dict(at)
@@ -620,5 +652,15 @@ def emmeans(fit, specs, by=None, at: dict | None = None, type: str = "link", lme
         labels.append({v: g[v] for v in keys})
     averaged = [v for v in names if v not in keys and len(values[v]) > 1 and isinstance(frame[v].dtype,
                                                                                         pd.CategoricalDtype)]
-    return EMMGrid(fit, np.array(L), pd.DataFrame(labels, columns=keys), by, inf, type=type, level=level,
-                   averaged_over=averaged, L_full=np.array(L_full) if X_full is not None else None, nonest=nonest)
+    L = np.array(L)
+    L_full = np.array(L_full) if X_full is not None else None
+    if ordinal:
+        # emmeans' "latent" mode: the latent variable's mean is x'beta less the thresholds' average
+        # (P(Y <= k) = F(alpha_k - x'beta)), a linear function of (beta, thresholds)
+        K1 = len(fit.design.threshold_names())
+        L = np.hstack([L, np.full((L.shape[0], K1), -1.0 / K1)])
+        if L_full is not None:
+            L_full = np.hstack([L_full, np.full((L_full.shape[0], K1), -1.0 / K1)])
+            nonest = np.vstack([nonest, np.zeros((K1, nonest.shape[1]))])
+    return EMMGrid(fit, L, pd.DataFrame(labels, columns=keys), by, inf, type=type, level=level,
+                   averaged_over=averaged, L_full=L_full, nonest=nonest, thresholds=ordinal)
