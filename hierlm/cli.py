@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__, datasets, plots
+from .bayes.marginal import kernels_compiled
 from .errors import FormulaError, HierlmError
 from .model import Model
 from .rformat import text_table
@@ -88,6 +89,9 @@ def _demo(out: str | None) -> str:
     model = Model(DEMO_FORMULA, data)
     reml = model.fit("reml")
     mode = model.fit("map")
+    if not kernels_compiled():  # say why the first run takes longer
+        print("first run: compiling the sampler's kernels once (about 25 s here; later runs load them)",
+              file=sys.stderr, flush=True)
     post = model.fit("nuts", random_seed=1, progressbar=False)
     est = [_estimates(f) for f in (reml, mode, post)]
     dg = post.diagnostics

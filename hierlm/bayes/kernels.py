@@ -1,7 +1,9 @@
 """Compiled parts of the engine's marginal posterior (:mod:`hierlm.bayes.marginal`).
 
-A leaf module: numba and the compiled callbacks load (from numba's cache)
-when the first engine posterior is built, not at ``import hierlm``.
+A leaf module, imported when the first engine posterior is built (not at
+``import hierlm``); each kernel compiles at its first call, or loads from
+numba's cache (:func:`compiled_before` says which), the sampler's C
+callbacks at the first sampling (:func:`callbacks`).
 """
 
 from __future__ import annotations
@@ -668,8 +670,7 @@ _EXPAND_SIG = numba.types.int64(numba.types.uint64, numba.types.uint64, numba.ty
                                 numba.types.CPointer(numba.types.double), numba.types.CPointer(numba.types.double))
 
 
-@numba.cfunc(_LOGP_SIG, cache=True, error_model="numpy")
-def logp_callback(dim, x_, out_, logp_, data_):  # pragma: no cover  (compiled; called by the sampler)
+def _logp_callback(dim, x_, out_, logp_, data_):  # pragma: no cover  (compiled; called by the sampler)
     total = int(numba.carray(data_, (1,))[0])
     buf = numba.carray(data_, (total,))
     l1, p1, R, qr, K = int(buf[1]), int(buf[2]), int(buf[3]), int(buf[4]), int(buf[5])
@@ -708,8 +709,7 @@ def logp_callback(dim, x_, out_, logp_, data_):  # pragma: no cover  (compiled; 
     return 0
 
 
-@numba.cfunc(_EXPAND_SIG, cache=True)
-def expand_callback(dim, n_expanded, x_, out_, data_):  # pragma: no cover  (compiled; called by the sampler)
+def _expand_callback(dim, n_expanded, x_, out_, data_):  # pragma: no cover  (compiled; called by the sampler)
     if dim != n_expanded:
         return -1
     x = numba.carray(x_, (dim,))
@@ -717,3 +717,28 @@ def expand_callback(dim, n_expanded, x_, out_, data_):  # pragma: no cover  (com
     for i in range(dim):
         out[i] = x[i]
     return 0
+
+
+_CALLBACKS = None
+
+
+def callbacks():
+    """``(logp, expand)``: the density's C callbacks for nutpie, compiled at the first call
+    (or loaded from numba's cache), so that importing this module compiles nothing."""
+    global _CALLBACKS
+    if _CALLBACKS is None:
+        _CALLBACKS = (numba.cfunc(_LOGP_SIG, cache=True, error_model="numpy")(_logp_callback),
+                      numba.cfunc(_EXPAND_SIG, cache=True)(_expand_callback))
+    return _CALLBACKS
+
+
+def compiled_before() -> bool:
+    """Whether numba's on-disk cache holds the compiled density, so that the first engine
+    posterior of this process loads it in a second rather than compiling it (about 25 s).
+    Reads numba's cache index (an internal of numba: if that fails, True, and nothing is said)."""
+    try:
+        from numba.core.caching import FunctionCache
+
+        return bool(FunctionCache(marginal_logp.py_func)._cache_file._load_index())
+    except Exception:  # noqa: BLE001  (numba's internals moved: assume compiled, say nothing)
+        return True

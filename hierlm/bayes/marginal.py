@@ -96,6 +96,12 @@ def _kernels():
     return kernels
 
 
+def kernels_compiled() -> bool:
+    """Whether the engine posterior's compiled kernels are in numba's cache (False: the
+    first engine posterior of a process compiles them, about 25 s)."""
+    return _kernels().compiled_before()
+
+
 class EnginePosterior:
     """Log density and gradient of the marginal posterior (module docstring).
 
@@ -258,9 +264,10 @@ def nutpie_model(post: EnginePosterior, initial_point):
     from nutpie.compile_pymc import CompiledPyMCModel
 
     size = post.size
+    logp_cb, expand_cb = post._k.callbacks()
     return CompiledPyMCModel(
         _n_dim=size, dims={}, _coords={}, _shapes={"phi": (size,)},
-        compiled_logp_func=post._k.logp_callback, compiled_expand_func=post._k.expand_callback,
+        compiled_logp_func=logp_cb, compiled_expand_func=expand_cb,
         initial_point_func=initial_point, shared_data={}, user_data=pack_model(post), n_expanded=size,
         shape_info=(["phi"], [slice(0, size)], [(size,)]), logp_func=None, expand_func=None,
     )
