@@ -27,7 +27,10 @@ lognormal approximation ``log(1 + 1 / lambda)``, with ``lambda = exp(beta_0)``
 the intercept of the null model ``y ~ 1 + (random part)`` refit by the
 Laplace engine (insight's ``null_model``), and ``0.25`` for the square-root
 link; for the negative binomial with the log link ``log(1 + 1 / lambda + 1 /
-theta)``, the null model refit at the fit's shape theta (as insight's).
+theta)``, the null model refit at the fit's shape theta (as insight's); for
+the Gamma with the log link the delta method's ``sigma^2`` (the squared
+coefficient of variation: glmer's dispersion, ``1 / shape`` for MAP and NUTS
+fits), as insight's.
 
 For posterior fits the same quantities are computed for every draw (the
 Poisson null model's lambda is the Laplace estimate); the Series holds
@@ -132,7 +135,15 @@ def distribution_variance(fit, sigma: np.ndarray) -> np.ndarray:
         # (insight's, with mu from the null model at the fit's theta)
         lam = np.exp(null_model_intercept(fit))
         return np.full(sigma.shape, np.log1p(1.0 / lam + 1.0 / fam.dist.theta))
-    if fam.name in ("negbinomial", "gamma", "beta", "student"):
+    if fam.name == "gamma" and fam.link == "log":
+        # the delta method's variance of log y: the squared coefficient of variation, sigma^2
+        # (glmer's dispersion; 1 / shape for MAP and NUTS fits), insight's var.distribution
+        return sigma**2
+    if fam.name == "gamma":
+        raise HierlmError(f"ICC and R2 of a Gamma model are available for the log link (the delta method's "
+                          f"sigma^2 on the log scale), not the {fam.link} link: its link-scale variances have no "
+                          "distribution-specific variance to compare with; refit with link='log'")
+    if fam.name in ("negbinomial", "beta", "student"):
         raise HierlmError(
             f"ICC and R2 of {fam.name} models are not available yet (their distribution-specific variance "
             "is not implemented); they are available "
