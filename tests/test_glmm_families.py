@@ -448,3 +448,23 @@ def test_nuts_agrees_with_brms(case):
         our_mcse = float(az.mcse(x.to_dataset(name="v"), method="mean")["v"])
         tol = 3 * np.hypot(mcse, our_mcse) + 0.02 * sd
         assert abs(float(x.mean()) - mean) < tol, (name, float(x.mean()), mean, tol)
+    if case == "owls_nb":
+        # ICC and R2 per draw, each with the draw's shape: the posterior mean of the
+        # decomposition computed here by hand from the draws, and glmer.nb's values within
+        # the posterior's central 95%
+        from hierlm.inference.variance import null_model_intercept
+
+        icc, r2 = post.icc(), post.r2()
+        shape = post.draws("shape").ravel()
+        beta = post.draws("fixef").reshape(shape.size, -1)
+        vf = np.var(beta @ m.design.X.T, axis=1, ddof=1)
+        vr = post.draws("sd_Nest").ravel() ** 2
+        lam = np.exp(null_model_intercept(post))
+        ve = np.log1p(1.0 / lam + 1.0 / shape)
+        assert icc["adjusted"] == pytest.approx(np.mean(vr / (vr + ve)), rel=1e-10)
+        assert r2["marginal"] == pytest.approx(np.mean(vf / (vf + vr + ve)), rel=1e-10)
+        lap = fit("owls_nb")
+        for got, ref in [(icc, lap.icc()), (r2, lap.r2())]:
+            for k in got.index:
+                lo, hi = np.quantile(got.attrs["draws"][k], [0.025, 0.975])
+                assert lo < ref[k] < hi, k

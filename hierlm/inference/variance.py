@@ -33,8 +33,9 @@ coefficient of variation: glmer's dispersion, ``1 / shape`` for MAP and NUTS
 fits), as insight's.
 
 For posterior fits the same quantities are computed for every draw (the
-Poisson null model's lambda is the Laplace estimate); the Series holds
-posterior means and ``.attrs["draws"]`` the draws.
+Poisson null model's lambda is the Laplace estimate; the negative binomial's
+is refit at the posterior mean shape, and each draw has its own shape); the
+Series holds posterior means and ``.attrs["draws"]`` the draws.
 """
 
 from __future__ import annotations
@@ -83,11 +84,13 @@ def _components(design, beta, covs):
 _NULL_INTERCEPTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def null_model_intercept(fit) -> float:
+def null_model_intercept(fit, family=None) -> float:
     """Intercept of the null model ``y ~ 1 + (random part)`` of a GLMM, refit by
-    the Laplace engine (insight's ``null_model`` for the lognormal approximation)."""
+    the Laplace engine (insight's ``null_model`` for the lognormal approximation), with
+    ``fit.family`` or ``family`` (a NUTS fit's negative binomial at its posterior mean shape)."""
     if fit in _NULL_INTERCEPTS:
         return _NULL_INTERCEPTS[fit]
+    family = fit.family if family is None else family
     d = fit.design
     null = replace(d, X=np.ones((d.n, 1)), xnames=["(Intercept)"])
     with warnings.catch_warnings():
@@ -95,7 +98,7 @@ def null_model_intercept(fit) -> float:
         # no Hessian: only beta_0 is used; a family parameter (the negative binomial's shape)
         # stays at the fit's value, as insight's null model (an update of the glmerMod) keeps it
         control = check_glmm_control({"calc_derivs": False})
-        b0 = float(optimize_glmm(null, fit.family, 1, control).beta[0])
+        b0 = float(optimize_glmm(null, family, 1, control).beta[0])
     _NULL_INTERCEPTS[fit] = b0
     return b0
 
@@ -128,8 +131,11 @@ def distribution_variance(fit, sigma: np.ndarray) -> np.ndarray:
     if fam.name == "poisson" and fam.link == "sqrt":
         return np.full(sigma.shape, 0.25)
     if fam.name == "negbinomial" and fam.link == "log" and getattr(fit, "is_posterior", False):
-        raise HierlmError("ICC and R2 of a NUTS fit of a negative binomial model are not available yet (the "
-                          "shape varies over the draws); use the Laplace fit (hierlm.glmer) or MAP")
+        # per draw, with that draw's shape; the null model's mean from its Laplace refit at the
+        # posterior mean shape (as the Poisson's lambda is the Laplace estimate)
+        shape = fit.draws("shape").ravel()
+        lam = np.exp(null_model_intercept(fit, fam.with_params(theta=float(np.mean(shape)))))
+        return np.log1p(1.0 / lam + 1.0 / shape)
     if fam.name == "negbinomial" and fam.link == "log":
         # the lognormal approximation with the NB variance mu + mu^2 / theta: log(1 + 1/mu + 1/theta)
         # (insight's, with mu from the null model at the fit's theta)
