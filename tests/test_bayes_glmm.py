@@ -173,8 +173,14 @@ def test_centered_nested_term_reports_its_own_effects():
     # SDs of 1 (log 0): the effects then spread, so the identities below cannot hold trivially
     # (a random log-SD of -2.5 gave a location spread of 0.08 in one run)
     point.update({k: np.zeros(np.shape(v)) for k, v in point.items() if k.startswith("sd_")})
-    outs = [pmm[n] for n in ("ranef_BROOD", "ranef_LOCATION", "c_BROOD", "z_LOCATION", "sd_LOCATION")]
+    # the outputs as functions of the point's values (compiled as they are, the random variables
+    # would be drawn from their priors: the SDs, and so these spreads, then varied with the
+    # random state earlier tests left behind)
+    outs = pmm.replace_rvs_by_values([pmm[n] for n in ("ranef_BROOD", "ranef_LOCATION", "c_BROOD", "z_LOCATION",
+                                                       "sd_LOCATION")])
     own, loc, c, z, sd = pmm.compile_fn(outs, inputs=pmm.value_vars, point_fn=True, on_unused_input="ignore")(point)
+    np.testing.assert_allclose(c, point["c_BROOD"])
+    np.testing.assert_allclose(sd, 1.0)
     rB, rL = m.design.remats
     up = np.zeros(rB.nlevels, dtype=int)
     up[rB.codes] = rL.codes
