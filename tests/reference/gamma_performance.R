@@ -9,12 +9,9 @@
 # Written with R 4.2.2, lme4 1.1-31, performance 0.10.2, insight 0.19.0 (versions stored in
 # the JSON).  Usage (from the repository root): Rscript tests/reference/gamma_performance.R
 suppressPackageStartupMessages({library(lme4); library(performance); library(insight); library(jsonlite)})
-data_dir <- "hierlm/datasets/data"
-sleepstudy <- read.csv(file.path(data_dir, "sleepstudy.csv"))
-sleepstudy$Subject <- factor(sleepstudy$Subject)
-ChickWeight <- read.csv(file.path(data_dir, "ChickWeight.csv"))
-ChickWeight$Chick <- factor(ChickWeight$Chick)
-ChickWeight$Diet <- factor(ChickWeight$Diet)
+source("tests/reference/read_bundled.R")
+sleepstudy <- read_bundled("sleepstudy")
+ChickWeight <- read_bundled("ChickWeight")
 cases <- list(
   sleep_gamma = list(data = "sleepstudy", formula = "Reaction ~ Days + (Days | Subject)"),
   sleep_gamma1 = list(data = "sleepstudy", formula = "Reaction ~ Days + (1 | Subject)"),

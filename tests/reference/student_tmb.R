@@ -14,12 +14,9 @@ suppressMessages({
   library(jsonlite)
 })
 
-data_dir <- "hierlm/datasets/data"
-sleepstudy <- read.csv(file.path(data_dir, "sleepstudy.csv"))
-sleepstudy$Subject <- factor(sleepstudy$Subject)
-ChickWeight <- read.csv(file.path(data_dir, "ChickWeight.csv"))
-ChickWeight$Chick <- factor(ChickWeight$Chick)
-ChickWeight$Diet <- factor(ChickWeight$Diet)
+source("tests/reference/read_bundled.R")
+sleepstudy <- read_bundled("sleepstudy")
+ChickWeight <- read_bundled("ChickWeight")
 
 cases <- list(
   sleep_student = list(data = "sleepstudy", formula = "Reaction ~ Days + (Days | Subject)"),
