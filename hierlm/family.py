@@ -114,6 +114,15 @@ class Distribution:
     has_dispersion = False
     #: parameters the Laplace fit estimates by profiling (positive, searched on the log scale)
     free_params: tuple = ()
+    #: the family fit first, whose means start the parameters' search
+    base_family: str | None = None
+    #: the fit kinds (``Model.fit``'s methods) offered for this family
+    fits: tuple = ("laplace", "ml", "map", "nuts")
+    #: the posterior variables (besides the mean) its likelihood reads
+    posterior_params: tuple = ()
+    #: the name of its one family parameter in Bayesian fits, with brms's Gamma(0.01, 0.01)
+    #: prior (the negative binomial's and Gamma's ``shape``, the beta's ``phi``); None: none
+    param_prior: str | None = None
 
     @property
     def map_params(self) -> tuple:
@@ -138,15 +147,6 @@ class Distribution:
     def sigma(self) -> float:
         """The residual scale a posterior fit reports (:attr:`has_dispersion` families)."""
         raise FamilyError(f"the {self.name} family has no residual scale")
-    #: the family fit first, whose means start the parameters' search
-    base_family: str | None = None
-    #: the fit kinds (``Model.fit``'s methods) offered for this family
-    fits: tuple = ("laplace", "ml", "map", "nuts")
-    #: the posterior variables (besides the mean) its likelihood reads
-    posterior_params: tuple = ()
-    #: the name of its one family parameter in Bayesian fits, with brms's Gamma(0.01, 0.01)
-    #: prior (the negative binomial's and Gamma's ``shape``, the beta's ``phi``); None: none
-    param_prior: str | None = None
 
     def draw_logpdf(self, y, mean, trials, wt, **params):
         """Log-likelihood of each observation given posterior draws of the mean (and of
@@ -731,10 +731,9 @@ class _Student(_Gaussian):
     Without parameters (a NUTS fit: sigma and nu are in the draws) the mean, its variance
     function and residuals are the Gaussian's.  With ``sigma`` and ``nu`` it is the t
     likelihood itself, which a MAP fit maximizes with the random effects integrated out by
-    the Laplace approximation (glmmTMB's ``t_family``): PIRLS with the t's iteratively
-    reweighted least squares weights ``(nu + 1) / (nu sigma^2 + r^2)``, deviance residuals
-    ``(nu + 1) log(1 + r^2 / (nu sigma^2))``, the exact log-likelihood and the observed
-    information of the random effects.
+    the Laplace approximation (glmmTMB's ``t_family``): PIRLS with Newton's weights (see
+    :meth:`working`), deviance residuals ``(nu + 1) log(1 + r^2 / (nu sigma^2))``, the exact
+    log-likelihood and the observed information of the random effects.
     """
 
     name = "student"
