@@ -351,6 +351,28 @@ def test_simulate_then_refit_recovers_the_student_model():
     assert np.median(nus) == pytest.approx(f.family.params["nu"], rel=0.25)
 
 
+def test_pooling_estimates_of_a_student_fit():
+    """The shrinkage plot's own estimate of each group is its t regression (IRLS with the
+    fit's sigma and nu): on the identity scale, for every subject (an estimate beyond 30
+    was once taken for separation, as on a logit scale, and every subject dropped)."""
+    import warnings as w
+
+    from hierlm import plots
+
+    f = hierlm.Model(STUDENT["formula"], hierlm.datasets.load("sleepstudy"), family="student").fit("map")
+    with w.catch_warnings():
+        w.simplefilter("error")
+        est = plots.pooling_estimates(f)
+    own = est["no_pooling"]
+    assert own.notna().all().all()
+    # each near the subject's least-squares line (the t fit downweights outlying days)
+    d = hierlm.datasets.load("sleepstudy")
+    for subject in own.index[:5]:
+        sub = d[d["Subject"].astype(str) == str(subject)]
+        ls = np.linalg.lstsq(np.column_stack([np.ones(len(sub)), sub["Days"]]), sub["Reaction"], rcond=None)[0]
+        assert abs(own.loc[subject, "(Intercept)"] - ls[0]) < 25 and abs(own.loc[subject, "Days"] - ls[1]) < 5
+
+
 def test_student_is_bayesian_only_and_its_priors():
     m = hierlm.Model(STUDENT["formula"], hierlm.datasets.load("sleepstudy"), family="student")
     with pytest.raises(HierlmError, match="'laplace' is not offered for a student model; use one of 'map', 'nuts'"):

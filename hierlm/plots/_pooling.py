@@ -70,7 +70,9 @@ class _Pooling:
                     self.separated += 1
                     continue
                 est = glm_irls(Zl, yg[rows], wt[rows], off[rows] + xb_other[rows], fam)
-                if est is None or np.max(np.abs(est)) > 30:  # a slope separating the data
+                # a slope separating the data: beyond 30 on a logit or log scale (an identity
+                # link's estimates, a Student-t model's, are in the response's units)
+                if est is None or (fam.link != "identity" and np.max(np.abs(est)) > 30):
                     self.separated += 1
                     continue
                 self.nopool[lev] = est
