@@ -1,5 +1,6 @@
-"""Command line: ``hierlm fit FORMULA --data NAME_OR_CSV [--ml] [--plot KIND --out PATH]
-[--output text|json|csv]``, ``hierlm demo``, ``hierlm datasets`` and ``hierlm --version``."""
+"""Command line: ``hierlm fit FORMULA --data NAME_OR_CSV [--ml | --map | --nuts] [--family F]
+[--plot KIND --out PATH] [--output text|json|csv]``, ``hierlm demo``, ``hierlm datasets`` and
+``hierlm --version``."""
 
 from __future__ import annotations
 
@@ -37,12 +38,18 @@ def _load(name: str):
 
 
 def _fit_model(formula: str, data_name: str, ml: bool, nuts: dict | None = None, family: str = "gaussian",
-               link: str | None = None):
+               link: str | None = None, map_fit: bool = False):
     data, label = _load(data_name)
     model = Model(formula, data, family=family, link=link)
     model.data_name = label
     if nuts is not None:
         return model.fit("nuts", **nuts)
+    if map_fit:
+        return model.fit("map")
+    offered = model.family.dist.fits
+    if "laplace" not in offered and "reml" not in offered:  # Student-t: Bayesian fits only
+        raise HierlmError(f"{model.family.a_name} model has no maximum likelihood fit here (lme4 has none): "
+                          "add --map (the posterior mode) or --nuts (the posterior)")
     if not model.family.is_gaussian:
         return model.fit("laplace")  # a GLMM is fit by maximum likelihood (--ml or not)
     return model.fit("ml" if ml else "reml")
@@ -192,16 +199,19 @@ def main(argv: list[str] | None = None) -> int:
                        help=f"a CSV file or a bundled dataset ({', '.join(datasets.names())})")
     p_fit.add_argument("--ml", action="store_true", help="maximum likelihood instead of REML")
     p_fit.add_argument("--family", default="gaussian",
-                       help="gaussian (default), binomial, poisson, negbinomial, Gamma, beta or ordinal: the "
-                            "last six are fit by the Laplace approximation, as lme4's glmer / glmer.nb (beta: "
-                            "as glmmTMB's beta_family; ordinal: as ordinal's clmm, the response ordered "
-                            "categories or whole numbers)")
+                       help="gaussian (default), binomial, poisson, negbinomial, Gamma, beta, ordinal or "
+                            "student: binomial to ordinal are fit by the Laplace approximation, as lme4's glmer / "
+                            "glmer.nb (beta: as glmmTMB's beta_family; ordinal: as ordinal's clmm, the response "
+                            "ordered categories or whole numbers); student (a robust model) by --map or --nuts")
     p_fit.add_argument("--link", default=None, help="link of the family (default its canonical one)")
     p_fit.add_argument("--output", choices=("text", "json", "csv"), default="text",
                        help="text: the lme4-style summary (default); json: the fit's numbers for scripts; "
                             "csv: broom.mixed's tidy table")
     p_fit.add_argument("--nuts", action="store_true",
                        help="sample the posterior by NUTS (default priors) instead of REML")
+    p_fit.add_argument("--map", action="store_true",
+                       help="the posterior mode with the random effects integrated out (default priors) "
+                            "instead of REML or the Laplace fit")
     p_fit.add_argument("--draws", type=int, default=1000, help="NUTS draws per chain (with --nuts)")
     p_fit.add_argument("--chains", type=int, default=4, help="NUTS chains (with --nuts)")
     p_fit.add_argument("--seed", type=int, default=None, help="random seed (with --nuts)")
@@ -234,11 +244,13 @@ def main(argv: list[str] | None = None) -> int:
                     f"--plot {posterior[0]} needs a posterior fit: add --nuts. "
                     f"Plots of REML/ML fits: {', '.join(k for k in plots.KINDS if k not in plots.POSTERIOR_KINDS)}"
                 )
-            if args.nuts and args.ml:
-                raise HierlmError("--nuts and --ml exclude each other")
+            chosen = [f for f, on in (("--nuts", args.nuts), ("--map", args.map), ("--ml", args.ml)) if on]
+            if len(chosen) > 1:
+                raise HierlmError(f"{chosen[0]} and {chosen[1]} exclude each other")
             nuts = ({"draws": args.draws, "tune": args.draws, "chains": args.chains, "random_seed": args.seed}
                     if args.nuts else None)
-            fit = _fit_model(args.formula, args.data, args.ml, nuts, family=args.family, link=args.link)
+            fit = _fit_model(args.formula, args.data, args.ml, nuts, family=args.family, link=args.link,
+                             map_fit=args.map)
             print(fit.summary() if args.output == "text" else _machine_output(fit, args.output))
             if args.plot:
                 for path in _save_plots(fit, args.plot, args.out, args.group, args.x):

@@ -81,6 +81,21 @@ def test_fit_glmm_family(capsys):
     assert "family 'tweedie' is not supported" in capsys.readouterr().err
 
 
+def test_fit_by_map_and_a_bayesian_only_family(capsys):
+    """--map: the MAP fit the Python call gives; a Student-t model without --map or --nuts
+    says what to add; --map excludes --nuts and --ml."""
+    f = "Reaction ~ Days + (Days|Subject)"
+    assert main(["fit", f, "--data", "sleepstudy", "--family", "student"]) == 2
+    assert "add --map (the posterior mode) or --nuts" in capsys.readouterr().err
+    assert main(["fit", f, "--data", "sleepstudy", "--family", "student", "--map"]) == 0
+    out = capsys.readouterr().out
+    mp = hierlm.Model(f, hierlm.datasets.load("sleepstudy"), family="student").fit("map")
+    assert "fit by MAP" in out and f"Family parameter nu (mode, approximate posterior SD): " \
+        f"{mp.family.params['nu']:.4g}" in out
+    assert main(["fit", f, "--data", "sleepstudy", "--map", "--ml"]) == 2
+    assert "--map and --ml exclude each other" in capsys.readouterr().err
+
+
 def test_fit_csv(tmp_path, capsys):
     path = tmp_path / "sleep.csv"
     hierlm.datasets.load("sleepstudy").to_csv(path, index=False)
