@@ -30,6 +30,15 @@ from .errors import DataError, HierlmError, where_rows
 _EPS = np.finfo(float).eps
 
 
+def t_logpdf(x, nu, loc=0.0, scale=1.0):
+    """Student-t log density in closed form: the same numbers as ``scipy.stats.t.logpdf``
+    without its argument checks (about 0.1 ms a call), which cost a fifth of a Student-t
+    MAP fit when they ran at every evaluation of the likelihood and the priors."""
+    z = (np.asarray(x, dtype=float) - loc) / scale
+    return (special.gammaln(0.5 * (nu + 1.0)) - special.gammaln(0.5 * nu) - 0.5 * np.log(nu * np.pi)
+            - np.log(scale) - 0.5 * (nu + 1.0) * np.log1p(z * z / nu))
+
+
 class FamilyError(HierlmError):
     """A family or family/link pair that does not exist."""
 
@@ -802,9 +811,7 @@ class _Student(_Gaussian):
         return wt * (self.nu + 1.0) * np.log1p(self._z2(y, mu))
 
     def aic(self, y, ntrials, mu, wt, const) -> float:
-        from scipy import stats
-
-        return float(-2.0 * np.sum(wt * stats.t.logpdf(y, self.nu, mu, self.scale)))
+        return float(-2.0 * np.sum(wt * t_logpdf(y, self.nu, mu, self.scale)))
 
     def draw_logpdf(self, y, mean, trials, wt, sigma, nu):
         from scipy import stats

@@ -48,11 +48,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special, stats
 
 from .design.remat import term_names
 from .errors import HierlmError
-from .family import make_family
+from .family import make_family, t_logpdf
 
 
 class PriorError(HierlmError):
@@ -87,26 +87,39 @@ class Prior:
         return f"{self.family}({args})"
 
     def logpdf(self, x: np.ndarray) -> np.ndarray:
-        """Log density (for MAP; half-distributions on x >= 0)."""
+        """Log density (for MAP; half-distributions on x >= 0).  Closed forms, the same numbers
+        as scipy.stats' (tested): a MAP fit evaluates every prior at each step, and scipy's
+        argument checks (about 0.1 ms a call) were a tenth of a fit."""
         p = self.params
         x = np.asarray(x, dtype=float)
         if self.family == "Flat":
             return np.zeros_like(x)
-        if self.family == "Normal":
-            return stats.norm.logpdf(x, p["mu"], p["sigma"])
-        if self.family == "StudentT":
-            return stats.t.logpdf(x, p["nu"], p["mu"], p["sigma"])
-        if self.family == "HalfNormal":
-            return stats.halfnorm.logpdf(x, scale=p["sigma"])
-        if self.family == "HalfStudentT":
-            return np.log(2.0) + stats.t.logpdf(x, p["nu"], 0.0, p["sigma"])
-        if self.family == "HalfCauchy":
-            return stats.halfcauchy.logpdf(x, scale=p["beta"])
-        if self.family == "Exponential":
-            return stats.expon.logpdf(x, scale=1.0 / p["lam"])
-        if self.family == "Gamma":
-            return stats.gamma.logpdf(x, p["alpha"], scale=1.0 / p["beta"])
+        log2 = np.log(2.0)
+        with np.errstate(divide="ignore"):
+            if self.family == "Normal":
+                return _normal_logpdf(x, p["mu"], p["sigma"])
+            if self.family == "StudentT":
+                return t_logpdf(x, p["nu"], p["mu"], p["sigma"])
+            if self.family == "HalfNormal":
+                return np.where(x >= 0, log2 + _normal_logpdf(x, 0.0, p["sigma"]), -np.inf)
+            if self.family == "HalfStudentT":
+                return log2 + t_logpdf(x, p["nu"], 0.0, p["sigma"])
+            if self.family == "HalfCauchy":
+                b = p["beta"]
+                return np.where(x >= 0, log2 - np.log(np.pi * b) - np.log1p((x / b) ** 2), -np.inf)
+            if self.family == "Exponential":
+                lam = p["lam"]
+                return np.where(x >= 0, np.log(lam) - lam * x, -np.inf)
+            if self.family == "Gamma":
+                a, b = p["alpha"], p["beta"]
+                return np.where(x >= 0, a * np.log(b) - special.gammaln(a) + special.xlogy(a - 1.0, x) - b * x,
+                                -np.inf)
         raise PriorError(f"no density for {self.family}")  # pragma: no cover
+
+
+def _normal_logpdf(x, mu, sigma):
+    z = (x - mu) / sigma
+    return -0.5 * z * z - np.log(sigma) - 0.5 * np.log(2.0 * np.pi)
 
 
 def _fmt(v) -> str:

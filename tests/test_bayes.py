@@ -43,6 +43,33 @@ def test_default_priors_are_data_scaled(model, sleepstudy):
     assert "LKJ(eta=1)" in text and "HalfStudentT" in text and "Days" in text
 
 
+def test_prior_log_densities_are_scipys():
+    """The closed-form prior densities (and the Student-t likelihood's) give scipy.stats'
+    numbers, the support's edge and outside included (-inf, and +inf for a Gamma with shape
+    below 1 at 0)."""
+    from scipy import stats
+
+    from hierlm.family import t_logpdf
+
+    x = np.array([-1.0, 0.0, 1e-8, 0.3, 1.0, 2.5, 40.0])
+    cases = [(P.Normal(1.2, 3.0), stats.norm.logpdf(x, 1.2, 3.0)),
+             (P.StudentT(3, 0.5, 2.0), stats.t.logpdf(x, 3, 0.5, 2.0)),
+             (P.HalfNormal(2.0), stats.halfnorm.logpdf(x, scale=2.0)),
+             (P.HalfStudentT(3, 2.5), np.log(2.0) + stats.t.logpdf(x, 3, 0.0, 2.5)),
+             (P.HalfCauchy(1.5), stats.halfcauchy.logpdf(x, scale=1.5)),
+             (P.Exponential(0.7), stats.expon.logpdf(x, scale=1 / 0.7)),
+             (P.Gamma(2.0, 0.1), stats.gamma.logpdf(x, 2.0, scale=10.0)),
+             (P.Gamma(0.01, 0.01), stats.gamma.logpdf(x, 0.01, scale=100.0)),
+             (P.Gamma(1.0, 0.5), stats.gamma.logpdf(x, 1.0, scale=2.0))]
+    for prior, ref in cases:
+        got = prior.logpdf(x)
+        np.testing.assert_array_equal(np.isinf(got), np.isinf(ref), err_msg=str(prior))
+        np.testing.assert_array_equal(np.sign(got[np.isinf(got)]), np.sign(ref[np.isinf(ref)]))
+        ok = np.isfinite(ref)
+        np.testing.assert_allclose(got[ok], ref[ok], rtol=1e-13, atol=1e-13, err_msg=str(prior))
+    np.testing.assert_allclose(t_logpdf(x, 2.9, 250.0, 14.5), stats.t.logpdf(x, 2.9, 250.0, 14.5), rtol=1e-13)
+
+
 def test_set_prior_targets_and_errors(sleepstudy):
     m = hierlm.Model(F, sleepstudy)
     m.set_prior("fixed", P.Normal(0, 5)).set_prior("sd|Subject", P.HalfNormal(30)).set_prior("lkj", 2.0)
