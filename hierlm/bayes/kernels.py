@@ -185,11 +185,10 @@ def _small_cholesky(M, C):  # pragma: no cover  (compiled)
     return True
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _cho_solve(C, b):  # pragma: no cover  (compiled)
-    """x with ``C C' x = b`` (C lower triangular)."""
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _cho_solve(C, b, x):  # pragma: no cover  (compiled)
+    """x <- the solution of ``C C' x = b`` (C lower triangular); returns x."""
     n = C.shape[0]
-    x = np.empty(n)
     for a in range(n):
         acc = b[a]
         for c in range(a):
@@ -203,18 +202,17 @@ def _cho_solve(C, b):  # pragma: no cover  (compiled)
     return x
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _cho_inverse(C):  # pragma: no cover  (compiled)
-    """``(C C')^-1`` (C lower triangular), column by column."""
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _cho_inverse(C, out, e, x):  # pragma: no cover  (compiled)
+    """out <- ``(C C')^-1`` (C lower triangular), column by column; ``e`` (zeros) and ``x``
+    are work vectors of C's size, so that a loop over many blocks allocates nothing."""
     n = C.shape[0]
-    out = np.empty((n, n))
-    e = np.zeros(n)
     for b in range(n):
         e[b] = 1.0
-        col = _cho_solve(C, e)
+        _cho_solve(C, e, x)
         e[b] = 0.0
         for a in range(n):
-            out[a, b] = col[a]
+            out[a, b] = x[a]
     return out
 
 
@@ -236,7 +234,7 @@ def _first_term(T1, A11, Minv):  # pragma: no cover  (compiled)
     M = np.empty((p1, p1))
     C = np.zeros((p1, p1))
     AT = np.empty((p1, p1))
-    y = np.empty(p1)
+    e, y = np.zeros(p1), np.empty(p1)
     logdet = 0.0
     for lv in range(l1):
         for a in range(p1):
@@ -255,18 +253,7 @@ def _first_term(T1, A11, Minv):  # pragma: no cover  (compiled)
             return 0.0, False
         for a in range(p1):
             logdet += 2.0 * np.log(C[a, a])
-        # M^-1 = C^-T C^-1, column by column
-        for b in range(p1):
-            for a in range(p1):
-                acc = 1.0 if a == b else 0.0
-                for c in range(a):
-                    acc -= C[a, c] * y[c]
-                y[a] = acc / C[a, a]
-            for a in range(p1 - 1, -1, -1):
-                acc = y[a]
-                for c in range(a + 1, p1):
-                    acc -= C[c, a] * Minv[lv, c, b]
-                Minv[lv, a, b] = acc / C[a, a]
+        _cho_inverse(C, Minv[lv], e, y)
     return logdet, True
 
 
@@ -427,8 +414,8 @@ def marginal_logp(phi, A11, A1r, Arr, qr, terms, priors, eta, P0, mu0, n, const,
     logdet_z = logdet_1
     for i in range(qr):
         logdet_z += 2.0 * np.log(L[i, i])
-    Hinv = _cho_inverse(Hc)
-    bh = _cho_solve(Hc, h)
+    Hinv = _cho_inverse(Hc, np.empty((p, p)), np.zeros(p), np.empty(p))
+    bh = _cho_solve(Hc, h, np.empty(p))
     D = n * np.log(s2) + logdet_z + Sc[p, p] / s2 + const
     for j in range(p):
         D += 2.0 * np.log(Hc[j, j]) + mu0[j] * P0[j] * mu0[j] - h[j] * bh[j]
@@ -593,7 +580,7 @@ def draw_effects(phis, A11, A1r, Arr, qr, terms, priors, eta, P0, mu0, Zb, Zr, Z
         _, _, L, _, H, h, Hc, ok = _factor(A11, A1r, Arr, qr, terms, Ts, s2, P0, mu0, Minv)
         if not ok:
             continue  # the draw stays marked bad
-        bh = _cho_solve(Hc, h)
+        bh = _cho_solve(Hc, h, np.empty(p))
         for a in range(p - 1, -1, -1):  # beta = beta^ + Hc^-T z
             acc = Zb[s, a]
             for c in range(a + 1, p):
