@@ -779,9 +779,6 @@ class _Student(_Gaussian):
         one = np.ones_like(np.asarray(mu, dtype=float))
         return one if self.scale is None else self.scale**2 * one
 
-    def _z2(self, y, mu):
-        return (y - mu) ** 2 / (self.nu * self.scale**2)
-
     def working(self, y, mu, mu_eta, wt):
         """PIRLS weights and residuals ``score / weight`` of the t location.  The weights are
         the observed information ``(nu + 1) (c - r^2) / (c + r^2)^2`` (c = nu sigma^2: Newton's
@@ -808,7 +805,7 @@ class _Student(_Gaussian):
     def dev_resid(self, y, mu, wt):
         if self.scale is None:
             return super().dev_resid(y, mu, wt)
-        return wt * (self.nu + 1.0) * np.log1p(self._z2(y, mu))
+        return wt * (self.nu + 1.0) * np.log1p((y - mu) ** 2 / (self.nu * self.scale**2))
 
     def aic(self, y, ntrials, mu, wt, const) -> float:
         return float(-2.0 * np.sum(wt * t_logpdf(y, self.nu, mu, self.scale)))

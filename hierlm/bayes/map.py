@@ -318,7 +318,7 @@ def fit_map(design, family, priors, reml: bool = False, *, model=None, data_name
                     family = family.dist.likelihood(family, fit_lmm(design, False, {"calc_derivs": False}).sigma)
                 start_fit = fit_glmm(design, family, 1, {"calc_derivs": False})
                 # the likelihood the posterior reads (Gamma's has its shape, from glmer's sigma)
-                lik = start_fit.family.dist.likelihood(start_fit.family, getattr(start_fit, "sigma", 1.0))
+                lik = start_fit.family.dist.likelihood(start_fit.family, start_fit.sigma)
                 post = GLMMMarginalPosterior(design, None if flat else priors, start_fit.devfun, lik)
                 _, w, _ = start_fit.system.moments(start_fit.mode.eta)
                 beta_sd = np.sqrt(np.diag(start_fit.system.unscaled_vcov(start_fit.mode, w)))
