@@ -208,3 +208,30 @@ def test_model_cost_before_fitting():
     with pytest.raises(hierlm.HierlmError, match="Gaussian"):
         hierlm.Model("cbind(incidence, size - incidence) ~ period + (1|herd)", hierlm.datasets.load("cbpp"),
                      family="binomial").cost()
+
+
+@pytest.mark.parametrize("formula, data", CASES)
+def test_conditional_draws_of_b(formula, data):
+    """``solve(f, beta, noise)``: the mean and covariance of b | y, beta, theta
+    (sigma = 1) against dense algebra on the Gram matrix, for each engine:
+    mean Lambda P^-1 Lambda' Z'(y - X beta), covariance Lambda P^-1 Lambda',
+    P = Lambda' Z'Z Lambda + I."""
+    df = _sleep_extra() if data == "extra" else hierlm.datasets.load(data)
+    design = build_design(formula, df)
+    dense = DenseProfiledDeviance(design)
+    q, p = dense.qr, dense.p
+    rng = np.random.default_rng(7)
+    lower = np.concatenate([r.theta_lower() for r in design.remats])
+    theta = np.where(np.isfinite(lower), rng.uniform(0.2, 1.5, lower.size), rng.uniform(-0.4, 0.4, lower.size))
+    beta = rng.normal(size=p) * 3
+    A, Lam = dense.A, dense.Lambda(theta)[:q, :q]
+    P = Lam.T @ A[:q, :q] @ Lam + np.eye(q)
+    mean = Lam @ np.linalg.solve(P, Lam.T @ (A[:q, -1] - A[:q, q: q + p] @ beta))
+    cov = Lam @ np.linalg.inv(P) @ Lam.T
+    for dev in (dense, ProfiledDeviance(design), LargeProfiledDeviance(design)):
+        f = dev.factor(theta)
+        b0 = np.concatenate([b.ravel() for b in dev.solve(f, beta)[1]])
+        np.testing.assert_allclose(b0, mean, rtol=1e-8, atol=1e-10 * np.abs(mean).max())
+        # b is linear in the noise: its columns give the covariance exactly
+        B = np.column_stack([np.concatenate([b.ravel() for b in dev.solve(f, beta, e)[1]]) - b0 for e in np.eye(q)])
+        np.testing.assert_allclose(B @ B.T, cov, rtol=1e-8, atol=1e-10 * np.abs(cov).max())

@@ -76,6 +76,31 @@ class Factorization:
     pwrss: float
 
 
+def _back_solve(L: np.ndarray, qz: int, p: int, beta: np.ndarray | None, noise: np.ndarray | None) -> np.ndarray:
+    """``(u, beta)`` from the factor L of ``[Z Lambda, X, y]``: the solution of
+    ``L' (u, beta, -1) = (noise, w, -r)``, r = L's last diagonal entry.
+
+    With ``beta`` None, w = 0 gives the estimate beta-hat and the modes u at
+    it; with ``beta`` given, w = L_XX' beta - L_yX' pins the solution's beta
+    part to it, and u solves ``L_ZZ' u = L_yZ' - L_XZ' beta + noise`` (the
+    conditional modes at beta, plus ``L_ZZ'^{-1} noise``).  One LAPACK call
+    on all of L (``L.T`` is Fortran-ordered: no copy of the factor, which a
+    solve on its leading block would make).
+    """
+    m = L.shape[0]
+    rhs = np.zeros(m)
+    rhs[m - 1] = -L[m - 1, m - 1]
+    if beta is not None:
+        LXX = np.tril(L[qz: qz + p, qz: qz + p])  # the upper triangle holds stale values
+        rhs[qz: qz + p] = LXX.T @ beta - L[m - 1, qz: qz + p]
+    if noise is not None:
+        rhs[:qz] = noise
+    x, info = lapack.dtrtrs(L.T, rhs, lower=0)
+    if info != 0:  # pragma: no cover  (L has a positive diagonal)
+        raise np.linalg.LinAlgError("dtrtrs failed")
+    return x[: m - 1]
+
+
 class ProfiledDeviance:
     """Precomputed blocks of A and the deviance as a function of theta.
 
@@ -263,11 +288,18 @@ class ProfiledDeviance:
         return d + f.logdet_X if reml else d
 
     # ------------------------------------------------------------------
-    def solve(self, f: Factorization) -> tuple[np.ndarray, list[np.ndarray]]:
-        """beta and the conditional modes b (one (levels, p) array per term)."""
-        L, qr, m = f.L, self.qr, self.m
-        c = L[m - 1, : m - 1]
-        x = solve_triangular(L[: m - 1, : m - 1], c, lower=True, trans="T", check_finite=False)
+    def solve(self, f: Factorization, beta: np.ndarray | None = None,
+              noise: np.ndarray | None = None) -> tuple[np.ndarray, list[np.ndarray]]:
+        """beta and the conditional modes b (one (levels, p) array per term).
+
+        With ``beta`` given, the modes of b at that beta instead of at its
+        estimate; with ``noise`` (q standard normals times sigma, in the
+        terms' order) too, an exact draw of b | y, beta, theta, sigma: the
+        spherical effects u solve ``L_Z' u = L_Z^{-1} (Lambda' Z'(y - X beta)) + noise``,
+        whose covariance is ``sigma^2 (L_Z L_Z')^{-1}``.
+        """
+        qr = self.qr
+        x = _back_solve(f.L, qr, self.p, beta, None if noise is None else noise[noise.size - qr:])
         beta = x[qr:]
         bs: list[np.ndarray] = []
         for k, r in enumerate(self.rest):
@@ -277,6 +309,9 @@ class ProfiledDeviance:
         v = np.concatenate([b.ravel() for b in bs] + [beta, [-1.0]])
         w = -self._z1t(v).reshape(self.re1.nlevels, self.re1.p) @ f.T1  # rows: T1' w_i
         u1 = np.einsum("lab,lb->la", f.Minv, w)
+        if noise is not None:  # u1 | u_r ~ N(M_i^{-1} T1' w_i, sigma^2 M_i^{-1}) level by level
+            z1 = noise[: noise.size - qr].reshape(u1.shape)
+            u1 = u1 + np.einsum("lab,lb->la", np.linalg.cholesky(f.Minv), z1)
         return beta, [u1 @ f.T1.T] + bs
 
     def _z1t(self, v: np.ndarray) -> np.ndarray:
@@ -403,13 +438,15 @@ class DenseProfiledDeviance(ProfiledDeviance):
                              logdet_Z=2.0 * np.log(d[:q]).sum(),
                              logdet_X=2.0 * np.log(d[q: q + p]).sum(), pwrss=d[-1] ** 2)
 
-    def solve(self, f: Factorization) -> tuple[np.ndarray, list[np.ndarray]]:
-        L, q, m = f.L, self.qr, self.m
-        x = solve_triangular(L[: m - 1, : m - 1], L[m - 1, : m - 1], lower=True, trans="T", check_finite=False)
-        b = self.Lambda(f.theta)[:q, :q] @ x[:q]
+    def solve(self, f: Factorization, beta: np.ndarray | None = None,
+              noise: np.ndarray | None = None) -> tuple[np.ndarray, list[np.ndarray]]:
+        q = self.qr
+        x = _back_solve(f.L, q, self.p, beta, noise)  # as ProfiledDeviance.solve, every term in L_Z
+        u, beta = x[:q], x[q:]
+        b = self.Lambda(f.theta)[:q, :q] @ u
         parts = [b[self.offsets[k]: self.offsets[k + 1]].reshape(r.nlevels, r.p)
                  for k, r in enumerate(self.design.remats)]
-        return x[q:], parts
+        return beta, parts
 
     def condvar_unscaled(self, f: Factorization) -> list[np.ndarray]:
         q = self.qr
