@@ -6,6 +6,7 @@ Run (from the repository root)::
     python benchmarks/bench_bayes.py --backend pymc   # hierlm's PyMC model instead of the engine
     python benchmarks/bench_bayes.py --cold           # numba/pytensor caches emptied first
     python benchmarks/bench_bayes.py --insteval       # also the InstEval crossed model (minutes)
+    python benchmarks/bench_bayes.py --no-bambi --repeats 1 --insteval-imh 500   # InstEval by fit("imh")
 
 Each fit runs in a fresh Python process, timed from the fit call to the
 InferenceData (model construction, compilation and sampling included; data
@@ -39,8 +40,11 @@ CHILD = textwrap.dedent(r'''
     if tool == "hierlm":
         import pymc, nutpie  # noqa: F401  (imports are excluded for both tools)
         t0 = time.perf_counter()
-        fit = hierlm.Model(formula, data).fit("nuts", draws=draws, tune=tune, chains=chains,
-                                              random_seed=seed, progressbar=False, **extra)
+        method = extra.pop("method", "nuts")
+        if method == "nuts":
+            extra["progressbar"] = False
+        fit = hierlm.Model(formula, data).fit(method, draws=draws, tune=tune, chains=chains,
+                                              random_seed=seed, **extra)
         secs = time.perf_counter() - t0
         dg = fit.diagnostics
         out = {"seconds": secs, "min_ess_bulk": float(dg["ess_bulk"].min()), "max_rhat": float(dg["r_hat"].max()),
@@ -86,6 +90,8 @@ def main():
     ap.add_argument("--backend", default=None, help="hierlm's NUTS backend ('engine', 'pymc'; default: its choice)")
     ap.add_argument("--insteval", action="store_true", help="also sample InstEval with hierlm")
     ap.add_argument("--insteval-draws", type=int, default=1000, help="draws (and tuning steps) per chain")
+    ap.add_argument("--insteval-imh", type=int, default=0, metavar="DRAWS",
+                    help="also sample InstEval by fit('imh') with DRAWS draws a chain (200 tuning, its default)")
     args = ap.parse_args()
 
     rows = []
@@ -114,6 +120,16 @@ def main():
         rows.append(r)
         print(f"hierlm  InstEval: {r['seconds']:.1f} s, min bulk ESS {r['min_ess_bulk']:.0f}, "
               f"max R-hat {r['max_rhat']:.3f}, divergences {r['divergences']}", flush=True)
+
+    if args.insteval_imh:
+        d = args.insteval_imh
+        r = run("hierlm", "InstEval", "y ~ 1 + service + (1|s) + (1|d) + (1|dept:service)",
+                d, 200, args.chains, args.seed, {"log_likelihood": False, "method": "imh"},
+                dict(os.environ))
+        r.update(tool="hierlm", case="InstEval (imh)", ess_per_s=r["min_ess_bulk"] / r["seconds"])
+        rows.append(r)
+        print(f"hierlm  InstEval (imh, {d} draws): {r['seconds']:.1f} s, min bulk ESS {r['min_ess_bulk']:.0f}, "
+              f"max R-hat {r['max_rhat']:.3f}", flush=True)
 
     print("\n| tool | case | sampler | wall s | min bulk ESS | ESS/s | max R-hat | divergences |")
     print("|---|---|---|---:|---:|---:|---:|---:|")

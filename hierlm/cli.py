@@ -1,4 +1,4 @@
-"""Command line: ``hierlm fit FORMULA --data NAME_OR_CSV [--ml | --map | --nuts] [--family F]
+"""Command line: ``hierlm fit FORMULA --data NAME_OR_CSV [--ml | --map | --nuts | --imh] [--family F]
 [--plot KIND --out PATH] [--output text|json|csv]``, ``hierlm demo``, ``hierlm datasets`` and
 ``hierlm --version``."""
 
@@ -38,12 +38,12 @@ def _load(name: str):
 
 
 def _fit_model(formula: str, data_name: str, ml: bool, nuts: dict | None = None, family: str = "gaussian",
-               link: str | None = None, map_fit: bool = False):
+               link: str | None = None, map_fit: bool = False, sampler: str = "nuts"):
     data, label = _load(data_name)
     model = Model(formula, data, family=family, link=link)
     model.data_name = label
     if nuts is not None:
-        return model.fit("nuts", **nuts)
+        return model.fit(sampler, **nuts)
     if map_fit:
         return model.fit("map")
     offered = model.family.dist.fits
@@ -209,12 +209,15 @@ def main(argv: list[str] | None = None) -> int:
                             "csv: broom.mixed's tidy table")
     p_fit.add_argument("--nuts", action="store_true",
                        help="sample the posterior by NUTS (default priors) instead of REML")
+    p_fit.add_argument("--imh", action="store_true",
+                       help="sample the posterior of a Gaussian model by independence Metropolis-Hastings "
+                            "from its Laplace approximation (fast for big crossed designs)")
     p_fit.add_argument("--map", action="store_true",
                        help="the posterior mode with the random effects integrated out (default priors) "
                             "instead of REML or the Laplace fit")
-    p_fit.add_argument("--draws", type=int, default=1000, help="NUTS draws per chain (with --nuts)")
-    p_fit.add_argument("--chains", type=int, default=4, help="NUTS chains (with --nuts)")
-    p_fit.add_argument("--seed", type=int, default=None, help="random seed (with --nuts)")
+    p_fit.add_argument("--draws", type=int, default=1000, help="draws per chain (with --nuts or --imh)")
+    p_fit.add_argument("--chains", type=int, default=4, help="chains (with --nuts or --imh)")
+    p_fit.add_argument("--seed", type=int, default=None, help="random seed (with --nuts or --imh)")
     p_fit.add_argument("--plot", action="append", metavar="KIND", choices=plots.KINDS,
                        help=f"also draw a plot of the fit (repeatable): {', '.join(plots.KINDS)}")
     p_fit.add_argument("--out", metavar="PATH",
@@ -239,18 +242,22 @@ def main(argv: list[str] | None = None) -> int:
             if args.plot is None and (args.out or args.group or args.x):
                 raise HierlmError("--out, --group and --x go with --plot KIND")
             posterior = [k for k in args.plot or [] if k in plots.POSTERIOR_KINDS]
-            if posterior and not args.nuts:
+            if posterior and not (args.nuts or args.imh):
                 raise HierlmError(
-                    f"--plot {posterior[0]} needs a posterior fit: add --nuts. "
+                    f"--plot {posterior[0]} needs a posterior fit: add --nuts (or --imh). "
                     f"Plots of REML/ML fits: {', '.join(k for k in plots.KINDS if k not in plots.POSTERIOR_KINDS)}"
                 )
-            chosen = [f for f, on in (("--nuts", args.nuts), ("--map", args.map), ("--ml", args.ml)) if on]
+            chosen = [f for f, on in (("--nuts", args.nuts), ("--imh", args.imh), ("--map", args.map),
+                                       ("--ml", args.ml)) if on]
             if len(chosen) > 1:
                 raise HierlmError(f"{chosen[0]} and {chosen[1]} exclude each other")
-            nuts = ({"draws": args.draws, "tune": args.draws, "chains": args.chains, "random_seed": args.seed}
-                    if args.nuts else None)
+            nuts = None
+            if args.nuts or args.imh:
+                # NUTS tunes as long as it draws; the independence sampler needs a fifth
+                tune = args.draws if args.nuts else max(args.draws // 5, 20)
+                nuts = {"draws": args.draws, "tune": tune, "chains": args.chains, "random_seed": args.seed}
             fit = _fit_model(args.formula, args.data, args.ml, nuts, family=args.family, link=args.link,
-                             map_fit=args.map)
+                             map_fit=args.map, sampler="imh" if args.imh else "nuts")
             print(fit.summary() if args.output == "text" else _machine_output(fit, args.output))
             if args.plot:
                 for path in _save_plots(fit, args.plot, args.out, args.group, args.x):

@@ -253,7 +253,7 @@ class Distribution:
 
 class _Gaussian(Distribution):
     name, links, has_dispersion = "gaussian", ("identity",), True
-    fits = ("reml", "ml", "map", "nuts")
+    fits = ("reml", "ml", "map", "nuts", "imh")
 
     def variance(self, mu):
         return np.ones_like(np.asarray(mu, dtype=float))

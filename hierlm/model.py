@@ -20,7 +20,7 @@ import logging
 
 import pandas as pd
 
-from .bayes import fit_map, fit_nuts
+from .bayes import fit_imh, fit_map, fit_nuts
 from .bayes.backend import MarginalPlan, build_pymc_model, plan_marginalization
 from .bayes.sample import check_counts
 from .design.build import build_design
@@ -34,7 +34,7 @@ from .plots import prior_predictive
 from .priors import PriorSet
 
 FAMILIES = ("gaussian", "binomial", "poisson", "negbinomial", "gamma", "student")
-METHODS = ("reml", "ml", "laplace", "nuts", "map")
+METHODS = ("reml", "ml", "laplace", "nuts", "map", "imh")
 
 
 def _check_size(design) -> None:
@@ -207,9 +207,12 @@ class Model:
 
         Parameters
         ----------
-        method : {"reml", "ml", "nuts", "map", "laplace"}, optional
+        method : {"reml", "ml", "nuts", "map", "imh", "laplace"}, optional
             Restricted or full maximum likelihood (lme4's numbers); NUTS
-            sampling of the posterior; or the mode of the marginal posterior.
+            sampling of the posterior; the mode of the marginal posterior;
+            or (Gaussian models) independence Metropolis-Hastings on the
+            marginal posterior from its Laplace approximation, the fast
+            exact sampler for big crossed designs (:mod:`hierlm.bayes.imh`).
             Default ``"reml"``.  Binomial and Poisson models are fit by
             maximum likelihood as lme4's ``glmer`` (``"laplace"``, the
             default, or its alias ``"ml"``; there is no REML): ``nAGQ=1``
@@ -239,6 +242,9 @@ class Model:
             the first have at most ~150 random effects; ``"pymc"``: the
             PyMC model, see :meth:`to_pymc`).  Binomial and Poisson models sample their
             random effects, starting the chains at the Laplace fit.
+            For ``"imh"``: ``draws=1000``, ``tune=200``, ``chains=4``,
+            ``df=20`` (the proposal's degrees of freedom), ``random_seed``,
+            ``log_likelihood``.
             For ``"map"``: ``priors`` (``"flat"`` for maximum likelihood),
             ``reml=False`` (integrate beta out too; Gaussian models only:
             binomial and Poisson models use the Laplace-marginal posterior).
@@ -265,6 +271,8 @@ class Model:
                               f"{', '.join(map(repr, offered))}")
         if key == "nuts":
             return fit_nuts(self.design, self.family, self.priors, control, **where)
+        if key == "imh":
+            return fit_imh(self.design, self.family, self.priors, control, **where)
         if key == "map":
             unknown = set(control) - ({"priors", "reml"} if gaussian else {"priors"})
             if unknown:

@@ -153,7 +153,8 @@ class MarginalPlan:
     """What the sampler integrates out.
 
     ``kind``: ``"none"`` (everything sampled), ``"engine"`` (beta and all
-    of b, on the REML engine: :mod:`hierlm.bayes.marginal`), ``"per_level"``
+    of b, on the REML engine: :mod:`hierlm.bayes.marginal`), ``"imh"`` (all
+    of b on the REML engine, drawn by the sampler: :mod:`hierlm.bayes.imh`), ``"per_level"``
     (one grouping factor: all of b, per-level closed form), ``"dense"`` (all
     of b, one dense factor) or ``"partial"``: the terms in ``integrated`` (one dense factor)
     and, when ``fixef_integrated``, beta; the terms in ``blocked`` (all on
@@ -171,7 +172,7 @@ class MarginalPlan:
 
     def sampled(self, nterms: int) -> list[int]:
         """Indices of the terms whose effects NUTS samples."""
-        if self.kind in ("per_level", "dense", "engine"):
+        if self.kind in ("per_level", "dense", "engine", "imh"):
             return []
         return [k for k in range(nterms) if k not in self.integrated and k not in self.blocked]
 
@@ -180,6 +181,8 @@ class MarginalPlan:
             return "random effects sampled"
         if self.kind == "engine":
             return "fixed and random effects integrated out (the REML engine's factor), then drawn exactly"
+        if self.kind == "imh":
+            return "random effects integrated out (the REML engine's factor), then drawn exactly"
         if self.kind != "partial":
             return "random effects integrated out, then drawn exactly"
         out = [terms[k] for k in self.blocked + self.integrated] + (["fixed effects"] if self.fixef_integrated else [])

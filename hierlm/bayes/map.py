@@ -130,10 +130,15 @@ class MarginalPosterior:
         return -0.5 * (d.n * (_LOG2PI + np.log(s2)) + f.logdet_Z + (f.pwrss + dx @ dx) / s2 - self.dev.ldw), f
 
     def __call__(self, phi: np.ndarray) -> float:
+        return self.evaluate(phi)[0]
+
+    def evaluate(self, phi: np.ndarray):
+        """(the objective at ``phi``, the engine's factor there or None): the
+        factor gives exact draws of b at phi (:func:`hierlm.bayes.imh.fit_imh`)."""
         beta, sigma, sds, Ls, logj = self.natural(phi)
-        ll, _ = self.loglik(self.theta_of(sigma, sds, Ls), beta, sigma)
+        ll, f = self.loglik(self.theta_of(sigma, sds, Ls), beta, sigma)
         if self.priors is None:
-            return -ll if np.isfinite(ll) else 1e300
+            return (-ll if np.isfinite(ll) else 1e300), f
         pr = self.priors
         lp = float(pr.sigma.logpdf(sigma)) if self.has_sigma else 0.0
         if beta is not None:
@@ -143,7 +148,7 @@ class MarginalPosterior:
             if L.shape[0] > 1:
                 lp += lkj_cholesky_logpdf(L, pr.lkj.params["eta"])
         val = -(ll + lp + logj)
-        return val if np.isfinite(val) else 1e300
+        return (val if np.isfinite(val) else 1e300), f
 
     def start(self, fit) -> np.ndarray:
         """Unconstrained start from an ML/REML or Laplace fit (SDs floored away from 0)."""

@@ -25,7 +25,7 @@ from .backend import (
     glmm_observations, nested_parents, parents_first, plan_marginalization, sufficient_stats,
 )
 from .marginal import ENGINE_MAX_REST, EnginePosterior, engine_supported
-from .sample import check_counts, choose_sampler, run_engine_nuts, run_nuts
+from .sample import choose_sampler, run_engine_nuts, run_nuts, sampler_options
 
 RHAT_MAX = 1.01
 # NUTS's target acceptance rate by default: Stan's 0.8 for the engine's
@@ -36,6 +36,9 @@ RHAT_MAX = 1.01
 ENGINE_TARGET_ACCEPT = 0.8
 PYMC_TARGET_ACCEPT = 0.9
 ESS_MIN = 400  # Vehtari et al. (2021): 100 per chain for 4 chains
+#: independence Metropolis-Hastings (hierlm.bayes.imh): an acceptance rate
+#: below this says the proposal fits the posterior poorly (chains stick)
+ACCEPT_WARN = 0.2
 
 
 def _block_diag(blocks: list[np.ndarray]) -> np.ndarray:
@@ -111,13 +114,8 @@ def fit_nuts(design, family, priors, options: dict | None = None, *, model=None,
     -------
     BayesFit
     """
-    options = dict(options or {})
-    unknown = set(options) - set(NUTS_OPTIONS)
-    if unknown:
-        raise HierlmError(f"unknown option(s) {sorted(unknown)} for NUTS; valid: {', '.join(NUTS_OPTIONS)}")
-    o = {**NUTS_OPTIONS, **options}
+    o = sampler_options(options, NUTS_OPTIONS, "NUTS")
     family = make_family(family)
-    check_counts(o["draws"], o["tune"], o["chains"])
     sampler = choose_sampler(o["sampler"])
     if use_engine(design, family, priors, o, sampler):
         # the exact marginal posterior on the REML engine: nothing to compile
@@ -246,6 +244,8 @@ class BayesFit(MixedFit):
         self.family = family
         self.priors = priors
         self.sampler = sampler
+        if sampler == "imh":
+            self.fit_label = "independence Metropolis-Hastings posterior"
         self.plan = plan
         self.marginalized = plan.marginalized
         self.seconds = seconds
@@ -274,8 +274,8 @@ class BayesFit(MixedFit):
         post = idata.posterior
         d = self.design
         rng = np.random.default_rng(None if random_seed is None else int(random_seed) + 7919)
-        if self.marginalized:
-            post = self._draw_integrated(post, rng)
+        if self.marginalized and not all(f"ranef_{t}" in post for t in self.terms):
+            post = self._draw_integrated(post, rng)  # unless the sampler drew them (imh)
         keep = ["fixef", "cutpoints", "sigma", "shape", "phi", "nu"] + [v for t in self.terms for v in (f"sd_{t}", f"corr_{t}", f"ranef_{t}")]
         post = post[[v for v in keep if v in post]]
         groups = {"posterior": post}
@@ -444,6 +444,14 @@ class BayesFit(MixedFit):
         return pd.DataFrame(rows).set_index("parameter")
 
     @property
+    def acceptance_rate(self) -> float | None:
+        """The share of accepted proposals (independence Metropolis-Hastings fits; None for NUTS)."""
+        st = self.idata.get("sample_stats")
+        if st is None or "accepted" not in st:
+            return None
+        return float(st["accepted"].mean())
+
+    @property
     def divergences(self) -> int:
         st = self.idata.get("sample_stats")
         if st is None or "diverging" not in st:
@@ -455,6 +463,10 @@ class BayesFit(MixedFit):
         if self.divergences:
             out.append(f"{self.divergences} divergent transitions after tuning: raise target_accept "
                        "(e.g. 0.95) or use stronger priors")
+        rate = self.acceptance_rate
+        if rate is not None and rate < ACCEPT_WARN:
+            out.append(f"acceptance rate {rate:.2f}: the Laplace approximation fits this posterior poorly "
+                       "(the chains stick); use fit('nuts')")
         dg = self.diagnostics
         bad = dg.index[dg["r_hat"] > RHAT_MAX].tolist()
         if bad:

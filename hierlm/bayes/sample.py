@@ -47,6 +47,18 @@ def check_counts(draws, tune, chains) -> None:
             raise SamplerError(f"{name} must be an integer >= {lo}, not {v!r}")
 
 
+def sampler_options(options: dict | None, defaults: dict, what: str) -> dict:
+    """A sampler's options over its ``defaults`` (unknown names refused with
+    the valid ones), the counts checked."""
+    options = dict(options or {})
+    unknown = set(options) - set(defaults)
+    if unknown:
+        raise SamplerError(f"unknown option(s) {sorted(unknown)} for {what}; valid: {', '.join(defaults)}")
+    o = {**defaults, **options}
+    check_counts(o["draws"], o["tune"], o["chains"])
+    return o
+
+
 def run_nuts(pm_model, sampler: str, draws: int, tune: int, chains: int, random_seed, progressbar: bool,
              target_accept: float, cheap_gradient: bool = False, initial_points: dict | None = None,
              jitter: tuple[str, ...] | None = None):

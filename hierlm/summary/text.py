@@ -261,7 +261,10 @@ def posterior_lines(fit) -> list[str]:
     post = fit.idata.posterior
     how = fit.plan.describe(fit.terms)
     kind = "linear" if fit.family.is_gaussian else "generalized linear"
-    lines = [f"Bayesian {kind} mixed model fit by NUTS ({fit.sampler}; {post.sizes['chain']} chains x "
+    rate = fit.acceptance_rate
+    by = "NUTS" if rate is None else "independence Metropolis-Hastings"
+    sampler = fit.sampler if rate is None else "proposals from the Laplace approximation"
+    lines = [f"Bayesian {kind} mixed model fit by {by} ({sampler}; {post.sizes['chain']} chains x "
              f"{post.sizes['draw']} draws; {how})"]
     lines += _family_line(fit)
     lines.append(f"Formula: {fit.formula}")
@@ -280,9 +283,11 @@ def posterior_lines(fit) -> list[str]:
     if extra:
         lines += ["", "Family Specific Parameters:"] + text_table(extra, ["l"] + ["r"] * 7)
     dg = fit.diagnostics
-    what = "nothing compiled" if fit.plan.kind == "engine" else "compilation included"
-    lines += ["", f"Sampling: {fit.seconds:.1f} s ({what}), {fit.divergences} divergent "
-                  f"transitions, max R-hat {dg['r_hat'].max():.3f}, min bulk ESS {dg['ess_bulk'].min():.0f}"]
+    what = "nothing compiled" if fit.plan.kind in ("engine", "imh") else "compilation included"
+    moves = (f"{fit.divergences} divergent transitions" if rate is None
+             else f"acceptance rate {rate:.2f}")
+    lines += ["", f"Sampling: {fit.seconds:.1f} s ({what}), {moves}, "
+                  f"max R-hat {dg['r_hat'].max():.3f}, min bulk ESS {dg['ess_bulk'].min():.0f}"]
     lines += convergence_lines(fit)
     return lines
 
