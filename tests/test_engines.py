@@ -228,8 +228,12 @@ def test_conditional_draws_of_b(formula, data):
     P = Lam.T @ A[:q, :q] @ Lam + np.eye(q)
     mean = Lam @ np.linalg.solve(P, Lam.T @ (A[:q, -1] - A[:q, q: q + p] @ beta))
     cov = Lam @ np.linalg.inv(P) @ Lam.T
+    # beta-hat from the joint system [[P, Lam'Z'X], [X'Z Lam, X'X]] [u; beta] = [Lam'Z'y; X'y]
+    J = np.block([[P, Lam.T @ A[:q, q: q + p]], [A[q: q + p, :q] @ Lam, A[q: q + p, q: q + p]]])
+    beta_hat = np.linalg.solve(J, np.concatenate([Lam.T @ A[:q, -1], A[q: q + p, -1]]))[q:]
     for dev in (dense, ProfiledDeviance(design), LargeProfiledDeviance(design)):
         f = dev.factor(theta)
+        np.testing.assert_allclose(dev.beta_hat(f), beta_hat, rtol=1e-9, atol=1e-12)
         b0 = np.concatenate([b.ravel() for b in dev.solve(f, beta)[1]])
         np.testing.assert_allclose(b0, mean, rtol=1e-8, atol=1e-10 * np.abs(mean).max())
         # b is linear in the noise: its columns give the covariance exactly

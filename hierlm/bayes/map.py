@@ -122,7 +122,7 @@ class MarginalPosterior:
         if self.reml:
             n = d.n - d.p
             return -0.5 * (n * (_LOG2PI + np.log(s2)) + f.logdet_Z + f.logdet_X + f.pwrss / s2 - self.dev.ldw), f
-        beta_hat, _ = self.dev.solve(f)
+        beta_hat = self.dev.beta_hat(f)  # each evaluation: the X rows only, not b
         qr = self.dev.qr
         RX = np.tril(f.L[qr: qr + d.p, qr: qr + d.p])  # L_XX (upper triangle holds stale values)
         dx = RX.T @ (beta - beta_hat)

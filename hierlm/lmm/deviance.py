@@ -314,6 +314,13 @@ class ProfiledDeviance:
             u1 = u1 + np.einsum("lab,lb->la", np.linalg.cholesky(f.Minv), z1)
         return beta, [u1 @ f.T1.T] + bs
 
+    def beta_hat(self, f: Factorization) -> np.ndarray:
+        """beta-hat alone, from the factor's X rows: ``L_XX' beta = L_yX'``
+        (no solve for b, which :meth:`solve` adds)."""
+        q, p, m = self.qr, self.p, self.m
+        return solve_triangular(f.L[q: q + p, q: q + p], f.L[m - 1, q: q + p], lower=True, trans="T",
+                                check_finite=False)
+
     def _z1t(self, v: np.ndarray) -> np.ndarray:
         """``A1r @ v``: Z1' times the combination v of the rest's columns."""
         return self.A1r @ v
