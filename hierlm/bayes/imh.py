@@ -50,7 +50,7 @@ from ..lmm import fit_lmm
 from ..optimize import deriv12, warn_all
 from .backend import MarginalPlan
 from .map import MarginalPosterior, fit_map
-from .results import BayesFit
+from .results import BayesFit, posterior_dataset
 from .sample import sampler_options
 
 IMH_OPTIONS = {"draws": 1000, "tune": 200, "chains": 4, "df": 20.0, "random_seed": None, "log_likelihood": None}
@@ -237,32 +237,23 @@ def fit_imh(design, family, priors, options: dict | None = None, *, model=None,
 
 
 def _inference_data(post, design, terms, phis, bs, accepted, lps):
-    """Posterior variables in :class:`BayesFit`'s layout from the chains'
-    unconstrained draws and random effects."""
+    """InferenceData in :class:`BayesFit`'s layout from the chains'
+    unconstrained draws ``phis`` (chains, draws, dim), random effects ``bs``
+    (chains, draws, q) and sampler statistics."""
     import arviz as az
     import xarray as xr
 
     nc, nd, dim = phis.shape
-    flat = phis.reshape(-1, dim)
-    nat = [post.natural(x) for x in flat]
+    nat = [post.natural(x) for x in phis.reshape(-1, dim)]
+    sds = [np.array([n[2][k] for n in nat]) for k in range(len(terms))]
+    Ls = [np.array([n[3][k] for n in nat]) for k in range(len(terms))]
+    splits = np.cumsum([r.q for r in design.remats])[:-1]
+    b_terms = [b.reshape(nc * nd, r.nlevels, r.p)
+               for b, r in zip(np.split(bs.reshape(nc * nd, -1), splits, axis=1), design.remats)]
+    chains, draws = np.arange(nc), np.arange(nd)
+    posterior = posterior_dataset(design, terms, chains, draws, np.array([n[0] for n in nat]),
+                                  np.array([n[1] for n in nat]), sds, Ls, b_terms)
     cd = ("chain", "draw")
-    out = {"fixef": xr.DataArray(np.array([n[0] for n in nat]).reshape(nc, nd, -1), dims=cd + ("fixed",)),
-           "sigma": xr.DataArray(np.array([n[1] for n in nat]).reshape(nc, nd), dims=cd)}
-    o = 0
-    for k, (t, r) in enumerate(zip(terms, design.remats)):
-        tdim = f"{t}__term"
-        out[f"sd_{t}"] = xr.DataArray(np.array([n[2][k] for n in nat]).reshape(nc, nd, r.p), dims=cd + (tdim,))
-        if r.p > 1:
-            L = np.array([n[3][k] for n in nat])
-            out[f"corr_{t}"] = xr.DataArray((L @ np.swapaxes(L, 1, 2)).reshape(nc, nd, r.p, r.p),
-                                            dims=cd + (tdim, f"{t}__term_bis"))
-        out[f"ranef_{t}"] = xr.DataArray(bs[:, :, o: o + r.q].reshape(nc, nd, r.nlevels, r.p),
-                                         dims=cd + (f"{r.group}__level", tdim))
-        o += r.q
-    coords = {"chain": np.arange(nc), "draw": np.arange(nd), "fixed": list(design.xnames)}
-    coords.update({f"{r.group}__level": list(r.levels) for r in design.remats})
-    coords.update({f"{t}__term": list(r.cnames) for t, r in zip(terms, design.remats)})
-    coords.update({f"{t}__term_bis": list(r.cnames) for t, r in zip(terms, design.remats) if r.p > 1})
     stats = xr.Dataset({"accepted": xr.DataArray(accepted, dims=cd), "lp": xr.DataArray(lps, dims=cd)},
-                       coords={"chain": np.arange(nc), "draw": np.arange(nd)})
-    return az.InferenceData(posterior=xr.Dataset(out, coords=coords), sample_stats=stats)
+                       coords={"chain": chains, "draw": draws})
+    return az.InferenceData(posterior=posterior, sample_stats=stats)

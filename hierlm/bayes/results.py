@@ -206,6 +206,34 @@ def glmm_start(design, family, priors, pm_model) -> dict:
     return init
 
 
+def posterior_dataset(design, terms, chains, draws, beta, sigma, sds, Ls, bs):
+    """The posterior variables of :class:`BayesFit` (``fixef``, ``sigma``,
+    ``sd_<term>``, ``corr_<term>``, ``ranef_<term>`` with their coordinates)
+    from flat draws, S = len(chains) * len(draws) rows chain by chain:
+    beta (S, p), sigma (S,), and per term sd (S, p_k), the correlation's
+    Cholesky factor (S, p_k, p_k) and b (S, levels, p_k)."""
+    import xarray as xr
+
+    nc, nd = len(chains), len(draws)
+    cd = ("chain", "draw")
+    out = {"fixef": xr.DataArray(np.reshape(beta, (nc, nd, -1)), dims=cd + ("fixed",)),
+           "sigma": xr.DataArray(np.reshape(sigma, (nc, nd)), dims=cd)}
+    for k, (t, r) in enumerate(zip(terms, design.remats)):
+        tdim = f"{t}__term"
+        out[f"sd_{t}"] = xr.DataArray(np.reshape(sds[k], (nc, nd, r.p)), dims=cd + (tdim,))
+        if r.p > 1:
+            Lc = Ls[k]
+            out[f"corr_{t}"] = xr.DataArray((Lc @ np.swapaxes(Lc, 1, 2)).reshape(nc, nd, r.p, r.p),
+                                            dims=cd + (tdim, f"{t}__term_bis"))
+        out[f"ranef_{t}"] = xr.DataArray(np.reshape(bs[k], (nc, nd, r.nlevels, r.p)),
+                                         dims=cd + (f"{r.group}__level", tdim))
+    coords = {"chain": chains, "draw": draws, "fixed": list(design.xnames)}
+    coords.update({f"{r.group}__level": list(r.levels) for r in design.remats})
+    coords.update({f"{t}__term": list(r.cnames) for t, r in zip(terms, design.remats)})
+    coords.update({f"{t}__term_bis": list(r.cnames) for t, r in zip(terms, design.remats) if r.p > 1})
+    return xr.Dataset(out, coords=coords)
+
+
 class BayesFit(MixedFit):
     """A posterior sample of a mixed model (NUTS).
 
@@ -352,30 +380,13 @@ class BayesFit(MixedFit):
         """The posterior of an engine fit (:mod:`hierlm.bayes.marginal`) from
         its unconstrained draws: sigma, SDs and correlations, then exact draws
         of beta and b for each draw."""
-        import xarray as xr
-
-        d, ep = self.design, self.engine
+        ep = self.engine
         nc, nd = post.sizes["chain"], post.sizes["draw"]
         phis = post["phi"].to_numpy().reshape(nc * nd, -1)
         beta, bs = ep.draw(phis, rng)
-        cd = ("chain", "draw")
         sigma, sds, Ls = ep.natural_many(phis)
-        out = {"fixef": xr.DataArray(beta.reshape(nc, nd, -1), dims=cd + ("fixed",)),
-               "sigma": xr.DataArray(sigma.reshape(nc, nd), dims=cd)}
-        for k, (t, r) in enumerate(zip(self.terms, d.remats)):
-            tdim = f"{t}__term"
-            out[f"sd_{t}"] = xr.DataArray(sds[k].reshape(nc, nd, r.p), dims=cd + (tdim,))
-            if r.p > 1:
-                Lc = Ls[k]
-                out[f"corr_{t}"] = xr.DataArray((Lc @ np.swapaxes(Lc, 1, 2)).reshape(nc, nd, r.p, r.p),
-                                                dims=cd + (tdim, f"{t}__term_bis"))
-            out[f"ranef_{t}"] = xr.DataArray(bs[k].reshape(nc, nd, r.nlevels, r.p),
-                                             dims=cd + (f"{r.group}__level", tdim))
-        coords = {"chain": post["chain"].values, "draw": post["draw"].values, "fixed": list(d.xnames)}
-        coords.update({f"{r.group}__level": list(r.levels) for r in d.remats})
-        coords.update({f"{t}__term": list(r.cnames) for t, r in zip(self.terms, d.remats)})
-        coords.update({f"{t}__term_bis": list(r.cnames) for t, r in zip(self.terms, d.remats) if r.p > 1})
-        return xr.Dataset(out, coords=coords)
+        return posterior_dataset(self.design, self.terms, post["chain"].values, post["draw"].values,
+                                 beta, sigma, sds, Ls, bs)
 
     def _pointwise_loglik(self, post):
         """Conditional log-likelihood of each observation for each draw (for LOO): the
