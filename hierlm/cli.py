@@ -37,13 +37,13 @@ def _load(name: str):
     return datasets.load(name), name
 
 
-def _fit_model(formula: str, data_name: str, ml: bool, nuts: dict | None = None, family: str = "gaussian",
+def _fit_model(formula: str, data_name: str, ml: bool, sampling: dict | None = None, family: str = "gaussian",
                link: str | None = None, map_fit: bool = False, sampler: str = "nuts"):
     data, label = _load(data_name)
     model = Model(formula, data, family=family, link=link)
     model.data_name = label
-    if nuts is not None:
-        return model.fit(sampler, **nuts)
+    if sampling is not None:  # a posterior by ``sampler``: "nuts" or "imh"
+        return model.fit(sampler, **sampling)
     if map_fit:
         return model.fit("map")
     offered = model.family.dist.fits
@@ -251,12 +251,12 @@ def main(argv: list[str] | None = None) -> int:
                                        ("--ml", args.ml)) if on]
             if len(chosen) > 1:
                 raise HierlmError(f"{chosen[0]} and {chosen[1]} exclude each other")
-            nuts = None
+            sampling = None
             if args.nuts or args.imh:
                 # NUTS tunes as long as it draws; the independence sampler needs a fifth
                 tune = args.draws if args.nuts else max(args.draws // 5, 20)
-                nuts = {"draws": args.draws, "tune": tune, "chains": args.chains, "random_seed": args.seed}
-            fit = _fit_model(args.formula, args.data, args.ml, nuts, family=args.family, link=args.link,
+                sampling = {"draws": args.draws, "tune": tune, "chains": args.chains, "random_seed": args.seed}
+            fit = _fit_model(args.formula, args.data, args.ml, sampling, family=args.family, link=args.link,
                              map_fit=args.map, sampler="imh" if args.imh else "nuts")
             print(fit.summary() if args.output == "text" else _machine_output(fit, args.output))
             if args.plot:

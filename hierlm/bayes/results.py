@@ -260,6 +260,9 @@ class BayesFit(MixedFit):
 
     fit_label = "NUTS posterior"
 
+    #: the sampling algorithm, as the summary names it
+    method = "NUTS"
+
     kind = "posterior"
     is_posterior = True
 
@@ -272,8 +275,9 @@ class BayesFit(MixedFit):
         self.family = family
         self.priors = priors
         self.sampler = sampler
-        if sampler == "imh":
-            self.fit_label = "independence Metropolis-Hastings posterior"
+        if sampler == "imh":  # hierlm.bayes.imh; every other sampler runs NUTS
+            self.method = "independence Metropolis-Hastings"
+            self.fit_label = f"{self.method} posterior"
         self.plan = plan
         self.marginalized = plan.marginalized
         self.seconds = seconds

@@ -262,9 +262,8 @@ def posterior_lines(fit) -> list[str]:
     how = fit.plan.describe(fit.terms)
     kind = "linear" if fit.family.is_gaussian else "generalized linear"
     rate = fit.acceptance_rate
-    by = "NUTS" if rate is None else "independence Metropolis-Hastings"
-    sampler = fit.sampler if rate is None else "proposals from the Laplace approximation"
-    lines = [f"Bayesian {kind} mixed model fit by {by} ({sampler}; {post.sizes['chain']} chains x "
+    sampler = "proposals from the Laplace approximation" if fit.sampler == "imh" else fit.sampler
+    lines = [f"Bayesian {kind} mixed model fit by {fit.method} ({sampler}; {post.sizes['chain']} chains x "
              f"{post.sizes['draw']} draws; {how})"]
     lines += _family_line(fit)
     lines.append(f"Formula: {fit.formula}")
