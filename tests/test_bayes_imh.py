@@ -1,11 +1,12 @@
 """Independence Metropolis-Hastings on the marginal posterior (hierlm.bayes.imh).
 
-References: NUTS on the engine's marginal posterior (a different sampler on
-a different implementation of the density: the compiled kernels, tested
+References: NUTS on the engine's marginal posterior (a different sampler
+on a different implementation of the density: the compiled kernels, tested
 against the dense normal and the PyTensor model in test_bayes_engine.py),
 within Monte Carlo error; simulation-based calibration (a small version of
 ``validation/sbc_engine.py --method imh``); the exact draws of b are tested
 against dense algebra in test_engines.py (``test_conditional_draws_of_b``).
+The command line's ``--imh``: tests/test_plots.py.
 """
 
 from __future__ import annotations
@@ -43,8 +44,7 @@ def test_same_posterior_as_nuts(formula, data, groups):
     assert imh.plan.kind == "imh" and imh.sampler == "imh"
     assert 0.3 < imh.acceptance_rate <= 1.0 and nuts.acceptance_rate is None
     assert imh.diagnostics["r_hat"].max() <= 1.01
-    names = [n for n in imh.diagnostics.index]
-    assert_same_posterior(imh, nuts, names, groups)
+    assert_same_posterior(imh, nuts, list(imh.diagnostics.index), groups)
     # the random effects are drawn, not summarized: their posterior SDs too
     for g in groups:
         a, b = imh.ranef(condvar=True)[g]["condsd"], nuts.ranef(condvar=True)[g]["condsd"]
@@ -73,6 +73,26 @@ def test_layout_summary_and_options():
     np.testing.assert_array_equal(again.idata.posterior["sigma"], post["sigma"])
 
 
+def test_start_falls_back_to_the_map_fit(monkeypatch):
+    """Where the Hessian at the ML estimate is not positive definite the
+    proposal starts from the MAP fit; the posterior is the same."""
+    from hierlm.bayes import imh
+
+    calls = []
+
+    def indefinite(fun_many, x, delta=1e-4):
+        calls.append(x.size)
+        return np.zeros(x.size), -np.eye(x.size)
+
+    monkeypatch.setattr(imh, "deriv12", indefinite)
+    m = hierlm.Model("Reaction ~ Days + (Days|Subject)", hierlm.datasets.load("sleepstudy"))
+    fit = _fit(m, "imh", random_seed=4)
+    assert calls == [6]
+    ref = _fit(hierlm.Model("Reaction ~ Days + (Days|Subject)", hierlm.datasets.load("sleepstudy")), "nuts",
+               random_seed=4)
+    assert_same_posterior(fit, ref, list(fit.diagnostics.index), ["Subject"])
+
+
 def test_refusals():
     cbpp = hierlm.datasets.load("cbpp")
     with pytest.raises(HierlmError, match="imh"):
@@ -97,18 +117,3 @@ def test_simulation_based_calibration_small():
         counts = np.bincount(ranks[:, j] * 5 // 100, minlength=5)
         assert stats.chisquare(counts).pvalue > 1e-3, (name, counts)
 
-
-def test_command_line(tmp_path, capsys):
-    from hierlm.cli import main
-
-    out = tmp_path / "forest.png"
-    argv = ["fit", "Reaction ~ Days + (Days|Subject)", "--data", "sleepstudy", "--imh", "--draws", "200",
-            "--chains", "2", "--seed", "1", "--plot", "forest", "--out", str(out)]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # few draws: low-ESS warnings
-        assert main(argv) == 0
-    text = capsys.readouterr().out
-    assert "fit by independence Metropolis-Hastings" in text and "2 chains x 200 draws" in text
-    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert main(["fit", "Reaction ~ Days + (Days|Subject)", "--data", "sleepstudy", "--imh", "--nuts"]) == 2
-    assert "--nuts and --imh exclude each other" in capsys.readouterr().err

@@ -609,21 +609,23 @@ def test_cli_plot(tmp_path, capsys):
     assert sorted(p.name for p in folder.iterdir()) == ["caterpillar.png", "facets.png"]
 
 
-def test_cli_nuts_posterior_plot(tmp_path, capsys):
+@pytest.mark.parametrize("flag, method", [("--nuts", "NUTS"), ("--imh", "independence Metropolis-Hastings")])
+def test_cli_posterior_plot(flag, method, tmp_path, capsys):
     out = tmp_path / "forest.png"
-    argv = ["fit", SLEEP, "--data", "sleepstudy", "--nuts", "--draws", "150", "--chains", "2", "--seed", "1",
+    argv = ["fit", SLEEP, "--data", "sleepstudy", flag, "--draws", "150", "--chains", "2", "--seed", "1",
             "--plot", "forest", "--out", str(out)]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # few draws: low-ESS warnings
         assert main(argv) == 0
     text = capsys.readouterr().out
-    assert "Bayesian linear mixed model fit by NUTS" in text and "2 chains x 150 draws" in text
+    assert f"Bayesian linear mixed model fit by {method}" in text and "2 chains x 150 draws" in text
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.mark.parametrize("argv, fragment", [
     (["--plot", "forest"], "--plot forest needs a posterior fit: add --nuts"),
     (["--nuts", "--ml"], "--nuts and --ml exclude each other"),
+    (["--imh", "--nuts"], "--nuts and --imh exclude each other"),
     (["--plot", "shrinkage", "--group", "Patient"], "'Patient' is not a grouping factor"),
     (["--out", "x.png"], "--out, --group and --x go with --plot KIND"),
 ])
