@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__, datasets, plots
-from .bayes.marginal import kernels_compiled
 from .errors import FormulaError, HierlmError
 from .model import Model
 from .rformat import text_table
@@ -96,9 +95,6 @@ def _demo(out: str | None) -> str:
     model = Model(DEMO_FORMULA, data)
     reml = model.fit("reml")
     mode = model.fit("map")
-    if not kernels_compiled():  # say why the first run takes longer
-        print("first run: compiling the sampler's kernels once (about 25 s here; later runs load them)",
-              file=sys.stderr, flush=True)
     post = model.fit("nuts", random_seed=1, progressbar=False)
     est = [_estimates(f) for f in (reml, mode, post)]
     dg = post.diagnostics
@@ -191,6 +187,9 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``hierlm`` command; returns the exit code."""
+    # ArviZ announces its coming refactor once per machine, at its first import: not
+    # about the user's model, and it would open the first `hierlm demo`
+    warnings.filterwarnings("ignore", message=r"\s*ArviZ is undergoing", category=FutureWarning)
     parser = argparse.ArgumentParser(prog="hierlm", description="Mixed-effects models with lme4 formulas.")
     sub = parser.add_subparsers(dest="command", required=True)
     p_fit = sub.add_parser("fit", help="fit a linear mixed model and print lme4's summary")

@@ -82,8 +82,9 @@ def test_few_function_level_imports_of_the_package():
     lmm/results.py (coef_table, confint by profile and by bootstrap, bootstrap
     prediction intervals), and the
     compiled kernels in lmm/deviance.py and bayes/marginal.py (leaf modules
-    that import numba and load compiled code, about a second, paid only by
-    the designs and posteriors that need them)."""
+    that load compiled code: numba's, about a second, and the C kernels of
+    the engine posterior; paid only by the designs and posteriors that need
+    them)."""
     found = _function_level_own_imports()
     files = sorted({f.split(":")[0] for f in found})
     assert files == ["hierlm/bayes/marginal.py", "hierlm/fit.py", "hierlm/lmm/deviance.py",

@@ -34,7 +34,7 @@ then ``dD/dtheta_t = 2 tr(dD/dS  Lambda~' A dLambda~/dtheta_t)`` and
 ``dD/dsigma^2 = n / sigma^2 - tr(H^{-1} S_xx) / sigma^4 - rss(beta^) / sigma^4``.
 By the blocked inverse, the blocks of ``dD/dS`` that this trace reads come
 from the rest's ``W_r = dD/dS^`` (``S^`` its Schur complement) and the
-first term's ``M_i^{-1}`` (:func:`hierlm.bayes.kernels.marginal_logp`).  The
+first term's ``M_i^{-1}`` (``marginal_logp`` in ``hierlm/bayes/_kernels.c``).  The
 chain rule takes these to the sampled coordinates.
 
 **Draws.**  Per posterior draw, ``beta ~ N(beta^, H^{-1})``, then the rest's
@@ -42,10 +42,11 @@ chain rule takes these to the sampled coordinates.
 ``u_1i | u_r, beta ~ N(M_i^{-1} T1' Z1_i'(y - X beta - Z_r b_r), sigma^2 M_i^{-1})``,
 ``b = Lambda u``.
 
-The density and its gradient are compiled (numba, cached once for every
-model: :mod:`hierlm.bayes.kernels`) and handed to nutpie as a C callback, so
-the sampler runs without Python in its loop and nothing is compiled per
-model.
+The density, its gradient and the draws are C compiled when the package is
+installed (:mod:`hierlm.bayes.kernels`), reading the model from one buffer
+(:func:`pack_model`); nutpie calls the density as a C callback, so the
+sampler runs without Python in its loop and nothing is compiled at run
+time.
 
 Used when the rest has at most ``ENGINE_MAX_REST`` columns: any number of
 levels of the first term (sleepstudy, radon-like data), crossed and nested
@@ -89,17 +90,11 @@ def engine_supported(design, family, priors) -> bool:
 
 
 def _kernels():
-    """The compiled density's module: numba and the kernels load with the first engine
-    posterior (or unpickling of one), not at import."""
+    """The compiled kernels' module, loaded with the first engine posterior (or
+    unpickling of one), not at import."""
     from . import kernels
 
     return kernels
-
-
-def kernels_compiled() -> bool:
-    """Whether the engine posterior's compiled kernels are in numba's cache (False: the
-    first engine posterior of a process compiles them, about 25 s)."""
-    return _kernels().compiled_before()
 
 
 class EnginePosterior:
@@ -158,6 +153,7 @@ class EnginePosterior:
         kernels = self._k = _kernels()
         self._priors = np.array([kernels.pack_prior(priors.sigma)] + [kernels.pack_prior(priors.sd[t])
                                                                        for t in self.terms])
+        self._buf = pack_model(self)  # what the kernels and nutpie's callbacks read
 
     # ---- parameters ----------------------------------------------------------
 
@@ -215,9 +211,7 @@ class EnginePosterior:
     def logp_grad(self, phi: np.ndarray, grad: bool = True):
         """(log posterior density, its gradient) at phi; ``(-inf, 0)`` where
         a factorization fails (an extreme point)."""
-        val, g, ok = self._k.marginal_logp(np.asarray(phi, dtype=float), self.A11, self.A1r, self.Arr, self.qr,
-                                           self._terms, self._priors, self._eta, self.P0, self.mu0, float(self.n),
-                                           self.const, grad)
+        val, g, ok = self._k.marginal_logp(self._buf, phi, grad)
         if not (ok and np.isfinite(val) and (not grad or np.all(np.isfinite(g)))):
             return -np.inf, np.zeros(self.size)
         return val, g
@@ -233,8 +227,7 @@ class EnginePosterior:
         Zb = rng.standard_normal((S, self.p))
         Zr = rng.standard_normal((S, self.qr))
         Z1 = rng.standard_normal((S, self.l1, self.p1))
-        beta, b_rest, b_first, good = self._k.draw_effects(phis, self.A11, self.A1r, self.Arr, self.qr, self._terms,
-                                                           self._priors, self._eta, self.P0, self.mu0, Zb, Zr, Z1)
+        beta, b_rest, b_first, good = self._k.draw_effects(self._buf, phis, Zb, Zr, Z1)
         if not good.all():  # pragma: no cover  (the sampler only keeps points where the factor exists)
             raise ModelError(f"{int((~good).sum())} posterior draws have no Cholesky factor")
         out = [b_first]
@@ -244,7 +237,8 @@ class EnginePosterior:
 
 
 def pack_model(post: EnginePosterior) -> np.ndarray:
-    """The buffer :func:`hierlm.bayes.kernels.logp_callback` reads the model from."""
+    """The model as the one float64 buffer the compiled kernels read (layout in
+    ``hierlm/bayes/_kernels.c``)."""
     head = np.array([0.0, post.l1, post.p1, post.R, post.qr, len(post._terms), float(post.n), post.const,
                      post._eta, post.size])
     buf = np.concatenate([head, post.A11.ravel(), post.A1r.ravel(), post.Arr.ravel(),
@@ -268,6 +262,6 @@ def nutpie_model(post: EnginePosterior, initial_point):
     return CompiledPyMCModel(
         _n_dim=size, dims={}, _coords={}, _shapes={"phi": (size,)},
         compiled_logp_func=logp_cb, compiled_expand_func=expand_cb,
-        initial_point_func=initial_point, shared_data={}, user_data=pack_model(post), n_expanded=size,
+        initial_point_func=initial_point, shared_data={}, user_data=post._buf, n_expanded=size,
         shape_info=(["phi"], [slice(0, size)], [(size,)]), logp_func=None, expand_func=None,
     )
