@@ -359,7 +359,14 @@ def _maximize(post, phi0: np.ndarray, beta_sd: np.ndarray, gtol: float):
     # d2/dlog(sigma)^2 ~ 1.5e5, is judged by the step it implies; a forward
     # difference with step 1e-6 read 0.07 there from truncation alone)
     grad, H = deriv12(lambda xs: np.array([scaled(v) for v in xs]), x)
-    messages = [f"MAP optimizer: {m} ({res.message})" for m in gradient_messages(grad, H, gtol)]
+    try:
+        np.linalg.cholesky(H)
+        problems = gradient_messages(grad, H, gtol)
+    except np.linalg.LinAlgError:  # a flat direction at the mode (an SD towards 0 under flat
+        # priors): no curvature to scale by, so the gradient itself
+        gmax = float(np.max(np.abs(grad))) if grad.size else 0.0
+        problems = [] if gmax < gtol else [f"max |gradient| {gmax:.2g} (tol = {gtol:g})"]
+    messages = [f"MAP optimizer: {m} ({res.message})" for m in problems]
     converged = not messages
     H = H / np.outer(scale, scale)
     try:
