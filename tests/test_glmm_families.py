@@ -446,7 +446,8 @@ STUDENT = {"formula": "Reaction ~ Days + (Days|Subject)", "data": "sleepstudy", 
 
 @pytest.mark.parametrize("case", ["owls_nb", "sleep_gamma", "sleep_student"])
 def test_nuts_agrees_with_brms(case):
-    """NUTS (4 chains x 1000 draws after 1000 tuning, as brms's defaults) with the same priors as
+    """NUTS (4 chains x 1000 draws after 1000 tuning, as brms's defaults; 2000 draws for the
+    Student-t model, below) with the same priors as
     tests/reference/families_brms.R gave brms: every posterior mean within 3 Monte Carlo SEs of
     the difference (both fits' MCSEs) plus 2% of the posterior SD; no divergences; R-hat <= 1.01."""
     import arviz as az
@@ -454,7 +455,12 @@ def test_nuts_agrees_with_brms(case):
     c = STUDENT if case == "sleep_student" else REF["cases"][case]
     family = {"owls_nb": "negbinomial", "sleep_gamma": "gamma", "sleep_student": "student"}[case]
     m = hierlm.Model(c["formula"], _data(c["data"]), family=family, link=c["link"])
-    post = m.fit("nuts", draws=1000, tune=1000, chains=4, random_seed=11, progressbar=False)
+    # the Student-t model's correlation has a bulk ESS of about 600 in 4 x 1000 draws, where
+    # R-hat's own sampling spread reaches 1.01: seed 11 gave 1.0108 or below 1.01 depending on
+    # the rounding of the compiled code that earlier tests left (seeds 12, 13: 1.003, 1.005);
+    # 2000 draws (ESS ~1000: 1.003-1.006 on seeds 11-13) test the sampler, not that spread
+    draws = 2000 if case == "sleep_student" else 1000
+    post = m.fit("nuts", draws=draws, tune=1000, chains=4, random_seed=11, progressbar=False)
     diag = post.diagnostics
     ref = BRMS[case]
     assert int(post.idata.sample_stats["diverging"].sum()) == 0
