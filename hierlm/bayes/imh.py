@@ -89,6 +89,20 @@ class _Proposal:
                                   np.log(self.WIDE) - z.size * np.log(w) + self._t(z / w, self.WIDE_DF)))
 
 
+def _weight_spread(prop: _Proposal, S: np.ndarray, lp: np.ndarray) -> float:
+    """Variance of the log importance weight ``log p - log q`` over the draws
+    ``S`` (log posterior ``lp``): the smaller, the closer the proposal to the
+    posterior, and the more often an independence sampler accepts (all
+    proposals accept where it is 0).  It decides whether the refit replaces
+    the Laplace proposal: where the posterior is close to normal (a million
+    ratings) the draws' covariance only adds its own noise (an ad hoc run
+    with 30 tuning steps: acceptance 0.63 against the Laplace proposal's
+    0.86); where it is skewed (few groups) the refit's wider tails win.
+    (``logpdf`` omits log|C|, a constant shift of every weight.)"""
+    lw = lp - np.array([prop.logpdf(x) for x in S])
+    return float(np.var(lw))
+
+
 def _laplace(design, priors):
     """(the marginal posterior, a centre, the Cholesky factor of a covariance)
     for the first proposal: one Newton step from the ML estimate, with the
@@ -203,7 +217,7 @@ def fit_imh(design, family, priors, options: dict | None = None, *, model=None,
                 if acc:
                     x, qx, lx, fx = y, qy, ly, fy
                 if seen is not None:
-                    seen.append(x)
+                    seen.append((x, lx))
                 if i >= keep_from:
                     j = i - keep_from
                     beta, sigma = post.natural(x)[:2]
@@ -213,19 +227,23 @@ def fit_imh(design, family, priors, options: dict | None = None, *, model=None,
                     bs[c, j] = np.concatenate([b.ravel() for b in parts])
             states[c] = (x, lx, fx)
 
-    # tuning, first half: the Laplace proposal; then the proposal is refit
-    # to the draws (their mean and covariance: wider than the curvature at
-    # the mode where the posterior is skewed), and fixed for what follows
+    # tuning, first half: the Laplace proposal; then the proposal refit to the
+    # draws (their mean and covariance: wider than the curvature at the mode
+    # where the posterior is skewed) replaces it if it fits them better, and
+    # is fixed for what follows
     first = ntune // 2
     seen: list = []
     run(laplace, first, first, seen)
     prop = laplace
     if len(seen) > 4 * dim:
-        S = np.array(seen)
+        S = np.array([x for x, _ in seen])
         try:
-            prop = _Proposal(S.mean(axis=0), np.linalg.cholesky(np.cov(S, rowvar=False)), df)
+            refit = _Proposal(S.mean(axis=0), np.linalg.cholesky(np.cov(S, rowvar=False)), df)
+            lp = np.array([lx for _, lx in seen])
+            if _weight_spread(refit, S, lp) < _weight_spread(laplace, S, lp):
+                prop = refit
         except np.linalg.LinAlgError:  # too few distinct draws: keep the Laplace proposal
-            prop = laplace
+            pass
     run(prop, ntune - first + ndraw, ntune - first)
     seconds = time.perf_counter() - start
     idata = _inference_data(post, design, priors.term_names(), phis, bs, accepted, lps)
