@@ -7,6 +7,7 @@ Run (from the repository root)::
     python benchmarks/bench_bayes.py --cold           # numba/pytensor caches emptied first
     python benchmarks/bench_bayes.py --insteval       # also the InstEval crossed model (minutes)
     python benchmarks/bench_bayes.py --no-bambi --repeats 1 --insteval-imh 500   # InstEval by fit("imh")
+    python benchmarks/bench_bayes.py --no-bambi --repeats 0 --ratings-imh 300    # 1e6 ratings by fit("imh") (~13 min)
 
 Each fit runs in a fresh Python process, timed from the fit call to the
 InferenceData (model construction, compilation and sampling included; data
@@ -36,7 +37,12 @@ CHILD = textwrap.dedent(r'''
     tool, dataset, formula, draws, tune, chains, seed, extra = sys.argv[1:9]
     draws, tune, chains, seed = int(draws), int(tune), int(chains), int(seed)
     extra = json.loads(extra)
-    data = hierlm.datasets.load(dataset)
+    if dataset.startswith("ratings:"):  # benchmarks/ratings_data.py's seeded users x items data
+        sys.path.insert(0, extra.pop("bench_dir"))
+        from ratings_data import ratings
+        data = ratings(*(int(float(x)) for x in dataset[8:].split("x")))
+    else:
+        data = hierlm.datasets.load(dataset)
     if tool == "hierlm":
         import pymc, nutpie  # noqa: F401  (imports are excluded for both tools)
         t0 = time.perf_counter()
@@ -49,7 +55,8 @@ CHILD = textwrap.dedent(r'''
         dg = fit.diagnostics
         out = {"seconds": secs, "min_ess_bulk": float(dg["ess_bulk"].min()), "max_rhat": float(dg["r_hat"].max()),
                "divergences": fit.divergences, "sampler": fit.sampler, "marginalized": fit.marginalized,
-               "fixef": fit.fixef.round(3).to_dict(), "plan": fit.plan.describe(fit.terms)}
+               "fixef": fit.fixef.round(3).to_dict(), "plan": fit.plan.describe(fit.terms),
+               "acceptance": getattr(fit, "acceptance_rate", None)}
     else:
         import bambi as bmb
         t0 = time.perf_counter()
@@ -92,6 +99,11 @@ def main():
     ap.add_argument("--insteval-draws", type=int, default=1000, help="draws (and tuning steps) per chain")
     ap.add_argument("--insteval-imh", type=int, default=0, metavar="DRAWS",
                     help="also sample InstEval by fit('imh') with DRAWS draws a chain (200 tuning, its default)")
+    ap.add_argument("--ratings-imh", type=int, default=0, metavar="DRAWS",
+                    help="also sample the scale benchmark's 1e6-row crossed ratings model (50,000 users x "
+                         "5,000 items, benchmarks/ratings_data.py) by fit('imh') with DRAWS draws a chain "
+                         "after --ratings-tune tuning")
+    ap.add_argument("--ratings-tune", type=int, default=30)
     args = ap.parse_args()
 
     rows = []
@@ -130,6 +142,18 @@ def main():
         rows.append(r)
         print(f"hierlm  InstEval (imh, {d} draws): {r['seconds']:.1f} s, min bulk ESS {r['min_ess_bulk']:.0f}, "
               f"max R-hat {r['max_rhat']:.3f}", flush=True)
+
+    if args.ratings_imh:
+        d = args.ratings_imh
+        bench_dir = os.path.dirname(os.path.abspath(__file__))
+        r = run("hierlm", "ratings:1e6x50000x5000", "rating ~ 1 + (1|user) + (1|item)", d, args.ratings_tune,
+                args.chains, args.seed, {"log_likelihood": False, "method": "imh", "bench_dir": bench_dir},
+                dict(os.environ))
+        r.update(tool="hierlm", case="1e6 ratings (imh)", ess_per_s=r["min_ess_bulk"] / r["seconds"])
+        rows.append(r)
+        print(f"hierlm  1e6 ratings (imh, {d} draws after {args.ratings_tune}): {r['seconds']:.1f} s, "
+              f"min bulk ESS {r['min_ess_bulk']:.0f}, max R-hat {r['max_rhat']:.3f}, "
+              f"acceptance rate {r['acceptance']:.3f}", flush=True)
 
     print("\n| tool | case | sampler | wall s | min bulk ESS | ESS/s | max R-hat | divergences |")
     print("|---|---|---|---:|---:|---:|---:|---:|")

@@ -19,8 +19,9 @@ unconstrained scale.  So:
 2. each chain proposes independently of its state, from a multivariate
    Student-t with ``df`` degrees of freedom, centre ``phi0`` and scale
    ``V``, mixed with a wider t (:class:`_Proposal`) for the tails that the
-   curvature misses; halfway through tuning the proposal is refit to the
-   draws so far (their mean and covariance) and then fixed.  A proposal is
+   curvature misses; halfway through tuning a proposal refit to the draws
+   so far (their mean and covariance) replaces it if it fits them better
+   (:func:`_weight_spread`), and the proposal is then fixed.  A proposal is
    accepted with the Metropolis–Hastings probability
    ``min(1, p(y) q(x) / (p(x) q(y)))``: the draws are from the exact
    marginal posterior whatever the proposal, only their autocorrelation
