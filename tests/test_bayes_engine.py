@@ -303,3 +303,41 @@ def test_tidy_of_a_posterior_fit(sleep_engine_fit):
     np.testing.assert_allclose(fx["conf.low"], np.quantile(fit.draws("fixef"), 0.05, axis=0), rtol=1e-12)
     rp = t[t["effect"] == "ran_pars"]
     assert list(rp["term"]) == ["sd__(Intercept)", "cor__(Intercept).Days", "sd__Days", "sd__Observation"]
+
+
+def test_sampler_callbacks_answer_in_nutpie_codes():
+    """The C callbacks nutpie calls, through their addresses as nutpie does: the density and
+    gradient of ``logp_grad`` with code 0; a wrong dimension -1 (an error); a point without a
+    density (sigma overflowing to inf) 4, which nutpie takes as a divergence; the expansion
+    copies the point."""
+    import ctypes
+
+    from hierlm.bayes import kernels
+
+    m = _model("slope")
+    post = EnginePosterior(m.design, m.priors)
+    dbl = ctypes.POINTER(ctypes.c_double)
+    logp_cb, expand_cb = kernels.callbacks()
+    logp = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_uint64, dbl, dbl, dbl, ctypes.c_void_p)(logp_cb.address)
+    expand = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_uint64, ctypes.c_uint64, dbl, dbl,
+                              ctypes.c_void_p)(expand_cb.address)
+
+    def call(phi, dim):
+        out, lp = np.zeros(post.size), np.zeros(1)
+        rc = logp(dim, phi.ctypes.data_as(dbl), out.ctypes.data_as(dbl), lp.ctypes.data_as(dbl),
+                  post._buf.ctypes.data)
+        return rc, lp[0], out
+
+    phi = post.start()
+    rc, lp, g = call(phi, post.size)
+    val, grad = post.logp_grad(phi)
+    assert rc == 0 and lp == val
+    np.testing.assert_array_equal(g, grad)
+    assert call(phi, post.size + 1)[0] == -1
+    far = phi.copy()
+    far[0] = 800.0  # exp(800): sigma is inf
+    assert call(far, post.size)[0] == 4
+    out = np.zeros(post.size)
+    assert expand(post.size, post.size, phi.ctypes.data_as(dbl), out.ctypes.data_as(dbl), None) == 0
+    np.testing.assert_array_equal(out, phi)
+    assert expand(post.size, post.size + 1, phi.ctypes.data_as(dbl), out.ctypes.data_as(dbl), None) == -1
