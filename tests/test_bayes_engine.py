@@ -341,3 +341,23 @@ def test_sampler_callbacks_answer_in_nutpie_codes():
     assert expand(post.size, post.size, phi.ctypes.data_as(dbl), out.ctypes.data_as(dbl), None) == 0
     np.testing.assert_array_equal(out, phi)
     assert expand(post.size, post.size + 1, phi.ctypes.data_as(dbl), out.ctypes.data_as(dbl), None) == -1
+
+
+def test_kernel_bindings_refuse_arrays_of_other_sizes():
+    """The C kernels index by the model buffer's sizes: a point or a block of normals of another
+    shape would be read past its end (a number from memory that is not the model's), so the
+    bindings refuse it."""
+    from hierlm.bayes import kernels
+
+    m = _model("slope")
+    post = EnginePosterior(m.design, m.priors)
+    phi = post.start()
+    with pytest.raises(ValueError, match="phi has shape"):
+        kernels.marginal_logp(post._buf, phi[:-1])
+    S = 3
+    Zb, Zr, Z1 = np.zeros((S, post.p)), np.zeros((S, post.qr)), np.zeros((S, post.l1, post.p1))
+    kernels.draw_effects(post._buf, np.tile(phi, (S, 1)), Zb, Zr, Z1)  # the right shapes pass
+    with pytest.raises(ValueError, match="Z1 has shape"):
+        kernels.draw_effects(post._buf, np.tile(phi, (S, 1)), Zb, Zr, Z1[:, :-1])
+    with pytest.raises(ValueError, match="phis has shape"):
+        kernels.draw_effects(post._buf, np.tile(phi[:-1], (S, 1)), Zb, Zr, Z1)

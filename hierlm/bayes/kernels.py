@@ -85,11 +85,24 @@ def pack_prior(prior) -> np.ndarray:
     return np.array([code, loc, scale, nu, c, lam], dtype=float)
 
 
+def _expect(name: str, arr: np.ndarray, shape: tuple) -> None:
+    """The C kernels read and write by the model buffer's sizes: an array of another
+    shape would be read or written past its end, so it is refused here."""
+    if arr.shape != shape:
+        raise ValueError(f"{name} has shape {arr.shape}; the model's kernels need {shape}")
+
+
+def _sizes(buf: np.ndarray) -> tuple[int, int, int, int, int]:
+    """(levels, p1, R, q_rest, size) from the model buffer's header (pack_model)."""
+    return int(buf[1]), int(buf[2]), int(buf[3]), int(buf[4]), int(buf[9])
+
+
 def marginal_logp(buf: np.ndarray, phi: np.ndarray, grad: bool = True):
     """Log marginal posterior at ``phi`` and its gradient (zeros when not
     ``grad``) for the model packed in ``buf``; returns ``(logp, gradient,
     ok)``, ``ok`` False where the density does not exist (an extreme point)."""
     phi = np.ascontiguousarray(phi, dtype=float)
+    _expect("phi", phi, (_sizes(buf)[4],))
     g = np.zeros(phi.size)
     val = ctypes.c_double()
     rc = _LIB.hl_logp(buf, phi, int(bool(grad)), ctypes.byref(val), g)
@@ -106,13 +119,16 @@ def draw_effects(buf: np.ndarray, phis: np.ndarray, Zb: np.ndarray, Zr: np.ndarr
     Returns (beta (S, p), b of the rest (S, q_rest), b of the first term
     (S, levels, p1), ok per draw)."""
     phis = np.ascontiguousarray(phis, dtype=float)
+    Zb, Zr, Z1 = (np.ascontiguousarray(z, dtype=float) for z in (Zb, Zr, Z1))
+    l1, p1, R, qr, size = _sizes(buf)
     S = phis.shape[0]
-    beta = np.zeros((S, Zb.shape[1]))
-    b_rest = np.zeros((S, Zr.shape[1]))
-    b_first = np.zeros(Z1.shape)
-    good = np.zeros(S, dtype=np.uint8)
-    rc = _LIB.hl_draw(buf, S, phis, *(np.ascontiguousarray(z, dtype=float) for z in (Zb, Zr, Z1)),
-                      beta, b_rest, b_first, good)
+    for name, arr, shape in (("phis", phis, (S, size)), ("Zb", Zb, (S, R - qr - 1)), ("Zr", Zr, (S, qr)),
+                             ("Z1", Z1, (S, l1, p1))):
+        _expect(name, arr, shape)
+    # the kernel writes every entry (zeros where a draw has no factor)
+    beta, b_rest, b_first = np.empty(Zb.shape), np.empty(Zr.shape), np.empty(Z1.shape)
+    good = np.empty(S, dtype=np.uint8)
+    rc = _LIB.hl_draw(buf, S, phis, Zb, Zr, Z1, beta, b_rest, b_first, good)
     _check(rc)
     return beta, b_rest, b_first, good.astype(bool)
 
@@ -120,6 +136,7 @@ def draw_effects(buf: np.ndarray, phis: np.ndarray, Zb: np.ndarray, Zr: np.ndarr
 def corr_cholesky_many(W: np.ndarray, p: int) -> np.ndarray:
     """Cholesky factors of the correlation matrices of many free vectors (rows of W)."""
     W = np.ascontiguousarray(W, dtype=float)
+    _expect("W", W, (W.shape[0], p * (p - 1) // 2))
     out = np.empty((W.shape[0], p, p))
     _check(_LIB.hl_corr_cholesky_many(W, W.shape[0], int(p), out))
     return out
