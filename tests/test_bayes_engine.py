@@ -86,11 +86,13 @@ def _direct_logp(m, post, phi):
     Z = sp.hstack([r.sparse() for r in d.remats]).toarray()
     G = block_diag(*[np.kron(np.eye(r.nlevels), (sd[:, None] * L) @ (sd[:, None] * L).T)
                      for r, sd, L in zip(d.remats, sds, Ls)])
-    normal = post.P0 > 0
-    S0 = np.diag(np.where(normal, 1.0 / np.where(normal, post.P0, 1.0), 0.0))
+    fixed = [pr.fixed[n] for n in d.xnames]  # the priors as the user set them, not as packed
+    normal = np.array([f.family == "Normal" for f in fixed])
+    S0 = np.diag([f.params["sigma"] ** 2 if nm else 0.0 for f, nm in zip(fixed, normal)])
+    mu0 = np.array([f.params["mu"] if nm else 0.0 for f, nm in zip(fixed, normal)])
     w = np.ones(d.n) if d.weights is None else d.weights
     V = Z @ G @ Z.T + sigma**2 * np.diag(1.0 / w) + d.X @ S0 @ d.X.T
-    r0 = d.y - d.X @ post.mu0 - (0.0 if d.offset is None else d.offset)
+    r0 = d.y - d.X @ mu0 - (0.0 if d.offset is None else d.offset)
     if normal.all():
         ll = stats.multivariate_normal(np.zeros(d.n), V).logpdf(r0)
     else:  # flat: the restricted likelihood (beta integrated with a flat prior)

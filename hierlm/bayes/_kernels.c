@@ -7,7 +7,7 @@
  * is in hierlm/bayes/marginal.py's docstring.
  *
  * Every array is row-major and contiguous.  The model is one float64 buffer
- * (hierlm.bayes.marginal.pack_model):
+ * (hierlm.bayes.marginal.EnginePosterior._buf):
  *   [total, levels, p1, R, q_rest, K, n, const, eta, size],
  *   A11 (levels, p1, p1), A1r (levels, p1, R), Arr (R, R),
  *   terms (K, 4: p_k, levels_k, offset in the rest, phi offset of the SDs),

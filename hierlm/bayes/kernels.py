@@ -5,7 +5,7 @@ callbacks are C (``hierlm/bayes/_kernels.c``), compiled when the package is
 installed and reached here through ctypes.  They were numba functions,
 which compiled at the first engine posterior of a machine: 13 of the 16 s
 of a first ``hierlm demo`` (profiled), now nothing.  Every model is one
-float64 buffer (:func:`hierlm.bayes.marginal.pack_model`), the same one
+float64 buffer (``hierlm.bayes.marginal.EnginePosterior._buf``), the same one
 nutpie hands the callbacks.
 """
 
@@ -93,7 +93,7 @@ def _expect(name: str, arr: np.ndarray, shape: tuple) -> None:
 
 
 def _sizes(buf: np.ndarray) -> tuple[int, int, int, int, int]:
-    """(levels, p1, R, q_rest, size) from the model buffer's header (pack_model)."""
+    """(levels, p1, R, q_rest, size) from the model buffer's header (layout in _kernels.c)."""
     return int(buf[1]), int(buf[2]), int(buf[3]), int(buf[4]), int(buf[9])
 
 

@@ -44,7 +44,7 @@ chain rule takes these to the sampled coordinates.
 
 The density, its gradient and the draws are C compiled when the package is
 installed (:mod:`hierlm.bayes.kernels`), reading the model from one buffer
-(:func:`pack_model`); nutpie calls the density as a C callback, so the
+(``EnginePosterior._buf``); nutpie calls the density as a C callback, so the
 sampler runs without Python in its loop and nothing is compiled at run
 time.
 
@@ -121,23 +121,21 @@ class EnginePosterior:
         R = self.R = g.qr + g.p + 1
         # the first term's blocks, its rows of the rest (dense: R is small),
         # and the rest's own block (symmetric)
-        self.A11 = np.ascontiguousarray(g.A11, dtype=float)
-        self.A1r = np.ascontiguousarray(g.A1r.toarray().reshape(self.l1, self.p1, R))
+        A1r = g.A1r.toarray().reshape(self.l1, self.p1, R)
         Arr = np.empty((R, R))
         Arr[:g.qr, :g.qr] = g.ZrZr.toarray()
         Arr[:g.qr, g.qr:] = g.ZrXY
         Arr[g.qr:, :g.qr] = g.ZrXY.T
         Arr[g.qr:, g.qr:] = g.XY
-        self.Arr = Arr
         names = list(design.xnames)
         normal = np.array([priors.fixed[n].family == "Normal" for n in names], dtype=bool)
         s0 = np.array([priors.fixed[n].params["sigma"] if nm else 1.0 for n, nm in zip(names, normal)])
-        self.mu0 = np.array([priors.fixed[n].params["mu"] if nm else 0.0 for n, nm in zip(names, normal)])
-        self.P0 = np.where(normal, 1.0 / s0**2, 0.0)
+        mu0 = np.array([priors.fixed[n].params["mu"] if nm else 0.0 for n, nm in zip(names, normal)])
+        P0 = np.where(normal, 1.0 / s0**2, 0.0)
         # the blocks are those of the rows scaled by sqrt(w) (y less the offset): the
         # density of the weighted model adds sum(log w) / 2
-        self.const = (self.n * _LOG2PI + float(np.sum(np.log(2 * np.pi * s0[normal] ** 2))) - self.p * _LOG2PI
-                      - log_weights(design))
+        const = (self.n * _LOG2PI + float(np.sum(np.log(2 * np.pi * s0[normal] ** 2))) - self.p * _LOG2PI
+                 - log_weights(design))
         self.terms = priors.term_names()
         pos, self.layout = 1, []
         for r in design.remats:
@@ -147,13 +145,18 @@ class EnginePosterior:
         self.size = pos
         offs = np.cumsum([0] + [r.q for r in design.remats[1:]])
         self.offsets = offs
-        self._eta = float(priors.lkj.params["eta"])
-        self._terms = np.array([(r.p, r.nlevels, 0 if k == 0 else offs[k - 1], self.layout[k][0].start)
-                                for k, r in enumerate(design.remats)], dtype=np.int64)
+        terms = np.array([(r.p, r.nlevels, 0 if k == 0 else offs[k - 1], self.layout[k][0].start)
+                          for k, r in enumerate(design.remats)], dtype=float)
         kernels = self._k = _kernels()
-        self._priors = np.array([kernels.pack_prior(priors.sigma)] + [kernels.pack_prior(priors.sd[t])
-                                                                       for t in self.terms])
-        self._buf = pack_model(self)  # what the kernels and nutpie's callbacks read
+        prior_rows = np.array([kernels.pack_prior(priors.sigma)] + [kernels.pack_prior(priors.sd[t])
+                                                                     for t in self.terms])
+        # the model as the one buffer the kernels and nutpie's callbacks read (kept once:
+        # not beside it as separate arrays); its layout is in hierlm/bayes/_kernels.c
+        head = np.array([0.0, self.l1, self.p1, R, self.qr, len(terms), float(self.n), const,
+                         float(priors.lkj.params["eta"]), self.size])
+        self._buf = np.concatenate([head, np.asarray(g.A11, dtype=float).ravel(), A1r.ravel(), Arr.ravel(),
+                                    terms.ravel(), prior_rows.ravel(), P0, mu0])
+        self._buf[0] = self._buf.size
 
     # ---- parameters ----------------------------------------------------------
 
@@ -234,17 +237,6 @@ class EnginePosterior:
         for k, r in enumerate(self.design.remats[1:]):
             out.append(b_rest[:, self.offsets[k]: self.offsets[k + 1]].reshape(S, r.nlevels, r.p))
         return beta, out
-
-
-def pack_model(post: EnginePosterior) -> np.ndarray:
-    """The model as the one float64 buffer the compiled kernels read (layout in
-    ``hierlm/bayes/_kernels.c``)."""
-    head = np.array([0.0, post.l1, post.p1, post.R, post.qr, len(post._terms), float(post.n), post.const,
-                     post._eta, post.size])
-    buf = np.concatenate([head, post.A11.ravel(), post.A1r.ravel(), post.Arr.ravel(),
-                          post._terms.ravel().astype(float), post._priors.ravel(), post.P0, post.mu0])
-    buf[0] = buf.size
-    return np.ascontiguousarray(buf)
 
 
 def nutpie_model(post: EnginePosterior, initial_point):
