@@ -38,13 +38,13 @@ typedef struct {
     int64_t l1, p1, R, qr, K, p, size, pmax, ncmax;
     double n, cnst, eta;
     const double *A11, *A1r, *Arr, *priors, *P0, *mu0;
-    int64_t *terms; /* K x 4, owned (the buffer holds them as floats) */
+    const double *terms; /* K x 4, whole numbers held as floats in the buffer */
 } Model;
 
 static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 
-/* Reads the model from the buffer; returns 0, or -1 when out of memory. */
-static int read_model(const double *buf, Model *m) {
+/* Points the model's fields into the buffer (nothing is copied or allocated). */
+static void read_model(const double *buf, Model *m) {
     m->l1 = (int64_t)buf[1];
     m->p1 = (int64_t)buf[2];
     m->R = (int64_t)buf[3];
@@ -62,23 +62,18 @@ static int read_model(const double *buf, Model *m) {
     o += m->l1 * m->p1 * m->R;
     m->Arr = o;
     o += m->R * m->R;
-    m->terms = malloc(sizeof(int64_t) * 4 * m->K);
-    if (!m->terms) return -1;
+    m->terms = o;
     m->pmax = 1;
-    for (int64_t k = 0; k < m->K; k++) {
-        for (int c = 0; c < 4; c++) m->terms[4 * k + c] = (int64_t)o[4 * k + c];
-        m->pmax = max64(m->pmax, m->terms[4 * k]);
-    }
+    for (int64_t k = 0; k < m->K; k++) m->pmax = max64(m->pmax, (int64_t)o[4 * k]);
     m->ncmax = max64(1, m->pmax * (m->pmax - 1) / 2);
     o += 4 * m->K;
     m->priors = o;
     o += 6 * (m->K + 1);
     m->P0 = o;
     m->mu0 = o + m->p;
-    return 0;
 }
 
-#define TP(k, c) (m->terms[4 * (k) + (c)])
+#define TP(k, c) ((int64_t)m->terms[4 * (k) + (c)])
 /* per term arrays (K, pmax, pmax) and (K, pmax, pmax, ncmax) */
 #define T3(A, k, i, j) ((A)[((k) * m->pmax + (i)) * m->pmax + (j)])
 #define T4(A, k, i, j, e) ((A)[(((k) * m->pmax + (i)) * m->pmax + (j)) * m->ncmax + (e)])
@@ -290,6 +285,26 @@ static void cho_inverse(const double *C, double *out, double *e, double *x, int6
     }
 }
 
+/* C (n x m) <- A (n x k) B (k x m). */
+static void matmul(const double *A, const double *B, double *C, int64_t n, int64_t k, int64_t m) {
+    for (int64_t a = 0; a < n; a++)
+        for (int64_t c = 0; c < m; c++) {
+            double acc = 0.0;
+            for (int64_t b = 0; b < k; b++) acc += A[a * k + b] * B[b * m + c];
+            C[a * m + c] = acc;
+        }
+}
+
+/* AT <- A T for p x p matrices, T lower triangular (a term's T_k). */
+static void times_lower(const double *A, const double *T, double *AT, int64_t p) {
+    for (int64_t a = 0; a < p; a++)
+        for (int64_t b = 0; b < p; b++) {
+            double acc = 0.0;
+            for (int64_t c = b; c < p; c++) acc += A[a * p + c] * T[c * p + b];
+            AT[a * p + b] = acc;
+        }
+}
+
 /* Per level i of the first term, M_i = T1' A11_i T1 + I, its inverse into
  * Minv; returns sum log|M_i| (ok = 0 where an M_i is not SPD). */
 static double first_term(const Model *m, Work *wk, int *ok) {
@@ -297,13 +312,7 @@ static double first_term(const Model *m, Work *wk, int *ok) {
     const double *T1 = wk->T1;
     double *M = wk->M, *C = wk->C, *AT = wk->AT, logdet = 0.0;
     for (int64_t lv = 0; lv < m->l1; lv++) {
-        const double *A = m->A11 + lv * p1 * p1;
-        for (int64_t a = 0; a < p1; a++)
-            for (int64_t b = 0; b < p1; b++) {
-                double acc = 0.0;
-                for (int64_t c = b; c < p1; c++) acc += A[a * p1 + c] * T1[c * p1 + b];
-                AT[a * p1 + b] = acc;
-            }
+        times_lower(m->A11 + lv * p1 * p1, T1, AT, p1);
         for (int64_t a = 0; a < p1; a++)
             for (int64_t b = 0; b < p1; b++) {
                 double acc = a == b ? 1.0 : 0.0;
@@ -358,12 +367,7 @@ static void schur_rest(const Model *m, Work *wk) {
                 for (int64_t c = 0; c <= b; c++) acc += TM[a * p1 + c] * T1[b * p1 + c];
                 B[a * p1 + b] = acc;
             }
-        for (int64_t a = 0; a < p1; a++)
-            for (int64_t c = 0; c < R; c++) {
-                double acc = 0.0;
-                for (int64_t b = 0; b < p1; b++) acc += B[a * p1 + b] * A[b * R + c];
-                BA[a * R + c] = acc;
-            }
+        matmul(B, A, BA, p1, p1, R);
         for (int64_t r = 0; r < R; r++)
             for (int64_t a = 0; a < p1; a++) {
                 double v = A[a * R + r];
@@ -484,12 +488,7 @@ static double marginal_logp(const Model *m, Work *wk, const double *phi, int gra
             for (int64_t k = c; k < qr; k++) acc += U[c * qr + k] * L[(qr + e) * R + k];
             Ktop[c * P + e] = -acc;
         }
-    for (int64_t c = 0; c < qr; c++)
-        for (int64_t e = 0; e < P; e++) {
-            double acc = 0.0;
-            for (int64_t f = 0; f < P; f++) acc += Ktop[c * P + f] * G[f * P + e];
-            KG[c * P + e] = acc;
-        }
+    matmul(Ktop, G, KG, qr, P, P);
     for (int64_t c = 0; c < qr; c++)
         for (int64_t b = 0; b <= c; b++) {
             double acc = 0.0;
@@ -538,12 +537,7 @@ static double marginal_logp(const Model *m, Work *wk, const double *phi, int gra
             memcpy(E + a * R, A1 + a * R, sizeof(double) * R);
             row_lambda(m, A1 + a * R, E + a * R, Ts);
         }
-        for (int64_t a = 0; a < p1; a++) /* AT = A11_i T1 */
-            for (int64_t b = 0; b < p1; b++) {
-                double acc = 0.0;
-                for (int64_t c = b; c < p1; c++) acc += A11[a * p1 + c] * T1[c * p1 + b];
-                AT[a * p1 + b] = acc;
-            }
+        times_lower(A11, T1, AT, p1); /* AT = A11_i T1 */
         for (int64_t a = 0; a < p1; a++) /* F = M_i^-1 T1' E */
             for (int64_t c = 0; c < R; c++) {
                 double acc = 0.0;
@@ -600,15 +594,11 @@ static double marginal_logp(const Model *m, Work *wk, const double *phi, int gra
 EXPORT int hl_logp(const double *buf, const double *phi, int grad, double *logp, double *g) {
     Model m;
     Work wk;
-    if (read_model(buf, &m)) return -1;
-    if (alloc_work(&m, &wk)) {
-        free(m.terms);
-        return -1;
-    }
+    read_model(buf, &m);
+    if (alloc_work(&m, &wk)) return -1;
     int ok;
     *logp = marginal_logp(&m, &wk, phi, grad, g, &ok);
     free(wk.block);
-    free(m.terms);
     return ok ? 0 : 1;
 }
 
@@ -625,16 +615,12 @@ EXPORT int hl_draw(const double *buf, int64_t S_all, const double *phis, const d
     Model mm;
     Work wk;
     const Model *m = &mm;
-    if (read_model(buf, &mm)) return -1;
-    if (alloc_work(&mm, &wk)) {
-        free(mm.terms);
-        return -1;
-    }
+    read_model(buf, &mm);
+    if (alloc_work(&mm, &wk)) return -1;
     int64_t l1 = m->l1, p1 = m->p1, R = m->R, p = m->p, qr = m->qr, K = m->K;
     double *g = calloc((size_t)max64(1, m->size), sizeof(double));
     if (!g) {
         free(wk.block);
-        free(mm.terms);
         return -1;
     }
     memset(beta, 0, sizeof(double) * S_all * p);
@@ -712,7 +698,6 @@ EXPORT int hl_draw(const double *buf, int64_t S_all, const double *phis, const d
     }
     free(g);
     free(wk.block);
-    free(mm.terms);
     return 0;
 }
 
