@@ -37,7 +37,7 @@ def median_us(f, N):
     return float(np.median(ts))
 
 
-W = np.zeros((0, 0))
+W = np.zeros((0, 1))  # no correlation matrices: the binding alone
 print(f"call only: median {median_us(lambda: K.corr_cholesky_many(W, 2), 20000):.2f} us")
 for name, m in cases:
     p = EnginePosterior(m.design, m.priors)
