@@ -117,3 +117,17 @@ def test_simulation_based_calibration_small():
         counts = np.bincount(ranks[:, j] * 5 // 100, minlength=5)
         assert stats.chisquare(counts).pvalue > 1e-3, (name, counts)
 
+
+
+def test_weight_spread_ranks_the_proposal_nearer_the_draws_first():
+    """The refit rule's measure: over draws of a N(0, I) posterior, a proposal centred on it has
+    a variance of log p - log q several times smaller than one shifted by half an SD and 1.5
+    times as wide (0.04 against 0.58 with this seed)."""
+    from hierlm.bayes.imh import _Proposal, _weight_spread
+
+    rng = np.random.default_rng(3)
+    S = rng.standard_normal((400, 3))
+    lp = stats.multivariate_normal(np.zeros(3), np.eye(3)).logpdf(S)
+    near = _weight_spread(_Proposal(np.zeros(3), np.eye(3), 20.0), S, lp)
+    off = _weight_spread(_Proposal(np.full(3, 0.5), 1.5 * np.eye(3), 20.0), S, lp)
+    assert near < off / 5
