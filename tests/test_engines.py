@@ -130,20 +130,80 @@ def test_large_engine_fit_equals_blocked(formula, monkeypatch):
 
 def test_kernel_result_does_not_depend_on_threads():
     """Rows of S are split between threads; every entry is summed in the same
-    order whatever the split, so the numbers are identical (not just close)."""
+    order whatever the split, so the numbers are identical (not just close),
+    in numba's threads or in the calling one; and the kernel's one pass
+    (A_rr, the elimination, the scaling, the identity) equals those steps
+    done one after the other in numpy."""
     from hierlm.lmm import kernels
 
     design = build_design("y ~ x + (x|user) + (1|item)", _ratings(400, 120, 5000))
     dev = LargeProfiledDeviance(design)
     theta = np.array([0.7, 0.2, 0.4, 0.9])
     _, _, B, _ = dev._first_block(theta)
+    lam = np.random.default_rng(0).uniform(0.5, 2.0, dev.m)
     out = []
     for threads in (1, 2, 5):
-        S = np.zeros((dev.m, dev.m))
-        kernels.schur_downdate(S, dev.lptr, dev.lcols, dev.lvals, B,
-                               kernels.downdate_plan(dev.lptr, dev.lcols, dev.m, threads))
-        out.append(S)
-    assert np.array_equal(out[0], out[1]) and np.array_equal(out[0], out[2])
+        for parallel in (True, False):
+            S = np.full((dev.m, dev.m), 7.0)
+            kernels.schur_build(S, dev.arr, dev.lptr, dev.lcols, dev.lvals, B, lam, dev.qr,
+                                kernels.downdate_plan(dev.lptr, dev.lcols, dev.m, threads), parallel)
+            out.append(S)
+    assert all(np.array_equal(out[0], o) for o in out[1:])
+    assert np.all(out[0][np.triu_indices(dev.m, 1)] == 7.0)  # the upper triangle untouched
+    # the same steps one at a time: A_rr - sum_i A_ri' B_i A_ir, scaled, plus I on the Z block
+    aptr, acols, avals = dev.arr
+    Arr = np.zeros((dev.m, dev.m))
+    np.add.at(Arr, (np.repeat(np.arange(dev.m), np.diff(aptr)), acols), avals)
+    A1r = np.zeros((dev.lptr.size - 1, 2, dev.m))
+    lev = np.repeat(np.arange(dev.lptr.size - 1), np.diff(dev.lptr))
+    A1r[lev, :, dev.lcols] = dev.lvals
+    want = np.tril(Arr - np.einsum("iaj,iab,ibk->jk", A1r, B, A1r)) * np.outer(lam, lam)
+    want[np.arange(dev.qr), np.arange(dev.qr)] += 1.0
+    np.testing.assert_allclose(np.tril(out[0]), want, rtol=1e-12, atol=1e-12 * np.abs(want).max())
+
+
+def test_cholesky_recursion_matches_lapack(monkeypatch):
+    """The engine's Cholesky recursion (C, scipy's BLAS) gives LAPACK's factor
+    to rounding, reports LAPACK's info where S is not positive definite, and
+    leaves the upper triangle alone; whole fits through it equal fits through
+    dpotrf.  Small leaves and thresholds make the recursion go several levels
+    deep on a small design."""
+    from scipy.linalg import lapack
+
+    import hierlm.lmm.dense as dense
+
+    assert dense._LIB is not None, "hierlm/lmm/_dense.c is not built: pip install -e ."
+    monkeypatch.setattr(dense, "LEAF", 8)
+    rng = np.random.default_rng(3)
+    for m, nz in ((120, 117), (64, 64), (40, 1), (50, 37)):
+        G = rng.normal(size=(m, m + 5))
+        A = G @ G.T / m
+        A[:nz, :nz] += np.eye(nz)
+        A[nz:, nz:] += 1e-3 * np.eye(m - nz)
+        S = np.tril(A) + np.triu(np.full((m, m), 5.0), 1)
+        work = dense.Workspace(nz)
+        assert dense.cholesky_lower(S, nz, work) == 0
+        np.testing.assert_allclose(np.tril(S), np.linalg.cholesky(A), rtol=1e-12, atol=1e-13)
+        assert np.all(S[np.triu_indices(m, 1)] == 5.0)
+    # not positive definite: in the recursion's leaves and in the trailing block
+    for bad, nz in ((30, 60), (62, 60)):
+        A = np.eye(64)
+        A[bad, bad] = -1.0
+        work = dense.Workspace(nz)
+        assert dense.cholesky_lower(A.copy(), nz, work) == lapack.dpotrf(A)[1] == bad + 1
+    # whole fits: recursion (every block) against dpotrf (none)
+    d = _ratings(600, 150, 6000)
+    import hierlm.lmm.deviance as dv
+
+    monkeypatch.setattr(dv, "STORED_PRODUCTS_MAX", 0)
+    fits = []
+    for lo in (1, 10**9):
+        monkeypatch.setattr(dense, "MIN_NZ", lo)
+        fits.append(hierlm.lmer("y ~ x + (x|user) + (x|item)", d))
+    assert fits[0].devfun._work is not None and fits[1].devfun._work is None
+    assert fits[0].reml_criterion == pytest.approx(fits[1].reml_criterion, rel=1e-10)
+    t = np.asarray(fits[1].theta)
+    assert fits[0].devfun.objective(t, True) == pytest.approx(fits[1].devfun.objective(t, True), rel=1e-12)
 
 
 def test_cost_estimate_and_too_large_error():

@@ -42,6 +42,7 @@ from scipy.linalg import lapack, solve_triangular
 from ..design.build import Design
 from ..design.gram import Gram, design_gram
 from ..errors import TooLargeError
+from . import dense as dense_chol
 
 _LOG2PI = np.log(2.0 * np.pi)
 
@@ -498,34 +499,44 @@ class LargeProfiledDeviance(ProfiledDeviance):
             cols = np.tile(np.arange(qr), self.p + 1)
             flat.append(rows.astype(np.int64) * m + cols)
             vals.append(g.ZrXY.T.ravel())
-        self.arr_flat = np.concatenate(flat)
-        self.arr_vals = np.concatenate(vals)
+        from . import kernels
+
+        self.arr = kernels.rows_of(np.concatenate(flat), np.concatenate(vals), m)
         # level-wise union of the first term's p1 rows: columns and a value per row
         self.lptr, self.lcols, self.lvals = level_columns(self.A1r, p1)
         self.A1r = None  # held as lptr/lcols/lvals: not twice (0.4 GB at 32 million rows)
-        from . import kernels
-
         self._kernels = kernels
         self.plan = kernels.downdate_plan(self.lptr, self.lcols, m, _threads())
+        per_level = np.diff(self.lptr)
+        self.products = int((per_level * (per_level + 1) // 2).sum()) * p1 * p1
+        # Below this many products the kernel runs in the calling thread: its
+        # second thread would save a millisecond or two, but numba's threads and
+        # OpenBLAS's (which the Cholesky factorization that follows uses) wait
+        # for work by spinning for a while, and on two cores each pool's
+        # spinning slows the other's work (InstEval, 2.1e6 products: 15.5 ms an
+        # evaluation serial, 19-22 ms parallel).
+        self.parallel = self.products >= PARALLEL_PRODUCTS
         self._buffer: np.ndarray | None = None
+        self._work = dense_chol.Workspace(qr) if dense_chol.MIN_NZ <= qr <= dense_chol.MAX_NZ else None
 
     def _schur(self, B: np.ndarray, theta: np.ndarray) -> np.ndarray:
         """S of the module docstring (lower triangle), in the reused buffer."""
         m = self.m
         S = self._buffer
         if S is None:
-            S = self._buffer = np.empty((m, m))
-        S.fill(0.0)
-        S.ravel()[self.arr_flat] = self.arr_vals
-        self._kernels.schur_downdate(S, self.lptr, self.lcols, self.lvals, B, self.plan)
-        if self.rest_scalar:
-            lam = np.ones(m)
+            # zeros: the kernel writes the lower triangle only
+            S = self._buffer = np.zeros((m, m))
+        lam = np.ones(m)
+        if self.rest_scalar:  # scaled and the identity added in the kernel's pass
             for k, r in enumerate(self.rest):
                 lam[self.offsets[k]: self.offsets[k + 1]] = theta[self.slices[k + 1]][0]
-            self._kernels.scale_lower(S, lam)
-        else:
+        # not scalar: S is made symmetric below, so its upper triangle is zeroed too
+        self._kernels.schur_build(S, self.arr, self.lptr, self.lcols, self.lvals, B, lam,
+                                  self.qr if self.rest_scalar else 0, self.plan, self.parallel,
+                                  clear_upper=not self.rest_scalar)
+        if not self.rest_scalar:
             self._lambda_rest(S, theta)
-        S.ravel()[self.diag_Z] += 1.0
+            S.ravel()[self.diag_Z] += 1.0
         return S
 
     def _z1t(self, v: np.ndarray) -> np.ndarray:
@@ -542,8 +553,7 @@ class LargeProfiledDeviance(ProfiledDeviance):
         T1, Minv, B, logdet1 = self._first_block(theta)
         p1 = self.re1.p
         S = self._schur(np.reshape(B, (-1, p1, p1)), theta)
-        _, info = lapack.dpotrf(S.T, lower=0, clean=0, overwrite_a=1)
-        if info != 0:
+        if dense_chol.cholesky_lower(S, self.qr, self._work) != 0:
             return None
         if keep:
             self._buffer = None
@@ -656,6 +666,9 @@ DENSE_MAX = 120
 # but its first use in a process costs about a second (numba loads the
 # compiled kernel), which smaller models need not pay.
 STORED_PRODUCTS_MAX = 500_000
+# Products from which the kernel engine's elimination runs on all of numba's
+# threads (see LargeProfiledDeviance.__init__).
+PARALLEL_PRODUCTS = 20_000_000
 
 
 @dataclass
@@ -725,7 +738,9 @@ def estimate_cost(design: Design, products: bool = True, gram: Gram | None = Non
     n_prod = stored_products(g)
     if n_prod > STORED_PRODUCTS_MAX:
         nnz = g.A1r.nnz
-        return Cost("large", m, n_prod, 2.0 * dense + 24.0 * nnz, chol + n_prod / _PRODUCT_RATE)
+        # S, a kept factor, and the Cholesky recursion's workspace where it is used
+        work = dense if m <= dense_chol.MAX_NZ else 0.0
+        return Cost("large", m, n_prod, 2.0 * dense + work + 24.0 * nnz, chol + n_prod / _PRODUCT_RATE)
     return Cost("blocked", m, n_prod, 3.0 * dense + 16.0 * n_prod, chol + n_prod / (10 * _PRODUCT_RATE))
 
 

@@ -27,14 +27,21 @@ import numba
 import numpy as np
 
 
-def schur_downdate(S, lptr, lcols, lvals, B, plan) -> None:
-    """In place, on the lower triangle of S (row-major)::
+def schur_build(S, arr, lptr, lcols, lvals, B, lam, n_plus_one, plan, parallel=True, clear_upper=False) -> None:
+    """Build the lower triangle of S (row-major) in place, row by row::
 
-        S[j, k] -= sum_i sum_ab lvals[pj, a] B[i, a, b] lvals[pk, b]   (j >= k)
+        S[j, k] = lam[j] lam[k] (A_rr[j, k] - sum_i sum_ab lvals[pj, a] B[i, a, b] lvals[pk, b])
+                  + (j == k and j < n_plus_one)                          (j >= k)
+
+    one pass over each row while it is in cache (zeroing, A_rr's entries,
+    the first term's elimination, the scaling by Lambda_r, the identity).
 
     Parameters
     ----------
     S : (m, m) float64, C order
+        Only the lower triangle is written; the rest is left as it was.
+    arr : tuple
+        ``(ptr, cols, vals)``: A_rr's lower triangle by row (:func:`rows_of`).
     lptr : (levels + 1,) int64
         Level ``i``'s entries are ``lptr[i]:lptr[i + 1]``.
     lcols : (nnz,) int64
@@ -42,17 +49,43 @@ def schur_downdate(S, lptr, lcols, lvals, B, plan) -> None:
     lvals : (nnz, p1) float64
         Their values, one per column of the first term.
     B : (levels, p1, p1) float64
+    lam : (m,) float64
+        Scale of each row and column (ones: none).
+    n_plus_one : int
+        The first ``n_plus_one`` diagonal entries get 1 added after scaling.
     plan : tuple
         From :func:`downdate_plan`: the entries of each row of S and the
         rows each thread updates.
+    parallel : bool
+        Split the rows between numba's threads.  False runs them in the
+        calling thread: for a kernel of a few milliseconds followed by a
+        multithreaded LAPACK call, two thread pools contending for the
+        cores cost more than the second thread saves (see the engine's use).
+    clear_upper : bool
+        Also zero the strict upper triangle (for a caller that symmetrizes S).
     """
     rptr, rent, rlev, bounds = plan
+    aptr, acols, avals = arr
     flat = S.reshape(-1)  # a view: 1-d indexing is what the loops run fastest on
+    m = S.shape[0]
     if lvals.shape[1] == 1:
-        _downdate_scalar(flat, S.shape[0], lptr, lcols, np.ascontiguousarray(lvals[:, 0]),
-                         np.ascontiguousarray(B[:, 0, 0]), rptr, rent, rlev, bounds)
+        args = (flat, m, aptr, acols, avals, lptr, lcols, np.ascontiguousarray(lvals[:, 0]),
+                np.ascontiguousarray(B[:, 0, 0]), lam, n_plus_one, clear_upper, rptr, rent, rlev, bounds)
+        kernel = _build_scalar
     else:
-        _downdate_blocks(flat, S.shape[0], lptr, lcols, lvals, B, rptr, rent, rlev, bounds)
+        args = (flat, m, aptr, acols, avals, lptr, lcols, lvals, B, lam, n_plus_one, clear_upper,
+                rptr, rent, rlev, bounds)
+        kernel = _build_blocks
+    if parallel:
+        kernel(*args)
+        return
+    # numba's thread count is per calling thread: one here, restored after
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        kernel(*args)
+    finally:
+        numba.set_num_threads(threads)
 
 
 # The loops run row by row of S: row j takes, from every level that touches
@@ -62,26 +95,48 @@ def schur_downdate(S, lptr, lcols, lvals, B, plan) -> None:
 # miss per product once S outgrows the cache.  Within a row the levels come
 # in increasing order, so every entry is summed in the same order whatever
 # the split between threads.
+@numba.njit(cache=True, nogil=True, inline="always")
+def _start_row(flat, base, j, m, aptr, acols, avals, clear_upper):  # pragma: no cover  (compiled)
+    for k in range(j + 1 if not clear_upper else m):
+        flat[base + k] = 0.0
+    for e in range(aptr[j], aptr[j + 1]):
+        flat[base + acols[e]] += avals[e]
+
+
+@numba.njit(cache=True, nogil=True, inline="always", fastmath=True)
+def _finish_row(flat, base, j, lam, n_plus_one):  # pragma: no cover  (compiled)
+    lj = lam[j]
+    for k in range(j + 1):
+        flat[base + k] *= lj * lam[k]
+    if j < n_plus_one:
+        flat[base + j] += 1.0
+
+
 @numba.njit(parallel=True, cache=True, nogil=True, fastmath=True)
-def _downdate_scalar(flat, m, lptr, lcols, vals, b, rptr, rent, rlev, bounds):  # pragma: no cover  (compiled)
+def _build_scalar(flat, m, aptr, acols, avals, lptr, lcols, vals, b, lam, n_plus_one, clear_upper,
+                  rptr, rent, rlev, bounds):  # pragma: no cover  (compiled)
     for t in numba.prange(bounds.size - 1):
         for j in range(bounds[t], bounds[t + 1]):
             base = j * m
+            _start_row(flat, base, j, m, aptr, acols, avals, clear_upper)
             for q in range(rptr[j], rptr[j + 1]):
                 pj = rent[q]
                 i = rlev[q]
                 w = b[i] * vals[pj]
                 for pk in range(lptr[i], pj + 1):
                     flat[base + lcols[pk]] -= w * vals[pk]
+            _finish_row(flat, base, j, lam, n_plus_one)
 
 
 @numba.njit(parallel=True, cache=True, nogil=True, fastmath=True)
-def _downdate_blocks(flat, m, lptr, lcols, lvals, B, rptr, rent, rlev, bounds):  # pragma: no cover  (compiled)
+def _build_blocks(flat, m, aptr, acols, avals, lptr, lcols, lvals, B, lam, n_plus_one, clear_upper,
+                  rptr, rent, rlev, bounds):  # pragma: no cover  (compiled)
     p1 = lvals.shape[1]
     for t in numba.prange(bounds.size - 1):
         wv = np.empty(p1)
         for j in range(bounds[t], bounds[t + 1]):
             base = j * m
+            _start_row(flat, base, j, m, aptr, acols, avals, clear_upper)
             for q in range(rptr[j], rptr[j + 1]):
                 pj = rent[q]
                 i = rlev[q]
@@ -96,6 +151,16 @@ def _downdate_blocks(flat, m, lptr, lcols, lvals, B, rptr, rent, rlev, bounds): 
                     for v in range(p1):
                         acc += wv[v] * lvals[pk, v]
                     flat[base + lcols[pk]] -= acc
+            _finish_row(flat, base, j, lam, n_plus_one)
+
+
+def rows_of(flat: np.ndarray, vals: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Entries at flat positions of an ``m x m`` row-major matrix, grouped by
+    row for :func:`schur_build`: ``(ptr, cols, vals)``."""
+    order = np.argsort(flat, kind="stable")
+    flat = flat[order]
+    ptr = np.searchsorted(flat // m, np.arange(m + 1)).astype(np.int64)
+    return ptr, (flat % m).astype(np.int64), np.ascontiguousarray(vals[order], dtype=float)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -120,7 +185,7 @@ def _by_row(lptr, lcols, m):  # pragma: no cover  (compiled)
 
 
 def downdate_plan(lptr: np.ndarray, lcols: np.ndarray, m: int, threads: int) -> tuple:
-    """What :func:`schur_downdate` needs besides the values, made once per
+    """What :func:`schur_build` needs besides the values, made once per
     design: each row's entries (a counting sort of the entries by column,
     12 bytes an entry) and the rows of each thread (:func:`row_bounds`)."""
     rptr, rent, rlev = _by_row(lptr, lcols, m)
@@ -148,19 +213,9 @@ def level_quadforms(Sinv, lptr, lcols, lvals):  # pragma: no cover  (compiled)
     return out
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
-def scale_lower(S, lam):  # pragma: no cover  (compiled)
-    """In place: ``S[j, k] *= lam[j] * lam[k]`` on the lower triangle."""
-    m = S.shape[0]
-    for j in numba.prange(m):
-        lj = lam[j]
-        for k in range(j + 1):
-            S[j, k] *= lj * lam[k]
-
-
 def row_bounds(lptr: np.ndarray, lcols: np.ndarray, m: int, threads: int) -> np.ndarray:
     """Split the rows of S into ``threads`` ranges of about equal work for
-    :func:`schur_downdate` (an entry at position r of its level costs r + 1)."""
+    :func:`schur_build` (an entry at position r of its level costs r + 1)."""
     pos = np.arange(lcols.size) - np.repeat(lptr[:-1], np.diff(lptr)) + 1
     work = np.cumsum(np.bincount(lcols, weights=pos.astype(float), minlength=m))
     if threads <= 1 or work[-1] == 0:
@@ -176,10 +231,10 @@ def load() -> None:
     lptr = np.array([0, 2], dtype=np.int64)
     lcols = np.array([0, 1], dtype=np.int64)
     S = np.eye(2)
+    arr = rows_of(np.array([0, 3]), np.ones(2), 2)
     for p1 in (1, 2):
         lvals = np.ones((2, p1))
         B = np.ones((1, p1, p1))
-        schur_downdate(S, lptr, lcols, lvals, B, downdate_plan(lptr, lcols, 2, 1))
+        schur_build(S, arr, lptr, lcols, lvals, B, np.ones(2), 1, downdate_plan(lptr, lcols, 2, 1))
         level_quadforms(S, lptr, lcols, lvals)
-    scale_lower(S, np.ones(2))
 
