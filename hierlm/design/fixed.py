@@ -20,6 +20,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
+from scipy.linalg import blas
 
 from ..errors import FormulaError
 from ..formula.terms import Factor, TermList
@@ -398,13 +399,20 @@ def rank_keep(X: np.ndarray, tol: float = 1e-7) -> np.ndarray:
     norms = np.sqrt(np.einsum("ij,ij->j", Xf, Xf))
     keep: list[int] = []
     Qall = np.empty((n, p), order="F")
+
+    def project_out(Q, x):
+        # x - Q Q'x by scipy's BLAS rather than numpy's (see hierlm.design.gram.crossprod)
+        if Q.shape[1] == 0:
+            return x.copy()
+        return blas.dgemv(-1.0, Q, blas.dgemv(1.0, Q, x, trans=1), beta=1.0, y=x.copy(), overwrite_y=1)
+
     for j in range(p):
         if norms[j] == 0:
             continue
         Q = Qall[:, : len(keep)]
-        v = Xf[:, j] - Q @ (Q.T @ Xf[:, j])
-        v = v - Q @ (Q.T @ v)  # second Gram-Schmidt pass for stability
-        nv = np.sqrt(v @ v)
+        v = project_out(Q, Xf[:, j])
+        v = project_out(Q, v)  # second Gram-Schmidt pass for stability
+        nv = np.sqrt(blas.ddot(v, v))
         if nv > tol * norms[j]:
             Qall[:, len(keep)] = v / nv
             keep.append(j)
