@@ -214,7 +214,12 @@ def main(argv: list[str] | None = None) -> int:
     p_fit.add_argument("--map", action="store_true",
                        help="the posterior mode with the random effects integrated out (default priors) "
                             "instead of REML or the Laplace fit")
-    p_fit.add_argument("--draws", type=int, default=1000, help="draws per chain (with --nuts or --imh)")
+    p_fit.add_argument("--draws", type=int, default=1000,
+                       help="draws per chain (with --nuts or --imh); NUTS chains that have not converged "
+                            "go on, up to --max-draws")
+    p_fit.add_argument("--max-draws", type=int, default=None,
+                       help="most draws per chain of NUTS chains extended until they converge "
+                            "(default 5 x --draws; equal to --draws: no extension)")
     p_fit.add_argument("--chains", type=int, default=4, help="chains (with --nuts or --imh)")
     p_fit.add_argument("--seed", type=int, default=None, help="random seed (with --nuts or --imh)")
     p_fit.add_argument("--plot", action="append", metavar="KIND", choices=plots.KINDS,
@@ -255,6 +260,10 @@ def main(argv: list[str] | None = None) -> int:
                 # NUTS tunes as long as it draws; the independence sampler needs a fifth
                 tune = args.draws if args.nuts else max(args.draws // 5, 20)
                 sampling = {"draws": args.draws, "tune": tune, "chains": args.chains, "random_seed": args.seed}
+                if args.max_draws is not None:
+                    if not args.nuts:
+                        raise HierlmError("--max-draws goes with --nuts")
+                    sampling["max_draws"] = args.max_draws
             fit = _fit_model(args.formula, args.data, args.ml, sampling, family=args.family, link=args.link,
                              map_fit=args.map, sampler="imh" if args.imh else "nuts")
             print(fit.summary() if args.output == "text" else _machine_output(fit, args.output))

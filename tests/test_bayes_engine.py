@@ -363,3 +363,80 @@ def test_kernel_bindings_refuse_arrays_of_other_sizes():
         kernels.draw_effects(post._buf, np.tile(phi, (S, 1)), Zb, Zr, Z1[:, :-1])
     with pytest.raises(ValueError, match="phis has shape"):
         kernels.draw_effects(post._buf, np.tile(phi[:-1], (S, 1)), Zb, Zr, Z1)
+
+
+def test_chains_extended_until_they_pass_the_check(sleepstudy):
+    """nutpie_until_converged checks the draws at fixed counts (draws, then
+    every max(100, draws // 4)) and stops at the first that passes, every
+    chain cut to exactly that count; a seed gives the same draws; it never
+    goes past max_draws; max_draws == draws is plain sampling."""
+    from hierlm.bayes.marginal import nutpie_model
+    from hierlm.bayes.sample import nutpie_until_converged
+
+    m = hierlm.Model("Reaction ~ Days + (Days|Subject)", sleepstudy)
+    post = EnginePosterior(m.design, m.priors)
+    start = post.start()
+    model = nutpie_model(post, lambda seed: start + np.random.default_rng(seed).uniform(-0.5, 0.5, start.size))
+    kw = dict(tune=200, chains=2, seed=3, progress_bar=False, save_warmup=False)
+
+    def run(passes_at, max_draws):
+        seen = []
+
+        def check(p):
+            seen.append(p.sizes["draw"])
+            assert not np.isnan(p["phi"].values).any()  # only complete draws are checked
+            return len(seen) == passes_at
+
+        idata = nutpie_until_converged(model, draws=200, max_draws=max_draws, check=check, **kw)
+        return idata, seen
+
+    a, seen = run(3, 2000)
+    assert seen == [200, 300, 400] and a.posterior.sizes["draw"] == 400
+    assert a.sample_stats.sizes["draw"] == 400
+    b, _ = run(3, 2000)
+    np.testing.assert_array_equal(a.posterior["phi"].values, b.posterior["phi"].values)
+    c, seen = run(99, 450)  # never passes: stops at max_draws, the last count unchecked
+    assert seen == [200, 300, 400] and c.posterior.sizes["draw"] == 450
+    # the first 400 draws of the longer run are the same draws
+    np.testing.assert_array_equal(c.posterior["phi"].values[:, :400], a.posterior["phi"].values)
+    d, seen = run(1, 200)
+    assert seen == [] and d.posterior.sizes["draw"] == 200
+
+
+def test_convergence_check_of_draws():
+    """converged(): R-hat and bulk ESS over the named variables, constant
+    entries (a correlation matrix's diagonal) skipped; chains that disagree
+    fail, well-mixed chains pass; the thresholds are min(400, 100 a chain)."""
+    import xarray as xr
+
+    from hierlm.bayes.sample import converged
+
+    rng = np.random.default_rng(0)
+    good = rng.normal(size=(4, 1000, 2))
+    corr = np.ones((4, 1000, 2, 2))
+    corr[..., 0, 1] = corr[..., 1, 0] = np.tanh(rng.normal(size=(4, 1000)))
+    ds = xr.Dataset({"sd_g": (("chain", "draw", "k"), good), "corr_g": (("chain", "draw", "a", "b"), corr),
+                     "ranef_g": (("chain", "draw"), np.zeros((4, 1000)) + np.arange(4)[:, None])})
+    ok, r, e = converged(ds, ["sd_g", "corr_g", "absent"])
+    assert ok and r < 1.01 and e > 400
+    bad = good.copy()
+    bad[0] += 0.5  # one chain elsewhere
+    ok, r, _ = converged(ds.assign(sd_g=(("chain", "draw", "k"), bad)), ["sd_g"])
+    assert not ok and r > 1.01
+    # sticky chains: an AR(1) with high correlation has few effective draws
+    ar = np.zeros((4, 1000))
+    for t in range(1, 1000):
+        ar[:, t] = 0.995 * ar[:, t - 1] + rng.normal(size=4) * 0.1
+    ok, _, e = converged(ds.assign(sd_g=(("chain", "draw"), ar)), ["sd_g"])
+    assert not ok and e < 400
+    # two chains: the ESS bar is 200
+    ok, _, e = converged(ds.isel(chain=[0, 1], draw=slice(0, 150)), ["sd_g"])
+    assert (e >= 200) == ok
+
+
+def test_max_draws_is_checked(sleepstudy):
+    m = hierlm.Model("Reaction ~ Days + (Days|Subject)", sleepstudy)
+    with pytest.raises(hierlm.HierlmError, match="max_draws must be an integer >= draws"):
+        m.fit("nuts", draws=100, max_draws=50)
+    with pytest.raises(hierlm.HierlmError, match="needs the nutpie sampler"):
+        m.fit("nuts", sampler="pymc", draws=100, max_draws=200)

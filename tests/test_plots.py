@@ -613,7 +613,7 @@ def test_cli_plot(tmp_path, capsys):
 def test_cli_posterior_plot(flag, method, tmp_path, capsys):
     out = tmp_path / "forest.png"
     argv = ["fit", SLEEP, "--data", "sleepstudy", flag, "--draws", "150", "--chains", "2", "--seed", "1",
-            "--plot", "forest", "--out", str(out)]
+            "--plot", "forest", "--out", str(out)] + (["--max-draws", "150"] if flag == "--nuts" else [])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # few draws: low-ESS warnings
         assert main(argv) == 0
@@ -626,6 +626,7 @@ def test_cli_posterior_plot(flag, method, tmp_path, capsys):
     (["--plot", "forest"], "--plot forest needs a posterior fit: add --nuts"),
     (["--nuts", "--ml"], "--nuts and --ml exclude each other"),
     (["--imh", "--nuts"], "--nuts and --imh exclude each other"),
+    (["--imh", "--max-draws", "300"], "--max-draws goes with --nuts"),
     (["--plot", "shrinkage", "--group", "Patient"], "'Patient' is not a grouping factor"),
     (["--out", "x.png"], "--out, --group and --x go with --plot KIND"),
 ])

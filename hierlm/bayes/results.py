@@ -25,9 +25,8 @@ from .backend import (
     glmm_observations, nested_parents, parents_first, plan_marginalization, sufficient_stats,
 )
 from .marginal import ENGINE_MAX_REST, EnginePosterior, engine_supported
-from .sample import choose_sampler, run_engine_nuts, run_nuts, sampler_options
+from .sample import ESS_MIN, RHAT_MAX, SamplerError, choose_sampler, run_engine_nuts, run_nuts, sampler_options
 
-RHAT_MAX = 1.01
 # NUTS's target acceptance rate by default: Stan's 0.8 for the engine's
 # low-dimensional, funnel-free marginal posterior (sleepstudy, 4 x 1000
 # draws: 4.0 leapfrog steps a draw instead of 5.4 at 0.9, min bulk ESS in
@@ -35,7 +34,11 @@ RHAT_MAX = 1.01
 # PyMC models, whose sampled effects make funnels
 ENGINE_TARGET_ACCEPT = 0.8
 PYMC_TARGET_ACCEPT = 0.9
-ESS_MIN = 400  # Vehtari et al. (2021): 100 per chain for 4 chains
+# non-Gaussian families (whose effects the PyMC model samples): rstanarm's
+# default for its models (adapt_delta = 0.95). grouseticks, seeds 1-5 with
+# the chains extended until they converge: 0.9 left 2 divergences in one
+# fit, 0.95 none, in about the same time (30-35 s; docs/benchmarks.md)
+GLMM_TARGET_ACCEPT = 0.95
 #: independence Metropolis-Hastings (hierlm.bayes.imh): an acceptance rate
 #: below this says the proposal fits the posterior poorly (chains stick)
 ACCEPT_WARN = 0.2
@@ -55,7 +58,32 @@ def _block_diag(blocks: list[np.ndarray]) -> np.ndarray:
 
 NUTS_OPTIONS = {"draws": 1000, "tune": 1000, "chains": 4, "sampler": None, "random_seed": None,
                 "progressbar": True, "marginalize": None, "target_accept": None, "log_likelihood": None,
-                "backend": None}
+                "backend": None, "max_draws": None}
+# max_draws=None: nutpie's chains may be extended to this many times draws
+# until they pass the convergence check (hierlm.bayes.sample.nutpie_until_converged)
+MAX_DRAWS_FACTOR = 5
+
+
+def summary_variables(terms) -> list[str]:
+    """The posterior's variables that the diagnostics table and the
+    convergence check cover: fixed effects, the family's parameters, SDs
+    and correlations (not the effects themselves)."""
+    return (["fixef", "cutpoints", "sigma", "shape", "phi", "nu"]
+            + [v for t in terms for v in (f"sd_{t}", f"corr_{t}")])
+
+
+def max_draws_of(o: dict, sampler: str) -> int:
+    """The most draws a chain may be extended to: ``max_draws``, or
+    MAX_DRAWS_FACTOR x ``draws`` with nutpie (other samplers draw ``draws``)."""
+    m = o["max_draws"]
+    if m is None:
+        return MAX_DRAWS_FACTOR * o["draws"] if sampler == "nutpie" else o["draws"]
+    if not isinstance(m, (int, np.integer)) or m < o["draws"]:
+        raise SamplerError(f"max_draws must be an integer >= draws ({o['draws']}), not {m!r}")
+    if sampler != "nutpie" and m > o["draws"]:
+        raise SamplerError(f"max_draws (extending the chains until they converge) needs the nutpie sampler, "
+                           f"not {sampler!r}; leave it unset or equal to draws")
+    return int(m)
 
 
 def use_engine(design, family, priors, o: dict, sampler: str) -> bool:
@@ -98,9 +126,15 @@ def fit_nuts(design, family, priors, options: dict | None = None, *, model=None,
         ``random_seed``, ``progressbar=True``, ``marginalize`` (None: as much
         as pays; see :func:`hierlm.bayes.backend.plan_marginalization`),
         ``target_accept`` (None: 0.8 on the engine, whose posterior has no
-        funnel, as Stan's default; 0.9 for the PyMC model), ``log_likelihood``
+        funnel, as Stan's default; 0.9 for the PyMC model of a Gaussian
+        model, 0.95 for other families, as rstanarm), ``log_likelihood``
         (None: when it fits in memory),
-        ``backend`` (None: ``"engine"`` where it applies, else ``"pymc"``).
+        ``backend`` (None: ``"engine"`` where it applies, else ``"pymc"``),
+        ``max_draws`` (None: 5 x ``draws`` with nutpie, ``draws`` otherwise):
+        nutpie's chains that have not converged after ``draws`` (some R-hat
+        above 1.01 or bulk ESS below 400) go on, checked every
+        ``max(100, draws // 4)`` draws, until they do or reach ``max_draws``;
+        ``max_draws=draws`` turns this off.
         The engine samples the exact marginal posterior of the variance
         parameters (:mod:`hierlm.bayes.marginal`) with nutpie, nothing
         compiled per model; it applies to Gaussian models without weights
@@ -117,11 +151,13 @@ def fit_nuts(design, family, priors, options: dict | None = None, *, model=None,
     o = sampler_options(options, NUTS_OPTIONS, "NUTS")
     family = make_family(family)
     sampler = choose_sampler(o["sampler"])
+    max_draws = max_draws_of(o, sampler)
     if use_engine(design, family, priors, o, sampler):
         # the exact marginal posterior on the REML engine: nothing to compile
         post = EnginePosterior(design, priors)
         idata, seconds = run_engine_nuts(post, o["draws"], o["tune"], o["chains"], o["random_seed"],
-                                         o["progressbar"], o["target_accept"] or ENGINE_TARGET_ACCEPT)
+                                         o["progressbar"], o["target_accept"] or ENGINE_TARGET_ACCEPT,
+                                         max_draws=max_draws)
         fit = BayesFit(design, family, priors, idata, sampler=sampler, plan=MarginalPlan("engine"),
                        seconds=seconds, random_seed=o["random_seed"], log_likelihood=o["log_likelihood"],
                        model=model, data_name=data_name, engine=post)
@@ -134,9 +170,11 @@ def fit_nuts(design, family, priors, options: dict | None = None, *, model=None,
         warnings.filterwarnings("ignore", category=FutureWarning)
         warnings.filterwarnings("ignore", category=UserWarning, module="pymc")
         idata, seconds = run_nuts(pm_model, sampler, o["draws"], o["tune"], o["chains"], o["random_seed"],
-                                  o["progressbar"], o["target_accept"] or PYMC_TARGET_ACCEPT,
+                                  o["progressbar"],
+                                  o["target_accept"] or (PYMC_TARGET_ACCEPT if family.is_gaussian else GLMM_TARGET_ACCEPT),
                                   cheap_gradient=plan.kind in ("per_level", "dense"), initial_points=init,
-                                  jitter=("z_", "c_"))
+                                  jitter=("z_", "c_"), max_draws=max_draws,
+                                  check_vars=summary_variables(priors.term_names()))
     fit = BayesFit(design, family, priors, idata, sampler=sampler, plan=plan, seconds=seconds,
                    random_seed=o["random_seed"], log_likelihood=o["log_likelihood"], model=model,
                    data_name=data_name)
@@ -424,8 +462,7 @@ class BayesFit(MixedFit):
     # ---- diagnostics -----------------------------------------------------------
     def _summary_vars(self) -> list[str]:
         post = self.idata.posterior
-        return (["fixef"] + [v for v in ("cutpoints", "sigma", "shape", "phi", "nu") if v in post]
-                + [v for t in self.terms for v in (f"sd_{t}", f"corr_{t}") if v in post])
+        return [v for v in summary_variables(self.terms) if v in post]
 
     @cached_property
     def diagnostics(self) -> pd.DataFrame:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import time
+import warnings
 
 import numpy as np
 
@@ -59,10 +60,119 @@ def sampler_options(options: dict | None, defaults: dict, what: str) -> dict:
     return o
 
 
+# What the chains are extended until (hierlm.bayes.results' convergence check
+# uses the same numbers): every R-hat <= RHAT_MAX and every bulk ESS >=
+# min(ESS_MIN, 100 per chain)
+RHAT_MAX = 1.01
+ESS_MIN = 400  # Vehtari et al. (2021): 100 per chain for 4 chains
+# shortest interval (seconds) between looks at a running sampler's draws
+_POLL_MIN = 0.05
+
+
+def converged(posterior, names) -> tuple[bool, float, float]:
+    """Whether the draws of the variables ``names`` (those present) in the
+    ArviZ posterior pass the convergence check: every R-hat <= RHAT_MAX (with
+    two chains or more) and every bulk ESS >= min(ESS_MIN, 100 per chain).
+    Constant entries (a correlation matrix's diagonal) are skipped.
+
+    Returns (passed, largest R-hat, smallest bulk ESS).
+    """
+    import arviz as az
+
+    ds = posterior[[v for v in names if v in posterior]]
+    chains = ds.sizes["chain"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # constant entries: ArviZ warns and returns nan
+        ess = az.ess(ds, method="bulk")
+        rhat = az.rhat(ds) if chains > 1 else None
+    flat = lambda d: np.concatenate([np.ravel(d[v].values) for v in d.data_vars]) if d.data_vars else np.array([])
+    sd_zero = flat(ds.std(("chain", "draw"))) == 0
+    e = flat(ess)[~sd_zero]
+    r = flat(rhat)[~sd_zero] if rhat is not None else np.array([])
+    e_min = float(np.nanmin(e)) if e.size else np.inf
+    r_max = float(np.nanmax(r)) if r.size else 1.0
+    return bool(r_max <= RHAT_MAX and e_min >= min(ESS_MIN, 100 * chains)), r_max, e_min
+
+
+def _complete_draws(idata) -> int:
+    """Draws every chain of a running sampler's trace holds (nutpie pads the
+    chains behind with NaN)."""
+    post = idata.posterior
+    if not post.data_vars or post.sizes.get("draw", 0) == 0:
+        return 0
+    v = next(iter(post.data_vars.values()))
+    x = v.values.reshape(v.shape[0], v.shape[1], -1)[:, :, 0]
+    return int(np.min(np.sum(~np.isnan(x), axis=1)))
+
+
+def _first_draws(idata, n: int):
+    """The trace with every chain cut to its first ``n`` draws."""
+    import arviz as az
+
+    groups = {g: idata[g].isel(draw=slice(0, n)) for g in idata.groups() if "draw" in idata[g].dims}
+    return az.InferenceData(**groups)
+
+
+def nutpie_until_converged(compiled, *, draws: int, max_draws: int, check, **kwargs):
+    """nutpie's NUTS, its chains extended past ``draws`` (up to ``max_draws``
+    each) until the draws pass the convergence check.
+
+    A fit that ends with R-hat above 1.01 or too few effective draws is a
+    fit the user has to run again, longer; here the chains simply go on.
+    nutpie runs in the background with ``max_draws`` per chain.  The draws
+    are checked (``check(posterior) -> bool``) at fixed counts: ``draws``,
+    then every ``max(100, draws // 4)`` more; sampling stops at the first
+    count that passes, and every chain keeps exactly that many draws.  The
+    counts do not depend on timing, so a seed gives the same draws.
+    ``max_draws <= draws`` is plain sampling.
+
+    Returns the InferenceData (posterior and sample_stats).
+    """
+    import nutpie
+
+    if max_draws <= draws:
+        return nutpie.sample(compiled, draws=draws, **kwargs)
+    step = max(100, draws // 4)
+    counts = list(range(draws, max_draws, step)) + [max_draws]
+    sampler = nutpie.sample(compiled, draws=max_draws, blocking=False, **kwargs)
+    clock = time.perf_counter
+    i, poll, last = 0, _POLL_MIN, clock()
+    try:
+        while True:
+            try:
+                sampler.is_finished  # nutpie 0.16 raises TimeoutError while it runs
+                done = True
+            except TimeoutError:
+                done = False
+            if done:
+                trace, n = sampler.wait(), max_draws
+            elif clock() - last >= poll:
+                t0 = clock()
+                trace = sampler.inspect()
+                n = _complete_draws(trace)
+                last = clock()
+                poll = max(_POLL_MIN, 5.0 * (last - t0))  # looking costs at most a sixth of the time
+            else:
+                time.sleep(0.02)
+                continue
+            while counts[i] <= n:
+                k = counts[i]
+                if k == max_draws or check(_first_draws(trace, k).posterior):
+                    return _first_draws(trace if done else sampler.abort(), k)
+                i += 1
+    except BaseException:
+        sampler.cancel()  # no sampler threads left running (they outlive the interpreter otherwise)
+        raise
+
+
 def run_nuts(pm_model, sampler: str, draws: int, tune: int, chains: int, random_seed, progressbar: bool,
              target_accept: float, cheap_gradient: bool = False, initial_points: dict | None = None,
-             jitter: tuple[str, ...] | None = None):
+             jitter: tuple[str, ...] | None = None, max_draws: int | None = None, check_vars=()):
     """Sample ``pm_model``; returns (InferenceData, seconds).
+
+    nutpie extends the chains past ``draws``, up to ``max_draws``, until the
+    variables ``check_vars`` pass the convergence check
+    (:func:`nutpie_until_converged`); PyMC and numpyro draw ``draws``.
 
     ``cheap_gradient``: the model's gradient costs microseconds (the
     marginalized path), so nutpie's numba compilation is most of the wall
@@ -101,9 +211,11 @@ def run_nuts(pm_model, sampler: str, draws: int, tune: int, chains: int, random_
         # OpenBLAS's threads on top of nutpie's one thread per chain
         # oversubscribe the cores (InstEval, 2 chains on 2 cores: 108 s -> 24 s)
         with threadpool_limits(limits=1, user_api="blas"):
-            idata = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, seed=seed,
-                                  progress_bar=progressbar, target_accept=target_accept, save_warmup=False,
-                                  low_rank_modified_mass_matrix=not cheap_gradient)
+            idata = nutpie_until_converged(
+                compiled, draws=draws, max_draws=max_draws or draws,
+                check=lambda post: converged(post, check_vars)[0], tune=tune, chains=chains, seed=seed,
+                progress_bar=progressbar, target_accept=target_accept, save_warmup=False,
+                low_rank_modified_mass_matrix=not cheap_gradient)
     else:
         import pymc as pm
 
@@ -122,10 +234,14 @@ ENGINE_JITTER = 0.5
 
 
 def run_engine_nuts(post, draws: int, tune: int, chains: int, random_seed, progressbar: bool,
-                    target_accept: float):
+                    target_accept: float, max_draws: int | None = None):
     """NUTS (nutpie) on the engine's marginal posterior
     (:class:`hierlm.bayes.marginal.EnginePosterior`): its analytic gradient,
-    compiled once for every model, so nothing is compiled per model.
+    compiled once for every model, so nothing is compiled per model.  The
+    chains are extended up to ``max_draws`` until the variance parameters
+    ``phi`` pass the convergence check (R-hat and ESS are invariant to their
+    monotone transforms; the fixed effects and effects are exact draws given
+    them).
 
     Returns (InferenceData with the unconstrained draws ``phi`` and nutpie's
     sample stats, seconds).
@@ -145,6 +261,8 @@ def run_engine_nuts(post, draws: int, tune: int, chains: int, random_seed, progr
     # one BLAS thread: the matrices are small, and threads per chain on top of
     # OpenBLAS's own oversubscribe the cores
     with threadpool_limits(limits=1, user_api="blas"):
-        idata = nutpie.sample(model, draws=draws, tune=tune, chains=chains, seed=seed, progress_bar=progressbar,
-                              target_accept=target_accept, save_warmup=False)
+        idata = nutpie_until_converged(model, draws=draws, max_draws=max_draws or draws,
+                                       check=lambda p: converged(p, ["phi"])[0], tune=tune, chains=chains,
+                                       seed=seed, progress_bar=progressbar, target_accept=target_accept,
+                                       save_warmup=False)
     return idata, time.perf_counter() - t0
