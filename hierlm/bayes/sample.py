@@ -136,7 +136,7 @@ def nutpie_until_converged(compiled, *, draws: int, max_draws: int, check, **kwa
     counts = list(range(draws, max_draws, step)) + [max_draws]
     sampler = nutpie.sample(compiled, draws=max_draws, blocking=False, **kwargs)
     clock = time.perf_counter
-    i, poll, last = 0, _POLL_MIN, clock()
+    i, n_seen, t_seen, look_at = 0, 0, clock(), clock() + _POLL_MIN
     try:
         while True:
             try:
@@ -146,12 +146,19 @@ def nutpie_until_converged(compiled, *, draws: int, max_draws: int, check, **kwa
                 done = False
             if done:
                 trace, n = sampler.wait(), max_draws
-            elif clock() - last >= poll:
+            elif clock() >= look_at:
+                # a look copies the whole trace so far: at most a sixth of the
+                # time, and not before the next count is due at the draws' pace
                 t0 = clock()
                 trace = sampler.inspect()
                 n = _complete_draws(trace)
-                last = clock()
-                poll = max(_POLL_MIN, 5.0 * (last - t0))  # looking costs at most a sixth of the time
+                now = clock()
+                wait = 5.0 * (now - t0)
+                if n > n_seen and n < counts[i]:
+                    wait = max(wait, 0.8 * (counts[i] - n) * (now - t_seen) / (n - n_seen))
+                if n > n_seen:
+                    n_seen, t_seen = n, now
+                look_at = now + max(_POLL_MIN, wait)
             else:
                 time.sleep(0.02)
                 continue
