@@ -234,13 +234,16 @@ class Model:
             smallest terms, sampling the large ones; ``False`` samples
             everything),
             ``target_accept`` (default 0.8 on the engine, 0.9 for the PyMC
-            model), ``log_likelihood`` (default: when it
+            model of a Gaussian model, 0.95 for other families), ``log_likelihood`` (default: when it
             fits in memory), ``backend`` (default: ``"engine"``, the exact
             marginal posterior of the variance parameters on the REML
             engine, sampled by nutpie with nothing compiled, for Gaussian
             models with Normal or flat fixed-effect priors whose terms after
             the first have at most ~150 random effects; ``"pymc"``: the
-            PyMC model, see :meth:`to_pymc`).  Binomial and Poisson models sample their
+            PyMC model, see :meth:`to_pymc`), ``max_draws`` (default 5 x
+            ``draws`` with nutpie: chains that fail the convergence check
+            after ``draws`` go on until they pass; ``draws``: no extension).
+            Binomial and Poisson models sample their
             random effects, starting the chains at the Laplace fit.
             For ``"imh"``: ``draws=1000``, ``tune=200``, ``chains=4``,
             ``df=20`` (the proposal's degrees of freedom), ``random_seed``,

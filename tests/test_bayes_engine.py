@@ -365,11 +365,12 @@ def test_kernel_bindings_refuse_arrays_of_other_sizes():
         kernels.draw_effects(post._buf, np.tile(phi[:-1], (S, 1)), Zb, Zr, Z1)
 
 
-def test_chains_extended_until_they_pass_the_check(sleepstudy):
+def test_chains_extended_until_they_pass_the_check(sleepstudy, monkeypatch):
     """nutpie_until_converged checks the draws at fixed counts (draws, then
     every max(100, draws // 4)) and stops at the first that passes, every
     chain cut to exactly that count; a seed gives the same draws; it never
-    goes past max_draws; max_draws == draws is plain sampling."""
+    goes past max_draws; max_draws == draws, or a trace too big to look at
+    while it runs, is plain sampling."""
     from hierlm.bayes.marginal import nutpie_model
     from hierlm.bayes.sample import nutpie_until_converged
 
@@ -401,6 +402,12 @@ def test_chains_extended_until_they_pass_the_check(sleepstudy):
     np.testing.assert_array_equal(c.posterior["phi"].values[:, :400], a.posterior["phi"].values)
     d, seen = run(1, 200)
     assert seen == [] and d.posterior.sizes["draw"] == 200
+    # a trace too big to look at while it runs: plain sampling
+    import hierlm.bayes.sample as sample
+
+    monkeypatch.setattr(sample, "TRACE_LOOK_MAX", 10.0)
+    e, seen = run(3, 2000)
+    assert seen == [] and e.posterior.sizes["draw"] == 200
 
 
 def test_convergence_check_of_draws():

@@ -67,6 +67,13 @@ RHAT_MAX = 1.01
 ESS_MIN = 400  # Vehtari et al. (2021): 100 per chain for 4 chains
 # shortest interval (seconds) between looks at a running sampler's draws
 _POLL_MIN = 0.05
+# Most numbers (values a draw x chains x (tune + max_draws)) in a trace whose
+# chains are extended.  A look at a running nutpie sampler copies its whole
+# trace into a new InferenceData (1.3 s and 0.8 GB for 4 chains x 3,000
+# draws x 8,000 values, ad hoc); bigger traces are sampled for ``draws`` and
+# warn as before.  grouseticks and InstEval's default model (sampled
+# lecturers): 1,182 and 1,136 values a draw, 2.8e7 at 4 x (1000 + 5000).
+TRACE_LOOK_MAX = 5e7
 
 
 def converged(posterior, names) -> tuple[bool, float, float]:
@@ -124,49 +131,58 @@ def nutpie_until_converged(compiled, *, draws: int, max_draws: int, check, **kwa
     then every ``max(100, draws // 4)`` more; sampling stops at the first
     count that passes, and every chain keeps exactly that many draws.  The
     counts do not depend on timing, so a seed gives the same draws.
-    ``max_draws <= draws`` is plain sampling.
+    ``max_draws <= draws`` is plain sampling, and so is a model whose trace
+    would exceed :data:`TRACE_LOOK_MAX` numbers.
 
     Returns the InferenceData (posterior and sample_stats).
     """
     import nutpie
 
-    if max_draws <= draws:
+    # a look at a running sampler copies its whole trace, tuning included
+    values = getattr(compiled, "n_expanded", 0) * kwargs.get("chains", 4) * (kwargs.get("tune", 0) + max_draws)
+    if max_draws <= draws or values > TRACE_LOOK_MAX:
         return nutpie.sample(compiled, draws=draws, **kwargs)
     step = max(100, draws // 4)
     counts = list(range(draws, max_draws, step)) + [max_draws]
+    # one thread a chain: nutpie runs a chain to its end on each of its
+    # threads (min(chains, cores) of them), so with fewer threads the later
+    # chains would start only after the first had drawn max_draws.  (InstEval,
+    # 4 chains on 2 cores: 400 draws of every chain in 112 s on 2 threads
+    # with max_draws 2000, 60 s on 4; 56 s sampling just 400 on 2.)
+    kwargs.setdefault("cores", kwargs.get("chains", 4))
     sampler = nutpie.sample(compiled, draws=max_draws, blocking=False, **kwargs)
     clock = time.perf_counter
-    i, n_seen, t_seen, look_at = 0, 0, clock(), clock() + _POLL_MIN
+    start = clock()
+    i, n_seen, t_seen = 0, 0, start
     try:
         while True:
-            try:
-                sampler.is_finished  # nutpie 0.16 raises TimeoutError while it runs
-                done = True
-            except TimeoutError:
-                done = False
-            if done:
-                trace, n = sampler.wait(), max_draws
-            elif clock() >= look_at:
-                # a look copies the whole trace so far: at most a sixth of the
-                # time, and not before the next count is due at the draws' pace
-                t0 = clock()
+            # A look copies the whole trace so far, so looks are few: at most
+            # a sixth of the time; while the chains tune (no draws yet), at a
+            # quarter of the time elapsed; then, once two looks have timed the
+            # draws' pace, not before the next count is due.  (Not nutpie's
+            # is_finished, polled: with it InstEval's sampling took 455 s
+            # instead of 198.)
+            t0 = clock()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # ArviZ on a trace with no draws yet
                 trace = sampler.inspect()
-                n = _complete_draws(trace)
-                now = clock()
-                wait = 5.0 * (now - t0)
-                if n > n_seen and n < counts[i]:
-                    wait = max(wait, 0.8 * (counts[i] - n) * (now - t_seen) / (n - n_seen))
-                if n > n_seen:
-                    n_seen, t_seen = n, now
-                look_at = now + max(_POLL_MIN, wait)
-            else:
-                time.sleep(0.02)
-                continue
+            n = _complete_draws(trace)
+            now = clock()
+            if n >= max_draws:
+                trace = sampler.wait()
             while counts[i] <= n:
                 k = counts[i]
                 if k == max_draws or check(_first_draws(trace, k).posterior):
-                    return _first_draws(trace if done else sampler.abort(), k)
+                    return _first_draws(trace if n >= max_draws else sampler.abort(), k)
                 i += 1
+            wait = 5.0 * (now - t0)
+            if n == 0:
+                wait = max(wait, 0.25 * (now - start))
+            elif n > n_seen > 0:  # (the first draws' pace is unknown: tuning came before them)
+                wait = max(wait, 0.8 * (counts[i] - n) * (now - t_seen) / (n - n_seen))
+            if n > n_seen:
+                n_seen, t_seen = n, now
+            time.sleep(max(_POLL_MIN, wait))
     except BaseException:
         sampler.cancel()  # no sampler threads left running (they outlive the interpreter otherwise)
         raise
