@@ -23,7 +23,8 @@ except ImportError:  # pragma: no cover  (a source tree used without installing 
     _dense = None
 
 # Leaf size of the recursion: LAPACK's own factorization below it (96-128
-# were fastest for 600 to 5,000 columns on two cores).
+# were fastest for 600 to 2,500 columns on two cores, ad hoc; at 5,000,
+# 256 by 3%).
 LEAF = 128
 # Smallest random-effects block factored by the recursion: below about 500
 # columns dpotrf is as fast or faster (300: 0.42 ms against 0.49).
