@@ -173,6 +173,9 @@ def test_cholesky_recursion_matches_lapack(monkeypatch):
     import hierlm.lmm.dense as dense
 
     assert dense._LIB is not None, "hierlm/lmm/_dense.c is not built: pip install -e ."
+    # where it applies (the engine and the cost estimate ask the same function)
+    assert dense.workspace_for(dense.MIN_NZ - 1) is None and dense.workspace_for(dense.MAX_NZ + 1) is None
+    assert dense.workspace_for(dense.MIN_NZ).W.shape == (dense.MIN_NZ, dense.MIN_NZ)
     monkeypatch.setattr(dense, "LEAF", 8)
     rng = np.random.default_rng(3)
     for m, nz in ((120, 117), (64, 64), (40, 1), (50, 37)):

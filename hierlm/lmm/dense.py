@@ -70,16 +70,28 @@ class Workspace:
 
     def __init__(self, nz: int):
         self.nz = nz
-        self.W = np.empty((nz, nz)) if _LIB is not None and 0 < nz <= MAX_NZ else None
+        self.W = np.empty((nz, nz))
+
+
+def recursion_applies(nz: int) -> bool:
+    """Whether a random-effects block of ``nz`` columns is factored by the
+    recursion (built, and between MIN_NZ and MAX_NZ) rather than dpotrf."""
+    return _LIB is not None and MIN_NZ <= nz <= MAX_NZ
+
+
+def workspace_for(nz: int) -> Workspace | None:
+    """The workspace :func:`cholesky_lower` needs for a block of ``nz``
+    random effects, or None where dpotrf factors it."""
+    return Workspace(nz) if recursion_applies(nz) else None
 
 
 def cholesky_lower(S: np.ndarray, nz: int, work: Workspace | None) -> int:
     """In place: the lower triangle of the row-major ``S`` becomes ``L`` with
     ``S = L L'`` (the strict upper triangle is neither read nor written).
 
-    The first ``nz`` columns (the random effects, where ``S >= I``) go by
-    the recursion of ``_dense.c`` when ``work`` has room for them; otherwise,
-    and for the rest, LAPACK's ``dpotrf``.
+    With a ``work`` (:func:`workspace_for`), the first ``nz`` columns (the
+    random effects, where ``S >= I``) go by the recursion of ``_dense.c``
+    and the rest by a triangular solve; with None, LAPACK's ``dpotrf``.
 
     Returns
     -------
@@ -87,7 +99,7 @@ def cholesky_lower(S: np.ndarray, nz: int, work: Workspace | None) -> int:
         0, or LAPACK's ``info``: the 1-based column where ``S`` is not
         positive definite (``L`` is then partly overwritten).
     """
-    if work is None or work.W is None or S.shape[0] == 0:
+    if work is None or S.shape[0] == 0:
         _, info = lapack.dpotrf(S.T, lower=0, clean=0, overwrite_a=1)
         return int(info)
     if not (S.flags.c_contiguous and S.dtype == np.float64 and S.shape[0] == S.shape[1]):

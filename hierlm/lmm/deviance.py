@@ -519,7 +519,7 @@ class LargeProfiledDeviance(ProfiledDeviance):
         # evaluation serial, 19-22 ms parallel).
         self.parallel = self.products >= PARALLEL_PRODUCTS
         self._buffer: np.ndarray | None = None
-        self._work = dense_chol.Workspace(qr) if dense_chol.MIN_NZ <= qr <= dense_chol.MAX_NZ else None
+        self._work = dense_chol.workspace_for(qr)
 
     def _schur(self, B: np.ndarray, theta: np.ndarray) -> np.ndarray:
         """S of the module docstring (lower triangle), in the reused buffer."""
@@ -741,7 +741,7 @@ def estimate_cost(design: Design, products: bool = True, gram: Gram | None = Non
     if n_prod > STORED_PRODUCTS_MAX:
         nnz = g.A1r.nnz
         # S, a kept factor, and the Cholesky recursion's workspace where it is used
-        work = dense if m <= dense_chol.MAX_NZ else 0.0
+        work = dense if dense_chol.recursion_applies(m - design.p - 1) else 0.0
         return Cost("large", m, n_prod, 2.0 * dense + work + 24.0 * nnz, chol + n_prod / _PRODUCT_RATE)
     return Cost("blocked", m, n_prod, 3.0 * dense + 16.0 * n_prod, chol + n_prod / (10 * _PRODUCT_RATE))
 
