@@ -509,8 +509,7 @@ class LargeProfiledDeviance(ProfiledDeviance):
         self.A1r = None  # held as lptr/lcols/lvals: not twice (0.4 GB at 32 million rows)
         self._kernels = kernels
         self.plan = kernels.downdate_plan(self.lptr, self.lcols, m, _threads())
-        per_level = np.diff(self.lptr)
-        self.products = int((per_level * (per_level + 1) // 2).sum()) * p1 * p1
+        self.products = pair_count(np.diff(self.lptr) * p1)  # as stored_products, from the level columns here
         # Below this many products the kernel runs in the calling thread: its
         # second thread would save a millisecond or two, but numba's threads and
         # OpenBLAS's (which the Cholesky factorization that follows uses) wait
@@ -754,6 +753,13 @@ def stored_products(gram: Gram) -> int:
         touched = np.diff(A1r.indptr).astype(np.int64)
     else:
         touched = np.diff(level_columns(A1r, p1)[0]) * p1
+    return pair_count(touched)
+
+
+def pair_count(touched: np.ndarray) -> int:
+    """``sum_i t_i (t_i + 1) / 2``: the first term's products when level ``i``
+    touches ``t_i`` columns (its rows times the other terms' columns)."""
+    touched = np.asarray(touched, dtype=np.int64)
     return int((touched * (touched + 1) // 2).sum())
 
 
