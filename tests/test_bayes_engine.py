@@ -436,9 +436,10 @@ def test_convergence_check_of_draws():
         ar[:, t] = 0.995 * ar[:, t - 1] + rng.normal(size=4) * 0.1
     ok, _, e = converged(ds.assign(sd_g=(("chain", "draw"), ar)), ["sd_g"])
     assert not ok and e < 400
-    # two chains: the ESS bar is 200
+    # two chains of 150 independent draws: bulk ESS about 300, over the bar
+    # of 200 for two chains (a bar of 400 would fail them)
     ok, _, e = converged(ds.isel(chain=[0, 1], draw=slice(0, 150)), ["sd_g"])
-    assert (e >= 200) == ok
+    assert 200 < e < 400 and ok
 
 
 def test_max_draws_is_checked(sleepstudy):

@@ -25,7 +25,7 @@ from .backend import (
     glmm_observations, nested_parents, parents_first, plan_marginalization, sufficient_stats,
 )
 from .marginal import ENGINE_MAX_REST, EnginePosterior, engine_supported
-from .sample import ESS_MIN, RHAT_MAX, SamplerError, choose_sampler, run_engine_nuts, run_nuts, sampler_options
+from .sample import RHAT_MAX, SamplerError, choose_sampler, ess_min, run_engine_nuts, run_nuts, sampler_options
 
 # NUTS's target acceptance rate by default: Stan's 0.8 for the engine's
 # low-dimensional, funnel-free marginal posterior (sleepstudy, 4 x 1000
@@ -523,9 +523,10 @@ class BayesFit(MixedFit):
         bad = dg.index[dg["r_hat"] > RHAT_MAX].tolist()
         if bad:
             out.append(f"R-hat > {RHAT_MAX} for {', '.join(bad[:5])}: run longer chains")
-        low = dg.index[dg["ess_bulk"] < min(ESS_MIN, 100 * self.idata.posterior.sizes["chain"])].tolist()
+        bar = ess_min(self.idata.posterior.sizes["chain"])
+        low = dg.index[dg["ess_bulk"] < bar].tolist()
         if low:
-            out.append(f"bulk ESS below {min(ESS_MIN, 100 * self.idata.posterior.sizes['chain'])} for "
+            out.append(f"bulk ESS below {bar} for "
                        f"{', '.join(low[:5])}: draw more samples")
         return out
 

@@ -79,6 +79,11 @@ _FIRST_LOOK = 0.5
 TRACE_LOOK_MAX = 5e7
 
 
+def ess_min(chains: int) -> int:
+    """The bulk ESS a fit needs: ESS_MIN, or 100 a chain with fewer than 4."""
+    return min(ESS_MIN, 100 * chains)
+
+
 def converged(posterior, names) -> tuple[bool, float, float]:
     """Whether the draws of the variables ``names`` (those present) in the
     ArviZ posterior pass the convergence check: every R-hat <= RHAT_MAX (with
@@ -101,7 +106,7 @@ def converged(posterior, names) -> tuple[bool, float, float]:
     r = flat(rhat)[~sd_zero] if rhat is not None else np.array([])
     e_min = float(np.nanmin(e)) if e.size else np.inf
     r_max = float(np.nanmax(r)) if r.size else 1.0
-    return bool(r_max <= RHAT_MAX and e_min >= min(ESS_MIN, 100 * chains)), r_max, e_min
+    return bool(r_max <= RHAT_MAX and e_min >= ess_min(chains)), r_max, e_min
 
 
 def _complete_draws(idata) -> int:
